@@ -1,0 +1,1 @@
+"""Pieces shared by the emulators: a threaded WSGI server that starts on port 0."""

@@ -1,0 +1,72 @@
+"""Typed errors shared by the hooks and the sync logic.
+
+The hooks turn every API failure into one of these, so callers decide on the *class* of failure
+(retry later, fix the record, stop the run) without parsing service messages. Each error keeps the
+service's own code and message, which end up in the task log and the audit trail.
+"""
+
+from __future__ import annotations
+
+
+class SyncError(Exception):
+    """Base class of every error raised by co-sell sync.
+
+    Args:
+        message: a precise, PII-free description naming the record and field where known.
+        service: ``partner_central`` or ``hubspot`` when the error came from an API.
+        code: the service's error code (``ConflictException``, ``VALIDATION_ERROR``, HTTP status...).
+        record_id: the record the error concerns, if any.
+    """
+
+    retriable: bool = False
+
+    def __init__(self, message: str, *, service: str | None = None, code: str | None = None,
+                 record_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.service = service
+        self.code = code
+        self.record_id = record_id
+
+    def to_dict(self) -> dict[str, str | bool | None]:
+        """A JSON-friendly form for audit entries."""
+        return {"type": type(self).__name__, "service": self.service, "code": self.code,
+                "message": self.message, "record_id": self.record_id, "retriable": self.retriable}
+
+
+class RetriableError(SyncError):
+    """A transient failure (throttling, 5xx, timeout): the same call may succeed later."""
+
+    retriable = True
+
+
+class ThrottledError(RetriableError):
+    """The service said we were over a quota (HTTP 429 / ThrottlingException)."""
+
+
+class ServiceUnavailableError(RetriableError):
+    """5xx, connection reset or timeout."""
+
+
+class FatalError(SyncError):
+    """A failure that will recur until something changes (bad input, auth, missing record)."""
+
+
+class AuthError(FatalError):
+    """Credentials were rejected (401/403, AccessDeniedException)."""
+
+
+class NotFoundError(FatalError):
+    """The record does not exist (404, ResourceNotFoundException)."""
+
+
+class ValidationError(FatalError):
+    """The service rejected the input (400, ValidationException, VALIDATION_ERROR)."""
+
+
+class ConflictError(FatalError):
+    """Optimistic-lock or idempotency conflict (ConflictException, 409): re-read and re-merge."""
+
+
+class ConfigError(FatalError):
+    """The sync configuration is invalid; the message names the key and the reason."""
