@@ -21,7 +21,7 @@ $(VENV)/.installed: requirements.lock
 install: $(VENV)/.installed ## create .venv with the locked dependencies
 
 demo: install ## run the main job against the local emulators and print a summary
-	$(PY) -m include.demo
+	$(PY) -m cosell_local.demo
 
 test: install ## run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadgroup -q
@@ -35,7 +35,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 airflow: install ## local Airflow UI on SQLite with connections pointed at the emulators
-	$(PY) -m include.local_airflow --port $(AIRFLOW_PORT)
+	$(PY) -m cosell_local.airflow_ui --port $(AIRFLOW_PORT)
 
 bench: install ## benchmarks: API economy, quota discipline, memory, parse time
 	$(PY) -m bench

@@ -23,8 +23,11 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve()
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(Path(__file__).resolve().parents[1] / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 # Dummy credentials: boto3 refuses to sign without some, and nothing here may reach real AWS.
-for _k, _v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-               "AWS_DEFAULT_REGION": "us-east-1"}.items():
+for _k, _v in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}.items():
     os.environ.setdefault(_k, _v)
 
 
@@ -41,12 +44,12 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws_endpoint(moto_server: str) -> Iterator[str]:
+def aws_endpoint(moto_server: str) -> str:
     """The moto endpoint, reset before each test so state never leaks between tests."""
     import requests
 
     requests.post(f"{moto_server}/moto-api/reset", timeout=10)
-    yield moto_server
+    return moto_server
 
 
 @pytest.fixture

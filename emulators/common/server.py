@@ -59,9 +59,12 @@ class ThreadedServer:
         self.stop()
 
 
-def serve_main(name: str, build_app: Callable[[argparse.Namespace], Callable[..., Any]],
-               argv: list[str] | None = None,
-               extra_args: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+def serve_main(
+    name: str,
+    build_app: Callable[[argparse.Namespace], Callable[..., Any]],
+    argv: list[str] | None = None,
+    extra_args: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
     """Entry point for ``python -m emulators.<name>``: parse args, print the URL line, serve forever.
 
     The first stdout line is ``<name> emulator listening on http://HOST:PORT``; scripts wait for it.

@@ -20,8 +20,14 @@ class SyncError(Exception):
 
     retriable: bool = False
 
-    def __init__(self, message: str, *, service: str | None = None, code: str | None = None,
-                 record_id: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str | None = None,
+        code: str | None = None,
+        record_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.service = service
@@ -30,8 +36,14 @@ class SyncError(Exception):
 
     def to_dict(self) -> dict[str, str | bool | None]:
         """A JSON-friendly form for audit entries."""
-        return {"type": type(self).__name__, "service": self.service, "code": self.code,
-                "message": self.message, "record_id": self.record_id, "retriable": self.retriable}
+        return {
+            "type": type(self).__name__,
+            "service": self.service,
+            "code": self.code,
+            "message": self.message,
+            "record_id": self.record_id,
+            "retriable": self.retriable,
+        }
 
 
 class RetriableError(SyncError):

@@ -1,0 +1,151 @@
+"""### cosell_reconcile — keep AWS Partner Central opportunities and HubSpot deals in step, both ways
+
+Runs every 30 minutes (the `schedule` key of the sync config) and on demand from the trigger form.
+Each run:
+
+1. **prepare**: validates the sync config and the run's params, and fixes the time window
+   (stored watermark minus a small overlap; everything in `full` mode; the data interval in a backfill).
+2. **extract_partner_central** / **extract_hubspot**: list what changed on each side
+   (`ListOpportunities` + `GetOpportunity` only for changed records; HubSpot search windowed past the
+   10,000-result cap, batch reads of linked deals, companies and contacts). Snapshots go to S3 as Parquet.
+3. **plan**: a three-way, per-field diff against the last-synced baseline, conflict strategies and
+   Partner Central review-state gating. The full plan is written to S3.
+4. **apply_partner_central** (pool `partner_central_writes`, 1 write/s): creates, full-payload updates with
+   the current `LastModifiedDate` (re-read and re-merge on `ConflictException`), submissions.
+5. **apply_hubspot**: batched creates/updates (100 per call, 207 handled per item), a note per deal,
+   tasks for manual conflicts.
+6. **commit**: audit entries (DynamoDB), baseline, retry queue and watermark — only for work that succeeded.
+7. **report**: a summary table per direction in the log and `report.json` in S3.
+
+Params: `mode` (`incremental` | `full`), `direction`, `dry_run` (writes nothing, logs and stores the plan),
+`since` (ISO timestamp overriding the watermark), `catalog` (`AWS` | `Sandbox`; empty = from the connection),
+`opportunity_ids` (restrict the run to these opportunities).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from cosell_sync.schedule import reconcile_schedule
+
+DEFAULT_ARGS = {
+    "owner": "cosell-sync",
+    "retries": 2,
+    "retry_delay": pendulum.duration(minutes=1),
+    "retry_exponential_backoff": True,
+}
+
+
+@dag(
+    dag_id="cosell_reconcile",
+    schedule=CronDataIntervalTimetable(reconcile_schedule(), timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["cosell", "partner-central", "hubspot"],
+    doc_md=__doc__,
+    params={
+        "mode": Param(
+            "incremental",
+            enum=["incremental", "full"],
+            description="incremental: changes since the watermark; full: every record.",
+        ),
+        "direction": Param(
+            "both",
+            enum=["both", "partner_central_to_hubspot", "hubspot_to_partner_central"],
+            description="Which way changes may flow in this run.",
+        ),
+        "dry_run": Param(False, type="boolean", description="Plan only: write nothing to either system."),
+        "since": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            description="Override the watermark: reconcile what changed after this instant.",
+        ),
+        "catalog": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, "AWS", "Sandbox"],
+            description="Partner Central catalog; empty uses the connection's catalog.",
+        ),
+        "opportunity_ids": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string"},
+            description="Restrict the run to these opportunity ids.",
+        ),
+    },
+    render_template_as_native_obj=True,
+)
+def cosell_reconcile() -> None:
+    """Wire the reconcile steps; every step's logic lives in ``cosell_sync.reconcile``."""
+
+    @task
+    def prepare(**context: object) -> dict:
+        """Validate config and params; fix the run's window."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("prepare", context)
+
+    @task
+    def extract_partner_central(run: dict) -> dict:
+        """List changed opportunities, read them, snapshot to S3."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("extract_partner_central", run)
+
+    @task
+    def extract_hubspot(run: dict, pc: dict) -> dict:
+        """Search changed deals, batch-read linked ones with company and contacts, snapshot to S3."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("extract_hubspot", run, pc)
+
+    @task
+    def plan(run: dict, pc: dict, hs: dict) -> dict:
+        """Three-way diff, conflicts and review-state gating; the plan goes to S3."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("plan", run, pc, hs)
+
+    @task(pool="partner_central_writes")
+    def apply_partner_central(run: dict, planned: dict) -> dict:
+        """Create, update (full payload, optimistic lock) and submit opportunities at 1 write/s."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("apply_partner_central", run, planned)
+
+    @task
+    def apply_hubspot(run: dict, planned: dict, pc_applied: dict) -> dict:
+        """Batched deal creates/updates, notes and conflict tasks."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("apply_hubspot", run, planned, pc_applied)
+
+    @task
+    def commit(run: dict, planned: dict, pc_applied: dict, hs_applied: dict) -> dict:
+        """Audit, baseline, retry queue and watermark, for the work that succeeded."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("commit", run, planned, pc_applied, hs_applied)
+
+    @task
+    def report(run: dict, pc: dict, hs: dict, committed: dict) -> dict:
+        """Log the run's summary table and store report.json."""
+        from cosell_hooks.runtime import run_step
+
+        return run_step("report", run, pc, hs, committed)
+
+    run = prepare()
+    pc = extract_partner_central(run)
+    hs = extract_hubspot(run, pc)
+    planned = plan(run, pc, hs)
+    pc_applied = apply_partner_central(run, planned)
+    hs_applied = apply_hubspot(run, planned, pc_applied)
+    committed = commit(run, planned, pc_applied, hs_applied)
+    report(run, pc, hs, committed)
+
+
+cosell_reconcile()

@@ -1,0 +1,92 @@
+"""Test controls: call counting and fault injection (served under ``/_emulator/``).
+
+* ``GET /_emulator/calls`` -> ``{"total", "by_endpoint": {"POST /crm/v3/objects/deals/batch/update": n},
+  "throttled"}``; keys use the route template with the object type normalised to its name;
+  ``/_emulator/`` calls are not counted; 429s count in ``total`` and ``throttled``.
+* ``POST /_emulator/faults`` ``{"error_rate": 0.1, "latency_ms": 0, "seed": 1}`` makes that fraction of API
+  requests answer 500/503 (deterministic for a seed), after sleeping ``latency_ms``.
+  ``{"fail_ids": ["<object id>", ...]}`` makes batch update/upsert items (and v4 batch association creates)
+  touching those ids fail per item: the batch answers 207 with a ``StandardError`` for those items only.
+  Every key is optional; omitted keys keep their value. ``{}`` after a reset means no faults.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from emulators.hubspot.exceptions import InternalError
+
+
+class CallLog:
+    """Thread-safe per-endpoint request counter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Zero all counters."""
+        with self._lock:
+            self.total = 0
+            self.throttled = 0
+            self.by_endpoint: Counter[str] = Counter()
+
+    def record(self, endpoint: str, throttled: bool = False) -> None:
+        """Count one API request."""
+        with self._lock:
+            self.total += 1
+            self.by_endpoint[endpoint] += 1
+            if throttled:
+                self.throttled += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The ``GET /_emulator/calls`` body."""
+        with self._lock:
+            return {"total": self.total, "by_endpoint": dict(self.by_endpoint), "throttled": self.throttled}
+
+
+class Faults:
+    """Random 5xx answers and added latency, deterministic for a seed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """No faults."""
+        with self._lock:
+            self.error_rate = 0.0
+            self.latency_ms = 0
+            self.seed = 0
+            self._rng = random.Random(0)
+
+    def configure(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Apply ``POST /_emulator/faults`` (``fail_ids`` are handled by the caller)."""
+        with self._lock:
+            if "error_rate" in body:
+                rate = float(body["error_rate"])
+                if not 0 <= rate <= 1:
+                    raise ValueError("error_rate must be between 0 and 1")
+                self.error_rate = rate
+            if "latency_ms" in body:
+                self.latency_ms = max(0, int(body["latency_ms"]))
+            if "seed" in body or "error_rate" in body:
+                self.seed = int(body.get("seed", self.seed))
+                self._rng = random.Random(self.seed)
+            return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "seed": self.seed}
+
+    def apply(self) -> None:
+        """Sleep the configured latency, then maybe raise an injected 5xx."""
+        if self.latency_ms:
+            time.sleep(self.latency_ms / 1000)
+        with self._lock:
+            if self.error_rate <= 0:
+                return
+            hit = self._rng.random() < self.error_rate
+            status = self._rng.choice((500, 503)) if hit else 0
+        if hit:
+            raise InternalError(status)

@@ -1,0 +1,219 @@
+"""Deterministic, realistic opportunity books for tests and benchmarks (``POST /_emulator/seed``).
+
+Records are written straight into the store (no API calls, no events) so 10,000 take well under a second.
+Every record satisfies the ``GetOpportunity`` output shape; a test checks a sample.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from emulators.partner_central.models import PartnerCentralBackend, parse_ts
+
+_PREFIX = [
+    "Blue",
+    "North",
+    "Silver",
+    "Bright",
+    "Apex",
+    "Cedar",
+    "Summit",
+    "Harbor",
+    "Pioneer",
+    "Quantum",
+    "Atlas",
+    "Evergreen",
+    "Granite",
+    "Lumen",
+    "Orbit",
+    "Prairie",
+    "Redwood",
+    "Sterling",
+    "Vertex",
+    "Willow",
+]
+_SUFFIX = [
+    "Analytics",
+    "Logistics",
+    "Health",
+    "Foods",
+    "Energy",
+    "Robotics",
+    "Retail",
+    "Media",
+    "Financial",
+    "Software",
+    "Systems",
+    "Labs",
+    "Motors",
+    "Learning",
+    "Networks",
+    "Biotech",
+]
+_FORM = ["Inc.", "LLC", "Corp.", "Group", "GmbH", "Ltd."]
+_CITIES = [
+    ("Seattle", "WA", "98101", "US"),
+    ("Austin", "TX", "73301", "US"),
+    ("New York", "NY", "10001", "US"),
+    ("Chicago", "IL", "60601", "US"),
+    ("Denver", "CO", "80202", "US"),
+    ("Boston", "MA", "02108", "US"),
+    ("Toronto", "Ontario", "M5H 2N2", "CA"),
+    ("London", "England", "EC1A 1BB", "GB"),
+    ("Berlin", "Berlin", "10115", "DE"),
+    ("Sydney", "New South Wales", "2000", "AU"),
+]
+_INDUSTRIES = [
+    "Software and Internet",
+    "Financial Services",
+    "Healthcare",
+    "Retail",
+    "Manufacturing",
+    "Media and Entertainment",
+    "Education",
+    "Telecommunications",
+    "Transportation and Logistics",
+    "Energy - Power and Utilities",
+    "Life Sciences",
+    "Gaming",
+]
+_PROJECTS = [
+    "Data lake modernization",
+    "SAP migration to AWS",
+    "Contact center on Amazon Connect",
+    "Generative AI assistant",
+    "Mainframe modernization",
+    "Disaster recovery on AWS",
+    "Analytics platform refresh",
+    "Kubernetes platform migration",
+    "Windows workloads migration",
+]
+_PROBLEMS = [
+    "The customer runs on ageing on-premises hardware and needs elastic capacity for seasonal peaks.",
+    "Reporting takes days because data sits in silos; leadership wants near real-time insight.",
+    "Licensing costs of the current platform grow faster than revenue and block new projects.",
+    "The customer must meet new resilience regulations and lacks a tested recovery plan.",
+]
+_STAGES = ["Prospect", "Qualified", "Technical Validation", "Business Validation", "Committed", "Launched"]
+_NEEDS = [
+    "Co-Sell - Architectural Validation",
+    "Co-Sell - Business Presentation",
+    "Co-Sell - Pricing Assistance",
+    "Co-Sell - Technical Consultation",
+    "Co-Sell - Deal Support",
+]
+_REVIEW = (
+    ["Pending Submission"] * 30
+    + ["Submitted"] * 8
+    + ["In review"] * 7
+    + ["Approved"] * 40
+    + ["Action Required"] * 10
+    + ["Rejected"] * 5
+)
+_BASE = parse_ts("2025-01-01T00:00:00Z")
+_YEAR_MS = 365 * 86_400_000
+
+
+def seed_opportunities(
+    backend: PartnerCentralBackend, count: int, seed: int = 0, catalog: str = "AWS"
+) -> list[str]:
+    """Add ``count`` opportunities to ``catalog``; the same seed always yields the same records."""
+    rng = random.Random(seed)
+    ids: list[str] = []
+    with backend.lock:
+        store = backend.store(catalog)
+        for n in range(count):
+            store["next_opp"] += 1
+            oid = f"O{store['next_opp']}"
+            record = _opportunity(rng, n, catalog, oid, backend.account_id, backend.region)
+            review = record["LifeCycle"]["ReviewStatus"]
+            if review != "Pending Submission":
+                store["aws_summaries"][oid] = {
+                    "RelatedOpportunityId": oid,
+                    "Origin": "Partner Referral",
+                    "InvolvementType": "Co-Sell",
+                    "Visibility": "Full",
+                    "LifeCycle": {"Stage": "Prospect" if review == "Approved" else "Not Started"},
+                }
+            store["opportunities"][oid] = record
+            ids.append(oid)
+        # Later writes must still move LastModifiedDate forward past every seeded value.
+        backend._last_ms = max(
+            backend._last_ms, max((store["opportunities"][i]["LastModifiedDate"] for i in ids), default=0)
+        )
+        backend._touch()
+    return ids
+
+
+def _opportunity(
+    rng: random.Random, n: int, catalog: str, oid: str, account: str, region: str
+) -> dict[str, Any]:
+    company = f"{rng.choice(_PREFIX)} {rng.choice(_SUFFIX)} {rng.choice(_FORM)}"
+    slug = company.split()[0].lower() + company.split()[1].lower()
+    city, state, postal, country = rng.choice(_CITIES)
+    created = _BASE + rng.randrange(_YEAR_MS)
+    # Unique, increasing-with-n offsets keep LastModifiedDate distinct across the book.
+    modified = created + rng.randrange(30 * 86_400_000) + n
+    close = dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(540))
+    stage = rng.choice(_STAGES)
+    review = rng.choice(_REVIEW)
+    amount = rng.choice([1500, 2500, 5000, 8000, 12000, 25000, 40000])
+    lifecycle: dict[str, Any] = {
+        "Stage": stage,
+        "TargetCloseDate": close.isoformat(),
+        "ReviewStatus": review,
+        "NextSteps": f"Follow up with {company.split()[0]} stakeholders",
+    }
+    if review == "Action Required":
+        lifecycle["ReviewComments"] = "Please provide a more specific customer business problem."
+    if review == "Rejected":
+        lifecycle["ReviewStatusReason"] = "Duplicate opportunity"
+    record: dict[str, Any] = {
+        "Catalog": catalog,
+        "Id": oid,
+        "Arn": f"arn:aws:partnercentral:{region}:{account}:catalog/{catalog}/opportunity/{oid}",
+        "CreatedDate": created,
+        "LastModifiedDate": modified,
+        "RelatedEntityIdentifiers": {},
+        "Origin": "Partner Referral",
+        "OpportunityType": rng.choice(["Net New Business", "Expansion", "Flat Renewal"]),
+        "NationalSecurity": "No",
+        "PrimaryNeedsFromAws": [rng.choice(_NEEDS)],
+        "Customer": {
+            "Account": {
+                "CompanyName": company,
+                "Industry": rng.choice(_INDUSTRIES),
+                "WebsiteUrl": f"https://www.{slug}.com",
+                "Address": {
+                    "City": city,
+                    "StateOrRegion": state,
+                    "PostalCode": postal,
+                    "CountryCode": country,
+                    "StreetAddress": f"{rng.randint(1, 999)} Main Street",
+                },
+            },
+            "Contacts": [
+                {
+                    "Email": f"buyer{n}@{slug}.com",
+                    "FirstName": "Jordan",
+                    "LastName": "Lee",
+                    "BusinessTitle": "CTO",
+                }
+            ],
+        },
+        "Project": {
+            "Title": f"{rng.choice(_PROJECTS)} for {company.split()[0]}",
+            "CustomerBusinessProblem": rng.choice(_PROBLEMS),
+            "DeliveryModels": ["Professional Services"],
+            "SalesActivities": ["Initialized discussions with customer"],
+            "ExpectedCustomerSpend": [
+                {"Amount": str(amount), "CurrencyCode": "USD", "Frequency": "Monthly", "TargetCompany": "AWS"}
+            ],
+        },
+        "LifeCycle": lifecycle,
+    }
+    if rng.random() < 0.6:
+        record["PartnerOpportunityIdentifier"] = f"HS-{100000 + n}"
+    return record

@@ -1,0 +1,87 @@
+"""Start the offline stack (Partner Central and HubSpot emulators, moto for S3/DynamoDB) in threads."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The private-app token the local HubSpot connection uses (the emulator accepts any token).
+LOCAL_HUBSPOT_TOKEN = "local-emulator-token"  # noqa: S105 - not a secret: the emulator's stand-in token
+
+
+@dataclass
+class LocalStack:
+    """URLs of the running local services and the Airflow connections that point at them."""
+
+    partner_central_url: str
+    hubspot_url: str
+    aws_url: str
+    _servers: list[Any] = field(default_factory=list, repr=False)
+
+    def connections(self) -> dict[str, dict[str, Any]]:
+        """The three Airflow connections, as the JSON documents ``AIRFLOW_CONN_*`` variables take."""
+        return {
+            "partner_central_default": {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {
+                    "region_name": "us-east-1",
+                    "endpoint_url": self.partner_central_url,
+                    "catalog": "AWS",
+                },
+            },
+            "hubspot_default": {
+                "conn_type": "hubspot",
+                "host": self.hubspot_url,
+                "password": LOCAL_HUBSPOT_TOKEN,
+            },
+            "aws_default": {
+                "conn_type": "aws",
+                "login": "testing",
+                "password": "testing",
+                "extra": {"region_name": "us-east-1", "endpoint_url": self.aws_url},
+            },
+        }
+
+    def connection_env(self) -> dict[str, str]:
+        """Environment variables defining the connections (Airflow's ``AIRFLOW_CONN_<ID>`` form)."""
+        return {
+            f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)
+            for conn_id, conn in self.connections().items()
+        }
+
+    def export(self) -> None:
+        """Put the connections (and dummy AWS credentials) into this process's environment."""
+        os.environ.update(self.connection_env())
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            os.environ.setdefault(key, value)
+
+
+@contextmanager
+def local_stack(host: str = "127.0.0.1") -> Iterator[LocalStack]:
+    """Run both emulators and a moto server on free ports for the duration of the block."""
+    from moto.server import ThreadedMotoServer
+
+    from emulators.hubspot import HubSpotEmulator
+    from emulators.partner_central import PartnerCentralEmulator
+
+    pc = PartnerCentralEmulator(host=host, port=0).start()
+    hs = HubSpotEmulator(host=host, port=0).start()
+    moto = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+    moto.start()
+    moto_host, moto_port = moto.get_host_and_port()
+    stack = LocalStack(pc.url, hs.url, f"http://{moto_host}:{moto_port}", [pc, hs, moto])
+    try:
+        yield stack
+    finally:
+        for server in (pc, hs, moto):
+            server.stop()

@@ -1,0 +1,468 @@
+"""The audit trail: one DynamoDB item per record, run, direction and action, kept for ``retention_days``.
+
+Item shape (the shared design's audit table, with keys made deterministic)::
+
+    PK              opportunity id, or "deal#{deal_id}" while no opportunity exists yet
+    SK              "{run_timestamp}#{run_id}#{direction}#{action}"
+    timestamp       the run timestamp (fixed-width ISO UTC)
+    action          CREATE_OPPORTUNITY | UPDATE_OPPORTUNITY | CREATE_DEAL | ... (``AuditAction``)
+    source          HUBSPOT | PARTNER_CENTRAL (where the change came from)
+    user            "airflow:cosell_reconcile" (a principal id, never an email)
+    changes         {field: {old, new}}
+    success, error, syncDurationMs, apiCalls
+    metadata        {dealId, runId, dagId, triggeredBy, ...}: ids only
+    ttl             epoch seconds = run timestamp + retention (the table's TTL attribute)
+
+The sort key is derived from the *run* (its logical timestamp and id), never from the wall clock, so a
+retried task overwrites its own entries instead of adding copies. The contract names
+``{run_timestamp}#{run_id}#{direction}``; the action is appended because one record can get several
+entries in one run and direction (an update and a submit, say), which would otherwise overwrite each
+other. Range queries on the timestamp prefix are unaffected.
+
+PII: ``changes`` holds field values (what the audit is for), so access to the table is the control;
+``user`` and ``metadata`` are validated to contain no email address, and this module never logs an
+entry's values, only counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cosell_sync.storage import batch_write, from_item, query_all, run_key, to_item, utc_iso
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cosell_sync.storage import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER = "airflow:cosell_reconcile"
+
+
+class AuditAction(StrEnum):
+    """The actions the sync records (``AuditEntry.action`` also accepts other upper-case names)."""
+
+    CREATE_OPPORTUNITY = "CREATE_OPPORTUNITY"
+    UPDATE_OPPORTUNITY = "UPDATE_OPPORTUNITY"
+    SUBMIT_OPPORTUNITY = "SUBMIT_OPPORTUNITY"
+    ASSOCIATE_OPPORTUNITY = "ASSOCIATE_OPPORTUNITY"
+    CREATE_DEAL = "CREATE_DEAL"
+    UPDATE_DEAL = "UPDATE_DEAL"
+    CONFLICT_DETECTED = "CONFLICT_DETECTED"
+    CONFLICT_RESOLVED = "CONFLICT_RESOLVED"
+    DEFERRED = "DEFERRED"
+    SKIPPED = "SKIPPED"
+    ROLLBACK = "ROLLBACK"
+
+
+# Entries whose `changes` were written to a system: only these move a field's value in `state_at`.
+# CONFLICT_DETECTED, DEFERRED and SKIPPED describe proposed changes that were *not* applied.
+APPLIED_ACTIONS = frozenset(
+    {
+        AuditAction.CREATE_OPPORTUNITY,
+        AuditAction.UPDATE_OPPORTUNITY,
+        AuditAction.CREATE_DEAL,
+        AuditAction.UPDATE_DEAL,
+        AuditAction.CONFLICT_RESOLVED,
+        AuditAction.ROLLBACK,
+    }
+)
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ACTION = re.compile(r"^[A-Z][A-Z_]*$")
+
+
+def _contains_email(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_EMAIL.search(value))
+    if isinstance(value, Mapping):
+        return any(_contains_email(k) or _contains_email(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set):
+        return any(_contains_email(v) for v in value)
+    return False
+
+
+class FieldChange(BaseModel):
+    """One field's change: the value before and after (canonical values, None when unset)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    old: Any = None
+    new: Any = None
+
+
+class AuditEntry(BaseModel):
+    """One audited action on one record in one run (see the module docstring for the stored shape).
+
+    Build it with the Python names (``sync_duration_ms``) or the stored ones (``syncDurationMs``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    opportunity_id: str | None = None
+    deal_id: str | None = None
+    run_id: str
+    run_timestamp: datetime = Field(description="the run's logical timestamp, timezone-aware")
+    direction: str = Field(description="e.g. HUBSPOT_TO_PARTNER_CENTRAL; part of the sort key")
+    action: str
+    source: Literal["HUBSPOT", "PARTNER_CENTRAL"]
+    user: str = DEFAULT_USER
+    changes: dict[str, FieldChange] = Field(default_factory=dict)
+    success: bool = True
+    error: dict[str, Any] | None = None
+    sync_duration_ms: int = Field(default=0, ge=0, alias="syncDurationMs")
+    api_calls: list[str] = Field(default_factory=list, alias="apiCalls")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("run_timestamp")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        utc_iso(value)  # raises on naive datetimes: a guessed time zone would misplace the entry
+        return value
+
+    @field_validator("action")
+    @classmethod
+    def _action_name(cls, value: str) -> str:
+        value = str(value)
+        if not _ACTION.match(value):
+            raise ValueError(f"action must be an upper-case name like UPDATE_OPPORTUNITY, got {value!r}")
+        return value
+
+    @field_validator("run_id", "direction")
+    @classmethod
+    def _key_part(cls, value: str) -> str:
+        # "#" separates the sort key's parts; one inside a part would make range queries ambiguous.
+        if not value or "#" in value:
+            raise ValueError(f"must be non-empty and contain no '#': {value!r}")
+        return value
+
+    @field_validator("user", "metadata")
+    @classmethod
+    def _no_email(cls, value: Any) -> Any:
+        if _contains_email(value):
+            raise ValueError("user and metadata must not contain email addresses (PII); use ids")
+        return value
+
+    @model_validator(mode="after")
+    def _has_record(self) -> AuditEntry:
+        if not self.opportunity_id and not self.deal_id:
+            raise ValueError("an audit entry needs an opportunity_id or a deal_id")
+        return self
+
+    @staticmethod
+    def deal_pk(deal_id: str) -> str:
+        """The partition of a deal's entries before it has an opportunity.
+
+        Args:
+            deal_id: the HubSpot deal id.
+
+        Returns:
+            ``deal#{deal_id}``.
+        """
+        return f"deal#{deal_id}"
+
+    @property
+    def pk(self) -> str:
+        """The partition key: the opportunity id, else ``deal#{deal_id}``."""
+        return self.opportunity_id or self.deal_pk(str(self.deal_id))
+
+    @property
+    def sk(self) -> str:
+        """The sort key, deterministic from the run: ``{run_timestamp}#{run_id}#{direction}#{action}``."""
+        return f"{utc_iso(self.run_timestamp)}#{self.run_id}#{self.direction}#{self.action}"
+
+    def to_record(self, retention_days: int) -> dict[str, Any]:
+        """The stored attributes, in the audit table's naming.
+
+        Args:
+            retention_days: how long DynamoDB keeps the entry (TTL from the run timestamp).
+
+        Returns:
+            A plain dict ready for ``storage.to_item``.
+        """
+        expires = self.run_timestamp + timedelta(days=retention_days)
+        metadata = {
+            "runId": self.run_id,
+            **({"dealId": self.deal_id} if self.deal_id else {}),
+            **self.metadata,
+        }
+        return {
+            "PK": self.pk,
+            "SK": self.sk,
+            "timestamp": utc_iso(self.run_timestamp),
+            "opportunityId": self.opportunity_id,
+            "direction": self.direction,
+            "action": self.action,
+            "source": self.source,
+            "user": self.user,
+            "changes": {k: v.model_dump() for k, v in self.changes.items()},
+            "success": self.success,
+            "error": self.error,
+            "syncDurationMs": self.sync_duration_ms,
+            "apiCalls": list(self.api_calls),
+            "metadata": metadata,
+            "ttl": int(expires.timestamp()),
+        }
+
+
+class AuditTrail:
+    """Writes and reads audit entries in the audit table.
+
+    Args:
+        dynamodb_client: a boto3 DynamoDB client.
+        table: the audit table (PK/SK strings, TTL on ``ttl``).
+        retention_days: how long entries are kept (the shared design uses 2555, seven years).
+    """
+
+    def __init__(self, dynamodb_client: Any, table: str, retention_days: int) -> None:
+        if retention_days <= 0:
+            raise ValueError(f"retention_days must be positive, got {retention_days}")
+        self.ddb = dynamodb_client
+        self.table = table
+        self.retention_days = retention_days
+
+    def write(self, entries: Iterable[AuditEntry]) -> int:
+        """Write entries with ``BatchWriteItem`` (25 per call, unprocessed items re-sent with backoff).
+
+        Idempotent: entries have deterministic keys, so writing them again overwrites them.
+
+        Args:
+            entries: the entries.
+
+        Returns:
+            The number of distinct entries written (an entry repeated in ``entries`` counts once: the
+            last one wins, as DynamoDB rejects a batch holding one key twice).
+        """
+        records: dict[tuple[str, str], dict[str, Any]] = {}
+        for entry in entries:
+            record = entry.to_record(self.retention_days)
+            records[(record["PK"], record["SK"])] = record
+        requests = ({"PutRequest": {"Item": to_item(r)}} for r in records.values())
+        written = batch_write(self.ddb, self.table, requests)
+        log.info("audit: %d entries written to %s", written, self.table)
+        return written
+
+    def history(
+        self,
+        opportunity_id: str,
+        limit: int | None = 50,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """One record's entries, newest first.
+
+        Args:
+            opportunity_id: the opportunity id (or ``AuditEntry.deal_pk(deal_id)`` for a deal's
+                entries from before it had an opportunity).
+            limit: at most this many entries (None for all).
+            start: only entries of runs at or after this time.
+            end: only entries of runs at or before this time.
+
+        Returns:
+            The entries as plain dicts.
+        """
+        return [from_item(i) for i in self._query(opportunity_id, start, end, newest_first=True, limit=limit)]
+
+    def state_at(
+        self, opportunity_id: str, timestamp: datetime, deal_id: str | None = None
+    ) -> dict[str, Any]:
+        """The value each audited field had at a point in time (what a rollback restores).
+
+        Replays the ``changes`` of successful entries that were applied (``APPLIED_ACTIONS``) up to and
+        including runs at ``timestamp``. A field never changed by the sync before then is absent: its
+        value is whatever the systems held, which the audit cannot know.
+
+        Args:
+            opportunity_id: the opportunity id.
+            timestamp: the point in time (timezone-aware).
+            deal_id: also replay the deal's entries from before it had an opportunity.
+
+        Returns:
+            Field -> value.
+        """
+        items = [from_item(i) for i in self._query(opportunity_id, None, timestamp, newest_first=False)]
+        if deal_id:
+            items += [
+                from_item(i)
+                for i in self._query(AuditEntry.deal_pk(deal_id), None, timestamp, newest_first=False)
+            ]
+            items.sort(key=lambda i: i["SK"])
+        state: dict[str, Any] = {}
+        for item in items:
+            if not item.get("success") or item.get("action") not in APPLIED_ACTIONS:
+                continue
+            for field, change in (item.get("changes") or {}).items():
+                state[field] = change.get("new")
+        return state
+
+    def _query(
+        self,
+        pk: str,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        newest_first: bool,
+        limit: int | None = None,
+    ) -> Iterable[dict[str, Any]]:
+        # Sort keys start with a fixed-width timestamp, so a time window is a key range. "~" sorts after
+        # "#" and every digit, so entries *at* `end` are included.
+        condition = "PK = :pk"
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        if start is not None and end is not None:
+            condition += " AND SK BETWEEN :start AND :end"
+        elif start is not None:
+            condition += " AND SK >= :start"
+        elif end is not None:
+            condition += " AND SK <= :end"
+        if start is not None:
+            values[":start"] = {"S": utc_iso(start)}
+        if end is not None:
+            values[":end"] = {"S": utc_iso(end) + "~"}
+        return query_all(
+            self.ddb,
+            limit=limit,
+            TableName=self.table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=not newest_first,
+        )
+
+
+def summarise(entries: Iterable[AuditEntry]) -> dict[str, Any]:
+    """Counts for a run report: entries per action, failures, API calls (no values, no ids).
+
+    Args:
+        entries: the run's entries.
+
+    Returns:
+        ``{"entries": n, "failed": n, "by_action": {...}, "api_calls": n}``.
+    """
+    by_action: dict[str, int] = {}
+    total = failed = api_calls = 0
+    for entry in entries:
+        total += 1
+        failed += not entry.success
+        api_calls += len(entry.api_calls)
+        by_action[entry.action] = by_action.get(entry.action, 0) + 1
+    return {
+        "entries": total,
+        "failed": failed,
+        "by_action": dict(sorted(by_action.items())),
+        "api_calls": api_calls,
+    }
+
+
+def entries_to_frame(entries: Iterable[AuditEntry]) -> pd.DataFrame:
+    """Flatten entries into a change set: one row per field change (or per entry without changes).
+
+    Args:
+        entries: the run's entries.
+
+    Returns:
+        Columns ``opportunity_id, deal_id, direction, action, source, success, field, old, new,
+        error_code``; values as strings (or None) so the Parquet schema is stable.
+    """
+    import pandas as pd
+
+    rows: list[tuple[Any, ...]] = []
+    for e in entries:
+        code = (e.error or {}).get("code")
+        base = (e.opportunity_id, e.deal_id, e.direction, e.action, e.source, e.success)
+        if not e.changes:
+            rows.append((*base, None, None, None, code))
+        for field, change in e.changes.items():
+            rows.append((*base, field, _as_str(change.old), _as_str(change.new), code))
+    columns = [
+        "opportunity_id",
+        "deal_id",
+        "direction",
+        "action",
+        "source",
+        "success",
+        "field",
+        "old",
+        "new",
+        "error_code",
+    ]
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def _as_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class RunReport:
+    """A run's change set and summary in S3, next to its other artefacts.
+
+    ``runs/{catalog}/{run_id}/changes.parquet`` holds values (like the audit); ``report.json`` should
+    hold counts and keys only, since it is what operators open and paste into tickets.
+
+    Args:
+        snapshots: the S3 store.
+        catalog: Partner Central catalog.
+        run_id: the Airflow run id.
+    """
+
+    def __init__(self, snapshots: SnapshotStore, catalog: str, run_id: str) -> None:
+        self.snapshots = snapshots
+        self.catalog = catalog
+        self.run_id = run_id
+        self.changes_key = run_key(catalog, run_id, "changes")
+        self.report_key = run_key(catalog, run_id, "report.json")
+
+    def write_changes(self, changes: pd.DataFrame | Iterable[AuditEntry]) -> str:
+        """Write the change set (a frame, or audit entries flattened by ``entries_to_frame``).
+
+        Args:
+            changes: the change set.
+
+        Returns:
+            The full S3 key.
+        """
+        import pandas as pd
+
+        frame = changes if isinstance(changes, pd.DataFrame) else entries_to_frame(changes)
+        return self.snapshots.put_frame(frame, self.changes_key)
+
+    def write_report(self, report: Mapping[str, Any]) -> str:
+        """Write the run's summary (``catalog`` and ``run_id`` are added).
+
+        Args:
+            report: counts, keys, durations; no field values or personal data.
+
+        Returns:
+            The full S3 key.
+        """
+        return self.snapshots.put_json(
+            {"catalog": self.catalog, "run_id": self.run_id, **report}, self.report_key
+        )
+
+    def read_report(self) -> dict[str, Any]:
+        """The run's summary.
+
+        Returns:
+            The report document.
+
+        Raises:
+            NotFoundError: the run wrote no report.
+        """
+        return self.snapshots.get_json(self.report_key)
+
+    def read_changes(self) -> pd.DataFrame:
+        """The run's change set.
+
+        Returns:
+            The change set frame.
+
+        Raises:
+            NotFoundError: the run wrote no change set.
+        """
+        return self.snapshots.get_frame(self.changes_key)

@@ -1,0 +1,530 @@
+"""Sync configuration: the YAML mapping and settings, validated against the Partner Central model.
+
+``load_config()`` reads ``sync_config.yaml`` (next to this module unless told otherwise), applies
+overrides, and validates everything up front, so a typo fails the task at start with a
+:class:`~cosell_sync.errors.ConfigError` naming the key path and the reason, e.g.::
+
+    fields[3].partner_central: 'Project.Tittle' is not a field of Opportunity
+
+Partner Central paths and enum values are checked against botocore's ``partnercentral-selling``
+service model (the same model boto3 validates requests with): every mapped path must exist in the
+``GetOpportunity`` response, every path we write must also exist in the ``UpdateOpportunity``
+request, and every enum value must be an exact member (``In review``, not ``In Review``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from cosell_sync.errors import ConfigError
+
+if TYPE_CHECKING:
+    from botocore.model import ServiceModel, Shape
+
+    from cosell_sync.transforms import Converter
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "AuditConfig",
+    "ConflictConfig",
+    "FieldMapping",
+    "OpportunityDefaults",
+    "QuotaConfig",
+    "StageMapping",
+    "StorageConfig",
+    "SyncConfig",
+    "load_config",
+    "parse_path",
+    "pc_enum",
+    "pc_shape",
+    "strip_indexes",
+]
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("sync_config.yaml")
+
+Direction = Literal["both", "partner_central_to_hubspot", "hubspot_to_partner_central"]
+Strategy = Literal["last_write_wins", "hubspot_wins", "partner_central_wins"]
+HubSpotObject = Literal["deal", "company", "contact"]
+
+#: Directions in which a field is written to Partner Central / to HubSpot.
+WRITES_PARTNER_CENTRAL = frozenset({"both", "hubspot_to_partner_central"})
+WRITES_HUBSPOT = frozenset({"both", "partner_central_to_hubspot"})
+
+_SEGMENT = re.compile(r"^([A-Za-z][A-Za-z0-9]*)((?:\[\d+\])*)$")
+_INDEX = re.compile(r"\[(\d+)\]")
+_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+# --- Partner Central service model ------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _service_model() -> ServiceModel:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("partnercentral-selling")
+
+
+def pc_shape(operation: str, kind: Literal["input", "output"]) -> Shape:
+    """The botocore input or output shape of a Partner Central operation.
+
+    Args:
+        operation: e.g. ``GetOpportunity``.
+        kind: ``input`` or ``output``.
+
+    Returns:
+        The botocore structure shape.
+    """
+    op = _service_model().operation_model(operation)
+    return op.input_shape if kind == "input" else op.output_shape
+
+
+@lru_cache(maxsize=64)
+def pc_enum(shape_name: str) -> tuple[str, ...]:
+    """The exact enum values of a named Partner Central shape (``ReviewStatus``, ``Stage``...).
+
+    Args:
+        shape_name: the botocore shape name.
+
+    Returns:
+        The enum values in model order.
+    """
+    return tuple(_service_model().shape_for(shape_name).enum)
+
+
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """Split a dotted path with list indexes into keys: ``a.b[0].c`` -> ``("a", "b", 0, "c")``.
+
+    Args:
+        path: the dotted path.
+
+    Returns:
+        The keys, ints for list indexes.
+
+    Raises:
+        ValueError: the path is malformed.
+    """
+    return _parse_path(path)
+
+
+@lru_cache(maxsize=1024)
+def _parse_path(path: str) -> tuple[str | int, ...]:
+    keys: list[str | int] = []
+    if not path:
+        raise ValueError("empty path")
+    for segment in path.split("."):
+        match = _SEGMENT.match(segment)
+        if match is None:
+            raise ValueError(f"{path!r} is not a dotted path like 'Project.ExpectedCustomerSpend[0].Amount'")
+        keys.append(match.group(1))
+        keys.extend(int(i) for i in _INDEX.findall(match.group(2)))
+    return tuple(keys)
+
+
+def strip_indexes(path: str) -> str:
+    """Drop list indexes: ``Customer.Contacts[0].Email`` -> ``Customer.Contacts.Email``.
+
+    Args:
+        path: dotted path with list indexes.
+
+    Returns:
+        The path without indexes.
+    """
+    return _INDEX.sub("", path)
+
+
+def shape_at(root: Shape, path: str) -> Shape | None:
+    """The botocore shape a path leads to, or ``None`` if the path does not exist in ``root``.
+
+    Args:
+        root: a structure shape (e.g. the GetOpportunity output).
+        path: dotted path with list indexes.
+
+    Returns:
+        The leaf shape or ``None``.
+    """
+    shape = root
+    for key in parse_path(path):
+        if isinstance(key, int):
+            if shape.type_name != "list":
+                return None
+            shape = shape.member
+        else:
+            if shape.type_name != "structure" or key not in shape.members:
+                return None
+            shape = shape.members[key]
+    return shape
+
+
+# --- Models -------------------------------------------------------------------------------------------
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class FieldMapping(_Model):
+    """One mapped field between an Opportunity path and a HubSpot property.
+
+    Attributes:
+        name: the mapping's name, used as the canonical column name and in conflict settings.
+        object: the HubSpot object holding the property.
+        partner_central: dotted Opportunity path, list elements indexed (``Customer.Contacts[0].Email``).
+        hubspot: the HubSpot property name.
+        direction: which way values flow.
+        transform: transform name (see :mod:`cosell_sync.transforms`).
+        values: for ``enum``: Partner Central value -> HubSpot option value.
+        hubspot_aliases: for ``enum``: extra HubSpot values read as a Partner Central value (one way).
+    """
+
+    name: str
+    object: HubSpotObject
+    partner_central: str
+    hubspot: str
+    direction: Direction = "both"
+    transform: str = "text"
+    values: dict[str, str] | None = None
+    hubspot_aliases: dict[str, str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _PROPERTY_NAME.match(value):
+            raise ValueError(f"{value!r} must be lower_snake_case")
+        return value
+
+    @field_validator("hubspot")
+    @classmethod
+    def _check_hubspot(cls, value: str) -> str:
+        if not _PROPERTY_NAME.match(value):
+            raise ValueError(f"{value!r} is not a HubSpot property name (lower_snake_case)")
+        return value
+
+    @field_validator("transform")
+    @classmethod
+    def _check_transform(cls, value: str) -> str:
+        from cosell_sync.transforms import TRANSFORMS
+
+        if value not in TRANSFORMS:
+            raise ValueError(f"unknown transform {value!r}; known: {', '.join(sorted(TRANSFORMS))}")
+        return value
+
+    @field_validator("partner_central")
+    @classmethod
+    def _check_partner_central(cls, value: str) -> str:
+        parse_path(value)
+        leaf = shape_at(pc_shape("GetOpportunity", "output"), value)
+        if leaf is None:
+            raise ValueError(f"{value!r} is not a field of Opportunity")
+        if leaf.type_name in ("structure", "list", "map"):
+            raise ValueError(f"{value!r} is a {leaf.type_name}, not a value; map one of its members")
+        return value
+
+    @model_validator(mode="after")
+    def _check_shape_rules(self) -> FieldMapping:
+        leaf = shape_at(pc_shape("GetOpportunity", "output"), self.partner_central)
+        if (
+            self.direction in WRITES_PARTNER_CENTRAL
+            and shape_at(pc_shape("UpdateOpportunity", "input"), self.partner_central) is None
+        ):
+            raise ValueError(
+                f"@partner_central: {self.partner_central!r} is read-only (not in the UpdateOpportunity "
+                f"request), so direction must be 'partner_central_to_hubspot'"
+            )
+        enum = tuple(getattr(leaf, "enum", None) or ())
+        if self.transform == "stage" and (leaf is None or leaf.name != "Stage"):
+            raise ValueError(
+                f"@transform: 'stage' needs a LifeCycle.Stage path, not {self.partner_central!r}"
+            )
+        if self.transform == "country_code" and (leaf is None or leaf.name != "CountryCode"):
+            raise ValueError(
+                f"@transform: 'country_code' needs a CountryCode path, not {self.partner_central!r}"
+            )
+        if (self.values or self.hubspot_aliases) and self.transform != "enum":
+            raise ValueError("@values: a value map needs transform 'enum'")
+        if enum:
+            for pc_value in self.values or {}:
+                if pc_value not in enum:
+                    raise ValueError(
+                        f"@values.{pc_value}: {pc_value!r} is not a {leaf.name} value "
+                        f"(valid: {', '.join(enum)})"
+                    )
+            for hs_value, pc_value in (self.hubspot_aliases or {}).items():
+                if pc_value not in enum:
+                    raise ValueError(f"@hubspot_aliases.{hs_value}: {pc_value!r} is not a {leaf.name} value")
+        return self
+
+
+class StageMapping(_Model):
+    """One HubSpot deal stage and the Partner Central ``LifeCycle.Stage`` it corresponds to."""
+
+    hubspot_stage: str
+    partner_central_stage: str
+
+    @field_validator("partner_central_stage")
+    @classmethod
+    def _check_stage(cls, value: str) -> str:
+        valid = pc_enum("Stage")
+        if value not in valid:
+            raise ValueError(f"{value!r} is not a Partner Central Stage (valid: {', '.join(valid)})")
+        return value
+
+
+class ConflictConfig(_Model):
+    """How a field changed on both sides is resolved.
+
+    Attributes:
+        default_strategy: used for fields without their own strategy.
+        field_strategies: mapping name -> strategy.
+        manual_resolution: mapping names whose conflicts wait for a person (a HubSpot task).
+    """
+
+    default_strategy: Strategy = "last_write_wins"
+    field_strategies: dict[str, Strategy] = Field(default_factory=dict)
+    manual_resolution: list[str] = Field(default_factory=list)
+
+
+class StorageConfig(_Model):
+    """Where run artefacts, baselines and the audit trail live."""
+
+    bucket: str = "cosell-sync"
+    prefix: str = "cosell-sync"
+    audit_table: str = "cosell-sync-audit"
+    state_table: str = "cosell-sync-state"
+
+
+class AuditConfig(_Model):
+    """Audit trail retention (the design asks for seven years)."""
+
+    retention_days: int = Field(default=2555, ge=1)
+
+
+class QuotaConfig(_Model):
+    """API quotas the clients pace themselves to (docs/api-rules.md)."""
+
+    partner_central_reads_per_second: float = Field(default=10, gt=0)
+    partner_central_writes_per_second: float = Field(default=1, gt=0)
+    partner_central_writes_per_day: int = Field(default=10_000, gt=0)
+    hubspot_requests_per_10s: int = Field(default=100, gt=0)
+    hubspot_search_per_second: float = Field(default=5, gt=0)
+    hubspot_batch_size: int = Field(default=100, gt=0, le=100)
+
+
+class OpportunityDefaults(_Model):
+    """Values for CreateOpportunity members HubSpot does not carry (validated against PC enums).
+
+    Attributes:
+        origin: ``Origin``; ``AWS Referral`` is only accepted in the Sandbox catalog.
+        opportunity_type: ``OpportunityType``.
+        national_security: ``NationalSecurity``.
+        primary_needs_from_aws: ``PrimaryNeedsFromAws``.
+        delivery_models: ``Project.DeliveryModels``.
+        sales_activities: ``Project.SalesActivities``.
+        customer_use_case: ``Project.CustomerUseCase`` (free text in the model), omitted when None.
+        currency_code: ``ExpectedCustomerSpend.CurrencyCode``.
+        spend_frequency: ``ExpectedCustomerSpend.Frequency``.
+        spend_target_company: ``ExpectedCustomerSpend.TargetCompany``.
+    """
+
+    origin: str = "Partner Referral"
+    opportunity_type: str = "Net New Business"
+    national_security: str = "No"
+    primary_needs_from_aws: list[str] = Field(default_factory=lambda: ["Co-Sell - Architectural Validation"])
+    delivery_models: list[str] = Field(default_factory=lambda: ["SaaS or PaaS"])
+    sales_activities: list[str] = Field(default_factory=lambda: ["Initialized discussions with customer"])
+    customer_use_case: str | None = None
+    currency_code: str = "USD"
+    spend_frequency: str = "Monthly"
+    spend_target_company: str = Field(default="AWS", min_length=1, max_length=80)
+
+    @model_validator(mode="after")
+    def _check_enums(self) -> OpportunityDefaults:
+        checks: list[tuple[str, str, list[str]]] = [
+            ("origin", "OpportunityOrigin", [self.origin]),
+            ("opportunity_type", "OpportunityType", [self.opportunity_type]),
+            ("national_security", "NationalSecurity", [self.national_security]),
+            ("primary_needs_from_aws", "PrimaryNeedFromAws", self.primary_needs_from_aws),
+            ("delivery_models", "DeliveryModel", self.delivery_models),
+            ("sales_activities", "SalesActivity", self.sales_activities),
+            ("currency_code", "CurrencyCode", [self.currency_code]),
+            ("spend_frequency", "PaymentFrequency", [self.spend_frequency]),
+        ]
+        for key, shape_name, values in checks:
+            valid = pc_enum(shape_name)
+            for value in values:
+                if value not in valid:
+                    raise ValueError(
+                        f"@{key}: {value!r} is not a {shape_name} value (valid: {', '.join(valid)})"
+                    )
+        return self
+
+
+def _default_stages() -> list[StageMapping]:
+    # HubSpot's default sales pipeline stage ids, in pipeline order.
+    pairs = [
+        ("appointmentscheduled", "Prospect"),
+        ("qualifiedtobuy", "Qualified"),
+        ("presentationscheduled", "Technical Validation"),
+        ("decisionmakerboughtin", "Business Validation"),
+        ("contractsent", "Committed"),
+        ("closedwon", "Launched"),
+        ("closedlost", "Closed Lost"),
+    ]
+    return [StageMapping(hubspot_stage=h, partner_central_stage=p) for h, p in pairs]
+
+
+class SyncConfig(_Model):
+    """The whole sync configuration (see ``sync_config.yaml`` for the shipped values)."""
+
+    catalog: Literal["AWS", "Sandbox"] = "AWS"
+    schedule: str = "*/30 * * * *"
+    overlap_minutes: int = Field(default=5, ge=0)
+    pipeline: str = "default"
+    submit_stage: str | None = "contractsent"
+    cosell_property: str = "aws_sync_enabled"
+    link_property: str = "aws_opportunity_id"
+    fields: list[FieldMapping] = Field(default_factory=list)
+    stages: list[StageMapping] = Field(default_factory=_default_stages)
+    conflicts: ConflictConfig = Field(default_factory=ConflictConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
+    quotas: QuotaConfig = Field(default_factory=QuotaConfig)
+    conflict_retries: int = Field(default=3, ge=0)
+    defaults: OpportunityDefaults = Field(default_factory=OpportunityDefaults)
+
+    _converters: dict[str, Converter] | None = PrivateAttr(default=None)
+    _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> SyncConfig:
+        names = [f.name for f in self.fields]
+        seen: set[str] = set()
+        for i, name in enumerate(names):
+            if name in seen:
+                raise ValueError(f"@fields[{i}].name: {name!r} is used by more than one field")
+            seen.add(name)
+        props: set[tuple[str, str]] = set()
+        pc_paths: set[str] = set()
+        for i, f in enumerate(self.fields):
+            if (f.object, f.hubspot) in props:
+                raise ValueError(f"@fields[{i}].hubspot: {f.object} property {f.hubspot!r} is mapped twice")
+            props.add((f.object, f.hubspot))
+            if f.partner_central in pc_paths:
+                raise ValueError(f"@fields[{i}].partner_central: {f.partner_central!r} is mapped twice")
+            pc_paths.add(f.partner_central)
+            if f.hubspot in (self.link_property, self.cosell_property) and f.object == "deal":
+                raise ValueError(
+                    f"@fields[{i}].hubspot: {f.hubspot!r} is reserved for linking/co-sell marking"
+                )
+        stage_ids: set[str] = set()
+        for i, s in enumerate(self.stages):
+            if s.hubspot_stage in stage_ids:
+                raise ValueError(f"@stages[{i}].hubspot_stage: {s.hubspot_stage!r} is listed twice")
+            stage_ids.add(s.hubspot_stage)
+        if self.submit_stage is not None and self.submit_stage not in stage_ids:
+            raise ValueError(f"@submit_stage: {self.submit_stage!r} is not a hubspot_stage in stages")
+        if any(f.transform == "stage" for f in self.fields) and not self.stages:
+            raise ValueError("@stages: a field uses transform 'stage' but no stages are mapped")
+        for field_name in self.conflicts.field_strategies:
+            if field_name not in seen:
+                raise ValueError(f"@conflicts.field_strategies.{field_name}: not a field mapping name")
+        for i, field_name in enumerate(self.conflicts.manual_resolution):
+            if field_name not in seen:
+                raise ValueError(
+                    f"@conflicts.manual_resolution[{i}]: {field_name!r} is not a field mapping name"
+                )
+        if self.defaults.origin == "AWS Referral" and self.catalog != "Sandbox":
+            # API rule: Origin 'AWS Referral' is accepted only in the Sandbox catalog.
+            raise ValueError("@defaults.origin: 'AWS Referral' is accepted only in the Sandbox catalog")
+        return self
+
+    # Convenience lookups -------------------------------------------------------------------------
+    def field(self, name: str) -> FieldMapping:
+        """The field mapping called ``name``.
+
+        Raises:
+            KeyError: no such mapping.
+        """
+        index = self._by_name
+        if index is None:
+            index = self._by_name = {f.name: f for f in self.fields}
+        return index[name]
+
+    def field_names(self) -> list[str]:
+        """Mapping names in configuration order."""
+        return [f.name for f in self.fields]
+
+    def strategy_for(self, name: str) -> str:
+        """The conflict strategy for a field: ``manual``, its own strategy or the default."""
+        if name in self.conflicts.manual_resolution:
+            return "manual"
+        return self.conflicts.field_strategies.get(name, self.conflicts.default_strategy)
+
+
+# --- Loading ------------------------------------------------------------------------------------------
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``overrides`` into a copy of ``base``; dicts merge recursively, anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _format_error(error: dict[str, Any]) -> str:
+    loc = _format_loc(tuple(error.get("loc", ())))
+    msg = str(error.get("msg", ""))
+    msg = msg.removeprefix("Value error, ")
+    if msg.startswith("@"):
+        # Validators that check several keys name the one at fault as '@sub.path: reason'.
+        sub, _, msg = msg[1:].partition(": ")
+        loc = f"{loc}.{sub}" if loc and not sub.startswith("[") else f"{loc}{sub}"
+    return f"{loc}: {msg}" if loc else msg
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> SyncConfig:
+    """Read, merge and validate the sync configuration.
+
+    Args:
+        path: YAML file; defaults to ``sync_config.yaml`` next to this module.
+        overrides: values merged over the file (nested dicts merge, lists replace), e.g. from an
+            Airflow Variable or a test.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a value is invalid; the message names
+            the key path and the reason, one line per problem.
+    """
+    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise ConfigError(f"{file}: cannot read the sync configuration ({err.strerror})") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{file}: not valid YAML ({err})") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{file}: the top level must be a mapping, not {type(raw).__name__}")
+    data = _deep_merge(raw, overrides or {})
+    try:
+        return SyncConfig.model_validate(data)
+    except PydanticValidationError as err:
+        lines = [_format_error(e) for e in err.errors()]
+        raise ConfigError("; ".join(lines)) from err

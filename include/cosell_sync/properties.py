@@ -1,0 +1,390 @@
+"""The HubSpot property group and custom properties co-sell sync writes, as Properties API bodies.
+
+The setup DAG creates :func:`custom_properties` in order (groups first) and, for properties that
+already exist, sends :func:`diff_property`'s PATCH body when it is not ``None``, so running setup
+twice changes nothing.
+
+Bodies follow HubSpot's ``PropertyCreate`` schema (``specs/hubspot/properties.json``): ``name``,
+``label``, ``type``, ``fieldType``, ``groupName``, ``description``, ``options`` (required for
+enumerations; ``bool`` properties carry the true/false options HubSpot shows) and
+``hasUniqueValue``. Valid type/fieldType pairs come from HubSpot's properties guide: ``string`` ->
+``text``/``textarea``, ``number`` -> ``number``, ``date``/``datetime`` -> ``date``, ``enumeration``
+-> ``select``, ``bool`` -> ``booleancheckbox``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cosell_sync.config import SyncConfig
+
+__all__ = [
+    "GROUP_LABEL",
+    "GROUP_NAME",
+    "PropertyGroupSpec",
+    "PropertySpec",
+    "custom_properties",
+    "diff_property",
+]
+
+GROUP_NAME = "aws_partner_central"
+GROUP_LABEL = "AWS Partner Central"
+
+#: HubSpot object type (API path segment) of each mapping object.
+OBJECT_TYPES = {"deal": "deals", "company": "companies", "contact": "contacts"}
+
+#: Properties HubSpot has out of the box; a mapping to any other property needs a custom one.
+HUBSPOT_DEFAULT_PROPERTIES = {
+    "deal": {
+        "dealname",
+        "dealstage",
+        "closedate",
+        "amount",
+        "description",
+        "pipeline",
+        "dealtype",
+        "hubspot_owner_id",
+        "closed_lost_reason",
+        "closed_won_reason",
+        "hs_next_step",
+    },
+    "company": {
+        "name",
+        "domain",
+        "address",
+        "address2",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "industry",
+        "website",
+        "phone",
+        "description",
+        "numberofemployees",
+        "annualrevenue",
+    },
+    "contact": {
+        "email",
+        "firstname",
+        "lastname",
+        "phone",
+        "mobilephone",
+        "jobtitle",
+        "company",
+        "address",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "website",
+    },
+}
+
+#: PropertyUpdate members (the PATCH body); ``name`` and ``hasUniqueValue`` cannot be changed.
+_PATCHABLE = (
+    "label",
+    "description",
+    "groupName",
+    "type",
+    "fieldType",
+    "options",
+    "displayOrder",
+    "hidden",
+    "formField",
+)
+
+
+@dataclass(frozen=True)
+class PropertyGroupSpec:
+    """A property group to create: ``POST /crm/v3/properties/{object_type}/groups`` with ``body``."""
+
+    object_type: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """A property to create: ``POST /crm/v3/properties/{object_type}`` with ``body``."""
+
+    object_type: str
+    body: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The property's internal name."""
+        return str(self.body["name"])
+
+
+def _options(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {"label": label, "value": value, "displayOrder": i, "hidden": False}
+        for i, (value, label) in enumerate(pairs)
+    ]
+
+
+_BOOL_OPTIONS = _options([("true", "Yes"), ("false", "No")])
+
+# (kind, label, description) per seed type: String, Text, Textarea, DateTime, Number, Enum.
+_KINDS: dict[str, tuple[str, str]] = {
+    "string": ("string", "text"),
+    "text": ("string", "textarea"),
+    "textarea": ("string", "textarea"),
+    "datetime": ("datetime", "date"),
+    "date": ("date", "date"),
+    "number": ("number", "number"),
+    "enum": ("enumeration", "select"),
+    "bool": ("bool", "booleancheckbox"),
+}
+
+
+def _prop(
+    name: str,
+    label: str,
+    kind: str,
+    description: str,
+    *,
+    options: list[tuple[str, str]] | None = None,
+    unique: bool = False,
+) -> dict[str, Any]:
+    type_, field_type = _KINDS[kind]
+    body: dict[str, Any] = {
+        "name": name,
+        "label": label,
+        "type": type_,
+        "fieldType": field_type,
+        "groupName": GROUP_NAME,
+        "description": description,
+    }
+    if kind == "enum":
+        body["options"] = _options(options or [])
+    elif kind == "bool":
+        body["options"] = [dict(o) for o in _BOOL_OPTIONS]
+    if unique:
+        body["hasUniqueValue"] = True
+    return body
+
+
+def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
+    review_options = _review_status_options(cfg)
+    return [
+        _prop(
+            cfg.link_property,
+            "AWS Opportunity ID",
+            "string",
+            "Partner Central opportunity id linked to this deal (set by co-sell sync).",
+            unique=True,
+        ),
+        _prop(
+            cfg.cosell_property,
+            "AWS Co-Sell Sync Enabled",
+            "bool",
+            "Check to share this deal with AWS through Partner Central.",
+        ),
+        _prop(
+            "aws_review_status",
+            "AWS Review Status",
+            "enum",
+            "Partner Central LifeCycle.ReviewStatus (read-only mirror).",
+            options=review_options,
+        ),
+        _prop(
+            "aws_review_comments",
+            "AWS Review Comments",
+            "textarea",
+            "Partner Central LifeCycle.ReviewComments.",
+        ),
+        _prop(
+            "aws_next_steps", "AWS Next Steps", "textarea", "Partner Central LifeCycle.NextSteps (max 255)."
+        ),
+        _prop(
+            "aws_sync_error", "AWS Sync Error", "textarea", "Last co-sell sync error for this deal, if any."
+        ),
+        _prop(
+            "aws_last_sync_date", "AWS Last Sync Date", "datetime", "When co-sell sync last synced this deal."
+        ),
+        _prop(
+            "aws_contact_company_last_sync",
+            "AWS Contact/Company Last Sync",
+            "datetime",
+            "When contact and company data were last synced to Partner Central for this deal.",
+        ),
+        # Feature 2: engagement lifecycle.
+        _prop("aws_engagement_id", "AWS Engagement ID", "string", "Partner Central engagement id."),
+        _prop(
+            "aws_engagement_status",
+            "AWS Engagement Status",
+            "enum",
+            "Engagement status.",
+            options=[("Active", "Active"), ("Completed", "Completed"), ("Cancelled", "Cancelled")],
+        ),
+        _prop("aws_engagement_team", "AWS Engagement Team", "text", "Comma-separated team member emails."),
+        _prop(
+            "aws_engagement_kickoff_date", "AWS Engagement Kickoff Date", "datetime", "Engagement start date."
+        ),
+        _prop("aws_engagement_close_date", "AWS Engagement Close Date", "datetime", "Engagement end date."),
+        _prop(
+            "aws_engagement_context", "AWS Engagement Context", "textarea", "Engagement context and notes."
+        ),
+        _prop("aws_last_engagement_sync", "AWS Last Engagement Sync", "datetime", "Last engagement sync."),
+        # Feature 3: assignment and team.
+        _prop(
+            "aws_assigned_partner_user",
+            "AWS Assigned Partner User",
+            "string",
+            "Primary partner contact email.",
+        ),
+        _prop(
+            "aws_opportunity_team", "AWS Opportunity Team", "text", "JSON array of opportunity team members."
+        ),
+        _prop("aws_team_last_sync", "AWS Team Last Sync", "datetime", "Last team sync."),
+        # Feature 4: resources.
+        _prop(
+            "aws_partner_resources",
+            "AWS Partner Resources",
+            "text",
+            "JSON array of partner-uploaded resources.",
+        ),
+        _prop("aws_total_resources", "AWS Total Resources", "number", "Resource count (AWS + partner)."),
+        _prop(
+            "aws_last_resource_upload",
+            "AWS Last Resource Upload",
+            "datetime",
+            "Last partner resource upload.",
+        ),
+        # Feature 5: conflicts and audit.
+        _prop(
+            "aws_conflict_status",
+            "AWS Conflict Status",
+            "enum",
+            "Whether a sync conflict awaits a decision.",
+            options=[("None", "None"), ("Pending", "Pending"), ("Resolved", "Resolved")],
+        ),
+        _prop("aws_last_conflict_date", "AWS Last Conflict Date", "datetime", "Last conflict detection."),
+        _prop("aws_version", "AWS Version", "number", "Version counter for optimistic locking."),
+        _prop(
+            "aws_last_sync_by", "AWS Last Sync By", "string", "User or process that triggered the last sync."
+        ),
+    ]
+
+
+def _review_status_options(cfg: SyncConfig) -> list[tuple[str, str]]:
+    from cosell_sync.config import pc_enum
+
+    for f in cfg.fields:
+        if f.object == "deal" and f.hubspot == "aws_review_status" and f.values:
+            return [(hs_value, pc_value) for pc_value, hs_value in f.values.items()]
+    return [(v, v) for v in pc_enum("ReviewStatus")]
+
+
+def _mapped_custom(cfg: SyncConfig, existing: set[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+    """Custom properties needed by the mapping that no hand-written spec covers."""
+    kinds = {
+        "text": "string",
+        "date": "date",
+        "amount": "number",
+        "enum": "enum",
+        "stage": "string",
+        "country_code": "string",
+        "email": "string",
+        "phone": "string",
+    }
+    out: list[tuple[str, dict[str, Any]]] = []
+    for f in cfg.fields:
+        if f.hubspot in HUBSPOT_DEFAULT_PROPERTIES[f.object] or (f.object, f.hubspot) in existing:
+            continue
+        kind = kinds.get(f.transform, "string")
+        options = [(hs, pc) for pc, hs in (f.values or {}).items()] if kind == "enum" else None
+        if kind == "enum" and not options:
+            kind = "string"
+        label = f.name.replace("_", " ").title()
+        out.append(
+            (
+                f.object,
+                _prop(f.hubspot, label, kind, f"Partner Central {f.partner_central}.", options=options),
+            )
+        )
+    return out
+
+
+def custom_properties(cfg: SyncConfig) -> list[PropertyGroupSpec | PropertySpec]:
+    """The property groups and custom properties to create, groups first.
+
+    Args:
+        cfg: the sync configuration (link/co-sell property names, mapping).
+
+    Returns:
+        A ``PropertyGroupSpec`` per object type that gets properties, then every ``PropertySpec``.
+    """
+    props: list[tuple[str, dict[str, Any]]] = [("deal", body) for body in _deal_properties(cfg)]
+    for obj in ("company", "contact"):
+        props.append(
+            (
+                obj,
+                _prop(
+                    "aws_last_sync_date",
+                    "AWS Last Sync Date",
+                    "datetime",
+                    f"When co-sell sync last synced this {obj}.",
+                ),
+            )
+        )
+        props.append(
+            (
+                obj,
+                _prop(
+                    "aws_contact_company_last_sync",
+                    "AWS Contact/Company Last Sync",
+                    "datetime",
+                    f"When this {obj}'s data was last synced to Partner Central.",
+                ),
+            )
+        )
+    props.extend(_mapped_custom(cfg, {(obj, body["name"]) for obj, body in props}))
+    objects = [obj for obj in ("deal", "company", "contact") if any(o == obj for o, _ in props)]
+    groups: list[PropertyGroupSpec | PropertySpec] = [
+        PropertyGroupSpec(OBJECT_TYPES[obj], {"name": GROUP_NAME, "label": GROUP_LABEL, "displayOrder": -1})
+        for obj in objects
+    ]
+    return groups + [PropertySpec(OBJECT_TYPES[obj], body) for obj, body in props]
+
+
+def _option_key(option: dict[str, Any]) -> tuple[str, str, bool]:
+    return (str(option.get("value")), str(option.get("label")), bool(option.get("hidden", False)))
+
+
+def diff_property(existing: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``PATCH /crm/v3/properties/{object}/{name}`` body that makes ``existing`` match ``wanted``.
+
+    Only members of HubSpot's ``PropertyUpdate`` are compared (``name`` and ``hasUniqueValue``
+    cannot change). Options compare on value, label and hidden; when they differ the PATCH carries
+    the wanted options followed by any extra existing options, because PATCH replaces the option
+    list and records may still hold those values.
+
+    Args:
+        existing: the property as HubSpot returns it.
+        wanted: the body from :func:`custom_properties`.
+
+    Returns:
+        The PATCH body, or ``None`` when nothing differs.
+    """
+    patch: dict[str, Any] = {}
+    for key in _PATCHABLE:
+        if key not in wanted:
+            continue
+        if key == "options":
+            want = [_option_key(o) for o in wanted["options"]]
+            have = [_option_key(o) for o in existing.get("options") or []]
+            if want != have[: len(want)] or len(have) < len(want):
+                wanted_values = {o["value"] for o in wanted["options"]}
+                extra = [o for o in existing.get("options") or [] if o.get("value") not in wanted_values]
+                patch["options"] = [dict(o) for o in wanted["options"]] + [
+                    {k: o[k] for k in ("label", "value", "displayOrder", "hidden", "description") if k in o}
+                    for o in extra
+                ]
+            continue
+        if existing.get(key) != wanted[key]:
+            patch[key] = wanted[key]
+    return patch or None
