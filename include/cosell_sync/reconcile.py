@@ -261,9 +261,7 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
     frame = opportunities_to_frame(opportunities, cfg)
     raw = {o["Id"]: json.dumps(o, default=_json_default, sort_keys=True) for o in opportunities}
     frame["_raw"] = frame.index.map(raw)
-    frame["_last_modified"] = frame.index.map(
-        {o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities}
-    )
+    frame["_lm_key"] = frame.index.map({o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities})
     key = _run_key(run, "partner_central")
     env.snapshots.put_frame(frame, key)
     log.info(
@@ -387,8 +385,8 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
             if deal_id not in deals and deal_id in deal_to_opp:
                 deals[deal_id] = {"id": deal_id, "properties": {link: deal_to_opp[deal_id]}, "_stub": True}
                 linked.append(deals[deal_id])
-    companies = {k: v["properties"] for k, v in related["company"].items()}
-    contacts = {k: v["properties"] for k, v in related["contact"].items()}
+    companies = dict(related["company"])
+    contacts = dict(related["contact"])
     frame = hubspot_to_frame(
         [{k: v for k, v in d.items() if k != "_stub"} for d in linked],
         companies,
@@ -807,7 +805,16 @@ def apply_hubspot(
             plural, frame_col, base_col = id_columns[obj]
             target = object_id(oid, frame_col) or object_id(oid, base_col)
             if not target:
-                results["failed"][oid] = {"type": "NotFoundError", "message": f"no HubSpot {obj} for {oid}"}
+                # e.g. a deal with no associated company: nothing to write these fields to.
+                results.setdefault("skipped_fields", {}).setdefault(oid, []).extend(
+                    f"{obj}.{p}" for p in sorted(props)
+                )
+                log.warning(
+                    "No HubSpot %s associated with the deal of %s: %d field(s) not written",
+                    obj,
+                    oid,
+                    len(props),
+                )
                 continue
             per_object[plural].setdefault(target, {}).update(props)
             owner_of[(plural, target)] = oid
@@ -854,9 +861,12 @@ def apply_hubspot(
     # 3. new deals for opportunities that have none: upsert on the unique link property (idempotent)
     if document["create_deals"]:
         rows = {}
+        related_props: dict[str, dict[str, dict[str, str]]] = {}
         for oid in document["create_deals"]:
             values = {c: _clean(pc.at[oid, c]) for c in cfg.field_names() if c in pc.columns}
-            rows[oid] = new_deal_properties(values, oid, cfg)["deal"]
+            props = new_deal_properties(values, oid, cfg)
+            rows[oid] = props["deal"]
+            related_props[oid] = props
         outcome = gw.batch_upsert("deals", link, rows)
         failed = error_ids(outcome.errors)
         for oid, err in failed.items():
@@ -871,6 +881,7 @@ def apply_hubspot(
             found, _ = gw.batch_read("deals", unmatched, [link], id_property=link)
             for obj in found:
                 results["created"][obj["properties"][link]] = obj["id"]
+        results["related"] = _create_related(env, gw, run, results["created"], related_props)
     # 4. one note per deal summarising what the sync changed (checkpointed: never twice per run)
     results["notes"] = _write_notes(env, gw, run, document, results, object_id)
     # 5. manual conflicts: a pending item in DynamoDB, a task for the deal owner, a status on the deal
@@ -888,6 +899,80 @@ def apply_hubspot(
     }
     log.info("HubSpot writes: %s (%d API calls)", counts, gw.total_calls)
     return {"key": key, "counts": counts}
+
+
+def _create_related(
+    env: SyncEnv,
+    gw: HubSpotGateway,
+    run: dict[str, Any],
+    created: dict[str, str],
+    props: dict[str, dict[str, dict[str, str]]],
+) -> dict[str, dict[str, str | None]]:
+    """Give each new deal its company and primary contact; returns their ids per opportunity.
+
+    Contacts are upserted on ``email`` (unique in HubSpot), so a retry finds them instead of making
+    duplicates; companies have no unique property, so their creation is checkpointed per run in S3.
+    Ids are read back through the deal's associations: batch responses are not ordered like inputs.
+    """
+    from cosell_sync.hubspot_api import COMPANY_TO_DEAL, CONTACT_TO_DEAL, associate_default
+
+    checkpoint = _run_key(run, "new_companies_done", "json")
+    done: list[str] = env.snapshots.get_json(checkpoint) if env.snapshots.exists(checkpoint) else []
+    company_inputs = [
+        {
+            "properties": props[oid]["company"],
+            "associations": [
+                {
+                    "to": {"id": deal_id},
+                    "types": [
+                        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": COMPANY_TO_DEAL}
+                    ],
+                }
+            ],
+        }
+        for oid, deal_id in created.items()
+        if props.get(oid, {}).get("company") and oid not in done
+    ]
+    if company_inputs:
+        gw.batch_create("companies", company_inputs)
+        env.snapshots.put_json(sorted({*done, *created}), checkpoint)
+    by_email = {
+        p["contact"]["email"]: (oid, p["contact"])
+        for oid, p in props.items()
+        if oid in created and p.get("contact", {}).get("email")
+    }
+    if by_email:
+        gw.batch_upsert("contacts", "email", {email: row for email, (_, row) in by_email.items()})
+        found, _ = gw.batch_read("contacts", list(by_email), ["email"], id_property="email")
+        contact_ids = {str(c["properties"].get("email")): c["id"] for c in found}
+        pairs = [
+            (created[oid], contact_ids[email]) for email, (oid, _) in by_email.items() if email in contact_ids
+        ]
+        associate_default(gw, "deals", "contacts", pairs)
+    without_email = [
+        {
+            "properties": props[oid]["contact"],
+            "associations": [
+                {
+                    "to": {"id": deal_id},
+                    "types": [
+                        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CONTACT_TO_DEAL}
+                    ],
+                }
+            ],
+        }
+        for oid, deal_id in created.items()
+        if props.get(oid, {}).get("contact") and not props[oid]["contact"].get("email") and oid not in done
+    ]
+    if without_email:
+        gw.batch_create("contacts", without_email)
+    deal_ids = list(created.values())
+    companies = gw.associations("deals", "companies", deal_ids)
+    contacts = gw.associations("deals", "contacts", deal_ids)
+    return {
+        oid: {"company_id": (companies.get(d) or [None])[0], "contact_id": (contacts.get(d) or [None])[0]}
+        for oid, d in created.items()
+    }
 
 
 def _write_notes(
@@ -1232,15 +1317,14 @@ def commit(
             else:
                 row[f] = base_value(oid, f)
         row["deal_id"] = deal_of(oid)
+        for col in ("company_id", "contact_id"):
+            fresh = _clean(hs.at[oid, f"_{col}"]) if oid in hs.index and f"_{col}" in hs.columns else None
+            row[col] = fresh or base_value(oid, col)
         updated = (pc_res.get("updated") or {}).get(oid)
         row["pc_last_modified"] = (
             updated["last_modified"]
             if updated
-            else (
-                _clean(pc.at[oid, "_last_modified"])
-                if oid in pc.index
-                else base_value(oid, "pc_last_modified")
-            )
+            else (_clean(pc.at[oid, "_lm_key"]) if oid in pc.index else base_value(oid, "pc_last_modified"))
         )
         row["hs_last_modified"] = (
             ts_key(hs.at[oid, "_last_modified"])
@@ -1256,7 +1340,8 @@ def commit(
             rows[oid] = {
                 **{f: _clean(pc.at[oid, f]) for f in names if f in pc.columns},
                 "deal_id": str(deal_id),
-                "pc_last_modified": _clean(pc.at[oid, "_last_modified"]),
+                **((hs_res.get("related") or {}).get(oid) or {}),
+                "pc_last_modified": _clean(pc.at[oid, "_lm_key"]),
                 "review_status": _clean(pc.at[oid, "_review_status"]),
             }
             done.append({"opportunity_id": oid})
