@@ -15,11 +15,16 @@ if TYPE_CHECKING:
     from bench.stack import BenchStack
 
 
-def run_per_record(stack: BenchStack, records: list[tuple[str, str]]) -> float:
-    """Sync ``records`` ((opportunity id, deal id) pairs) the per-record way; returns wall seconds."""
+def run_per_record(stack: BenchStack, records: list[tuple[str, str]]) -> tuple[float, int]:
+    """Sync ``records`` ((opportunity id, deal id) pairs) the per-record way.
+
+    Returns:
+        (wall seconds, number of UpdateOpportunity calls Partner Central refused).
+    """
     import boto3
     import hubspot
     from botocore.config import Config
+    from botocore.exceptions import ClientError
     from hubspot.crm.deals import SimplePublicObjectInput
 
     from bench.stack import CATALOG, HS_TOKEN
@@ -34,7 +39,7 @@ def run_per_record(stack: BenchStack, records: list[tuple[str, str]]) -> float:
         region_name="us-east-1",
         endpoint_url=stack.pc_url,
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_secret_access_key="testing",  # noqa: S106 - moto/emulator dummy
         config=Config(retries={"mode": "standard", "total_max_attempts": 5}),
     )
     hs = hubspot.Client.create(access_token=HS_TOKEN, host=stack.hs_url, base_url=stack.hs_url)
@@ -42,6 +47,7 @@ def run_per_record(stack: BenchStack, records: list[tuple[str, str]]) -> float:
     burst = RollingWindowLimiter(int(100 * s), 10.0)
     props = ["dealname", "amount", "dealstage", "closedate", "aws_next_steps", cfg.link_property]
 
+    failures: list[str] = []
     started = time.monotonic()
     for oid, deal_id in records:
         burst.acquire()
@@ -51,7 +57,10 @@ def run_per_record(stack: BenchStack, records: list[tuple[str, str]]) -> float:
         current.pop("ResponseMetadata", None)
         payload = merge_into_opportunity(current, {"next_steps": deal.properties.get("aws_next_steps")}, cfg)
         writes.acquire()
-        pc.update_opportunity(**payload)
+        try:
+            pc.update_opportunity(**payload)
+        except ClientError as err:  # e.g. "In review": the Lambda would log and drop (or retry) the change
+            failures.append(err.response.get("Error", {}).get("Code", "ClientError"))
         burst.acquire()
         hs.crm.deals.basic_api.update(
             deal_id,
@@ -59,4 +68,4 @@ def run_per_record(stack: BenchStack, records: list[tuple[str, str]]) -> float:
                 properties={"aws_next_steps": (payload.get("LifeCycle") or {}).get("NextSteps") or ""}
             ),
         )
-    return time.monotonic() - started
+    return time.monotonic() - started, len(failures)

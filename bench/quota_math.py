@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass
+from itertools import pairwise
 
 #: Published quotas at time_scale 1 (docs/api-rules.md, emulators/*/quotas|limits.py).
 PC_READS_PER_S = 10.0
@@ -29,11 +30,15 @@ def budgets(time_scale: float) -> dict[str, Budget]:
     """
     s = float(time_scale)
     return {
-        "partner_central_reads": Budget("partner_central_reads", PC_READS_PER_S * s, max(1.0, PC_READS_PER_S * s)),
+        "partner_central_reads": Budget(
+            "partner_central_reads", PC_READS_PER_S * s, max(1.0, PC_READS_PER_S * s)
+        ),
         "partner_central_writes": Budget(
             "partner_central_writes", PC_WRITES_PER_S * s, max(1.0, PC_WRITES_PER_S * s)
         ),
-        "hubspot_requests": Budget("hubspot_requests", HS_REQUESTS_PER_10S * s / 10.0, HS_REQUESTS_PER_10S * s),
+        "hubspot_requests": Budget(
+            "hubspot_requests", HS_REQUESTS_PER_10S * s / 10.0, HS_REQUESTS_PER_10S * s
+        ),
         "hubspot_search": Budget("hubspot_search", HS_SEARCH_PER_S * s, HS_SEARCH_PER_S * s),
     }
 
@@ -85,4 +90,4 @@ def min_gap(stamps: list[float]) -> float | None:
     ordered = sorted(stamps)
     if len(ordered) < 2:
         return None
-    return min(b - a for a, b in zip(ordered, ordered[1:], strict=False))
+    return min(b - a for a, b in pairwise(ordered))

@@ -21,7 +21,10 @@ CATALOG = "AWS"
 
 def start_stack_process() -> tuple[subprocess.Popen[str], dict[str, str]]:
     """Start ``bench.stack_server`` and return (process, URLs); close its stdin to stop it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, ROOT / "include", ROOT / "plugins"))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, ROOT / "include", ROOT / "plugins")),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.stack_server"],
         stdin=subprocess.PIPE,
@@ -103,7 +106,9 @@ class BenchStack:
         return self.urls["hubspot"]
 
     # -- controls -----------------------------------------------------------------------------------
-    def control(self, service: str, path: str, body: dict[str, Any] | None = None, method: str = "POST") -> Any:
+    def control(
+        self, service: str, path: str, body: dict[str, Any] | None = None, method: str = "POST"
+    ) -> Any:
         """Call an emulator control (not counted, not rate limited)."""
         url = f"{self.pc_url if service == 'pc' else self.hs_url}/_emulator/{path}"
         r = requests.request(method, url, json=body if method == "POST" else None, timeout=120)
@@ -155,6 +160,23 @@ class BenchStack:
             raise RuntimeError(f"{dag_id} run {run.run_id} ended {state}")
         return run, seconds
 
+    def task_seconds(self, run: Any) -> dict[str, float]:
+        """Wall seconds of each task instance of a finished run (from the metadata DB)."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            rows = (
+                session.query(TaskInstance.task_id, TaskInstance.start_date, TaskInstance.end_date)
+                .filter(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
+                .all()
+            )
+        out: dict[str, float] = {}
+        for task_id, start, end in rows:
+            if start and end:
+                out[task_id] = out.get(task_id, 0.0) + (end - start).total_seconds()
+        return out
+
     def s3(self) -> Any:
         """boto3 S3 client on moto."""
         import boto3
@@ -168,7 +190,9 @@ class BenchStack:
         from cosell_sync.storage import SnapshotStore
 
         cfg = load_config()
-        return RunReport(SnapshotStore(self.s3(), cfg.storage.bucket, cfg.storage.prefix), CATALOG, run.run_id).read_report()
+        return RunReport(
+            SnapshotStore(self.s3(), cfg.storage.bucket, cfg.storage.prefix), CATALOG, run.run_id
+        ).read_report()
 
     def baseline(self) -> Any:
         """The committed baseline frame (opportunity id -> deal id, review status, ...)."""

@@ -20,7 +20,11 @@ def main() -> int:
     with local_stack() as stack:
         print(
             json.dumps(
-                {"partner_central": stack.partner_central_url, "hubspot": stack.hubspot_url, "aws": stack.aws_url}
+                {
+                    "partner_central": stack.partner_central_url,
+                    "hubspot": stack.hubspot_url,
+                    "aws": stack.aws_url,
+                }
             ),
             flush=True,
         )

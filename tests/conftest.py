@@ -16,12 +16,14 @@ import pytest
 # Airflow reads its configuration at import time: point it at a throwaway home (SQLite) before any
 # test module imports it. Each xdist worker gets its own home so their databases never collide.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-_AIRFLOW_HOME = Path(tempfile.gettempdir()) / f"cosell-test-airflow-{os.getpid()}-{_worker}"
-os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
-os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(Path(__file__).resolve().parents[1] / "plugins"))
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+_AIRFLOW_HOME = Path(tempfile.gettempdir()) / f"cosell-test-airflow-{os.getppid()}-{_worker}"
+# Forced, not defaulted: xdist workers inherit the controller's environment (and `make` exports the
+# repo's own AIRFLOW_HOME), and two workers migrating one SQLite file corrupt each other's runs.
+os.environ["AIRFLOW_HOME"] = str(_AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "plugins")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 # Dummy credentials: boto3 refuses to sign without some, and nothing here may reach real AWS.
 for _k, _v in {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -404,6 +404,9 @@ def _defs() -> dict[str, list[tuple[str, str, str, str, str, dict[str, Any]]]]:
                 },
             ),
             ("description", "Deal Description", _S, "textarea", deal_info, {}),
+            # Default deal properties in every HubSpot portal ("Closed Lost Reason", "Closed Won Reason").
+            ("closed_lost_reason", "Closed Lost Reason", _S, "textarea", deal_info, {}),
+            ("closed_won_reason", "Closed Won Reason", _S, "textarea", deal_info, {}),
             (
                 "deal_currency_code",
                 "Currency",

@@ -502,7 +502,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Read, merge and validate the sync configuration.
 
     Args:
-        path: YAML file; defaults to ``sync_config.yaml`` next to this module.
+        path: YAML file; defaults to ``$COSELL_SYNC_CONFIG`` when set, else ``sync_config.yaml`` next to
+            this module (the same file the DAG reads its schedule from).
         overrides: values merged over the file (nested dicts merge, lists replace), e.g. from an
             Airflow Variable or a test.
 
@@ -513,7 +514,9 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         ConfigError: the file is missing or unreadable, or a value is invalid; the message names
             the key path and the reason, one line per problem.
     """
-    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    from cosell_sync.schedule import config_path
+
+    file = Path(path) if path is not None else config_path()
     try:
         raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except OSError as err:

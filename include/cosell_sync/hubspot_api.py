@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cosell_sync.clients import HubSpotApi
+from cosell_sync.errors import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +181,44 @@ class HubSpotGateway:
         return out
 
     # -- writes ---------------------------------------------------------------------------------
-    def _batch_write(self, name: str, fn: Any, kwarg: str, inputs: list[dict[str, Any]]) -> BatchResult:
+    def _batch_write(
+        self, name: str, fn: Any, kwarg: str, inputs: list[dict[str, Any]], key: str = "id"
+    ) -> BatchResult:
         result = BatchResult()
         for chunk in chunks(inputs):
-            page = self._raw(name, fn, **{kwarg: {"inputs": chunk}})
-            result.results.extend(page.get("results", []))
-            result.errors.extend(page.get("errors", []))
+            self._write_chunk(name, fn, kwarg, chunk, key, result)
         return result
+
+    def _write_chunk(
+        self, name: str, fn: Any, kwarg: str, chunk: list[dict[str, Any]], key: str, result: BatchResult
+    ) -> None:
+        """Write one chunk; when HubSpot rejects the whole batch (400), find the bad inputs by halving.
+
+        HubSpot answers a batch holding one invalid input with a 400 for the entire batch, naming the
+        property but not the record. Halving isolates the bad inputs in about 2*log2(n) calls, so one
+        bad record costs a few requests instead of failing the other 99.
+        """
+        try:
+            page = self._raw(name, fn, **{kwarg: {"inputs": chunk}})
+        except ValidationError as err:
+            if len(chunk) == 1:
+                ident = chunk[0].get(key) or chunk[0].get("id")
+                log.error("HubSpot rejected %s for %s: %s", name, ident, err.message)
+                result.errors.append(
+                    {
+                        "status": "error",
+                        "category": err.code or "VALIDATION_ERROR",
+                        "message": err.message,
+                        "context": {"ids": [str(ident)] if ident else []},
+                    }
+                )
+                return
+            middle = len(chunk) // 2
+            self._write_chunk(name, fn, kwarg, chunk[:middle], key, result)
+            self._write_chunk(name, fn, kwarg, chunk[middle:], key, result)
+            return
+        result.results.extend(page.get("results", []))
+        result.errors.extend(page.get("errors", []))
 
     def batch_update(self, object_type: str, updates: dict[str, dict[str, str]]) -> BatchResult:
         """Update properties of existing objects (``{id: {property: value}}``), 100 per call."""
