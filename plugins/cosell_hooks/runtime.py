@@ -104,9 +104,14 @@ def report(
     for extract in (pc, hs):
         for op, count in (extract.get("api_calls") or {}).items():
             calls[op] = calls.get(op, 0) + count
-    summary = {**summary, "api_calls": calls}
     pc_calls = sum(v for k, v in calls.items() if k[:1].isupper())
     hs_calls = sum(v for k, v in calls.items() if not k[:1].isupper())
+    summary = {**summary, "api_calls": calls, "api_calls_total": {"partner_central": pc_calls, "hubspot": hs_calls}}
+    if summary.get("report_key") and not run.get("dry_run"):
+        from cosell_sync.audit import RunReport
+
+        # report.json gets every step's API calls, not only the apply steps' the commit saw.
+        RunReport(env.snapshots, run["catalog"], run["run_id"]).write_report(summary)
     log.info("\n%s", format_report(summary, pc_calls, hs_calls))
     return {
         "report_key": summary.get("report_key"),

@@ -266,7 +266,8 @@ def test_every_mapped_field_flows_hubspot_to_partner_central(sync_stack: Any) ->
     # UpdateOpportunity replaces the whole record: everything we did not change must survive
     assert {k: after[k] for k in untouched} == untouched
     entries = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_OPPORTUNITY"]
-    assert entries and entries[0]["success"] is True
+    assert entries
+    assert entries[0]["success"] is True
     assert set(entries[0]["changes"]) == set(wanted)
 
 
@@ -403,7 +404,8 @@ def test_review_state_defers_then_applies_allowed_fields_and_never_sends_locked_
     assert _canonical_pc(sync_stack, oid)["project_title"] == title_before
     assert _canonical_hs(sync_stack, oid)["project_title"] == title_before
     skipped = [e for e in sync_stack.audit(oid) if e["action"] == "SKIPPED"]
-    assert skipped and "LOCKED_AFTER_APPROVAL" in str(skipped[0]["metadata"])
+    assert skipped
+    assert "LOCKED_AFTER_APPROVAL" in str(skipped[0]["metadata"])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -450,7 +452,9 @@ def test_partial_failure_207_is_retried_next_run(sync_stack: Any) -> None:
     assert _canonical_hs(sync_stack, first)["next_steps"] == "First changed in Partner Central"
     assert _canonical_hs(sync_stack, second)["next_steps"] != "Second changed in Partner Central"
     failed = [e for e in sync_stack.audit(second) if e["action"] == "UPDATE_DEAL"]
-    assert failed and failed[0]["success"] is False and failed[0]["error"]
+    assert failed
+    assert failed[0]["success"] is False
+    assert failed[0]["error"]
     # nothing changes in Partner Central again, yet the next run retries and succeeds
     sync_stack.hs_control("faults", {"fail_ids": []})
     report = sync_stack.report(sync_stack.run())
