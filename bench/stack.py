@@ -126,15 +126,11 @@ class BenchStack:
 
     def set_scale(self, time_scale: float) -> None:
         """Quotas on at ``time_scale`` in both emulators, and the clients' pacing scaled to match."""
-        import cosell_sync.config as config_module
-
         self.time_scale = time_scale
         for service in ("pc", "hs"):
             self.control(service, "quotas", {"enabled": True, "time_scale": time_scale})
         path = scaled_config(time_scale, self.workdir)
-        # load_config() reads DEFAULT_CONFIG_PATH (it does not honour COSELL_SYNC_CONFIG yet); dag.test()
-        # runs tasks in this process, so pointing the module global at the scaled file reaches them.
-        config_module.DEFAULT_CONFIG_PATH = path
+        # Every task's load_config() reads this file: quotas (and so the clients' pacing) scaled to match.
         os.environ["COSELL_SYNC_CONFIG"] = str(path)
         os.environ.update(connections(self.urls, time_scale))
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,6 +46,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_USER = "airflow:cosell_reconcile"
+
+
+#: Entries per thread slice and threads for :meth:`AuditTrail.write` (see there).
+WRITE_SLICE = 500
+WRITE_THREADS = 6
 
 
 class AuditAction(StrEnum):
@@ -245,8 +251,15 @@ class AuditTrail:
         for entry in entries:
             record = entry.to_record(self.retention_days)
             records[(record["PK"], record["SK"])] = record
-        requests = ({"PutRequest": {"Item": to_item(r)}} for r in records.values())
-        written = batch_write(self.ddb, self.table, requests)
+        items = [{"PutRequest": {"Item": to_item(r)}} for r in records.values()]
+        # BatchWriteItem takes 25 items per call and each call is a round trip: an initial load of 10k
+        # records is 400 calls, so they go out on a few threads (boto3 clients are thread-safe).
+        slices = [items[i : i + WRITE_SLICE] for i in range(0, len(items), WRITE_SLICE)]
+        if len(slices) <= 1:
+            written = batch_write(self.ddb, self.table, iter(items))
+        else:
+            with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+                written = sum(pool.map(lambda chunk: batch_write(self.ddb, self.table, iter(chunk)), slices))
         log.info("audit: %d entries written to %s", written, self.table)
         return written
 

@@ -347,7 +347,16 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
             }
             if not changed:
                 continue
-            owners = gw.associations(plural[obj], "deals", changed)
+            # The baseline knows which deal each synced company/contact belongs to; ask HubSpot's
+            # associations only for the ones it does not know (saves a call per 100 after large writes).
+            id_column = f"{obj}_id"
+            known: dict[str, list[str]] = {}
+            if id_column in base.columns:
+                for opp_id, rid in base[id_column].dropna().items():
+                    if str(rid) in changed and opp_id in base_deal:
+                        known.setdefault(str(rid), []).append(str(base_deal[opp_id]))
+            unknown_ids = [rid for rid in changed if rid not in known]
+            owners = {**known, **(gw.associations(plural[obj], "deals", unknown_ids) if unknown_ids else {})}
             for oid, deal_ids in owners.items():
                 for deal_id in deal_ids:
                     if deal_id in deal_to_opp or deal_id in deals:

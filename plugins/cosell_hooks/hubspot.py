@@ -262,9 +262,19 @@ class HubSpotHook(BaseHook):
     BURST_WINDOW_S = 10.0 + 0.25
     SEARCH_WINDOW_S = 1.0 + 0.05
 
-    def __init__(self, hubspot_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        hubspot_conn_id: str = default_conn_name,
+        *,
+        requests_per_10s: int | None = None,
+        search_requests_per_s: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.hubspot_conn_id = hubspot_conn_id
+        # Defaults from the sync config's quotas; a connection extra still wins (it knows the app's tier).
+        self._requests_per_10s = requests_per_10s
+        self._search_requests_per_s = search_requests_per_s
         self._api_lock = threading.Lock()
         self._apis: dict[tuple[str, str], Any] = {}
 
@@ -329,8 +339,14 @@ class HubSpotHook(BaseHook):
             return HubSpotSettings(
                 base_url=_base_url(conn.host, conn.port, conn.schema, extra),
                 access_token=conn.password,
-                requests_per_10s=int(extra.get("requests_per_10s", defaults.requests_per_10s)),
-                search_requests_per_s=int(extra.get("search_requests_per_s", defaults.search_requests_per_s)),
+                requests_per_10s=int(
+                    extra.get("requests_per_10s", self._requests_per_10s or defaults.requests_per_10s)
+                ),
+                search_requests_per_s=int(
+                    extra.get(
+                        "search_requests_per_s", self._search_requests_per_s or defaults.search_requests_per_s
+                    )
+                ),
                 max_retries=int(extra.get("max_retries", defaults.max_retries)),
                 backoff_factor=float(extra.get("backoff_factor", defaults.backoff_factor)),
                 backoff_max=float(extra.get("backoff_max", defaults.backoff_max)),

@@ -41,7 +41,11 @@ def build_env(catalog: str | None = None) -> SyncEnv:
         read_rate_per_s=quotas.partner_central_reads_per_second,
         write_rate_per_s=quotas.partner_central_writes_per_second,
     )
-    hs = HubSpotHook(HUBSPOT_CONN_ID)
+    hs = HubSpotHook(
+        HUBSPOT_CONN_ID,
+        requests_per_10s=quotas.hubspot_requests_per_10s,
+        search_requests_per_s=quotas.hubspot_search_per_second,
+    )
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
     dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
     effective_catalog = catalog or pc.catalog
@@ -106,7 +110,11 @@ def report(
             calls[op] = calls.get(op, 0) + count
     pc_calls = sum(v for k, v in calls.items() if k[:1].isupper())
     hs_calls = sum(v for k, v in calls.items() if not k[:1].isupper())
-    summary = {**summary, "api_calls": calls, "api_calls_total": {"partner_central": pc_calls, "hubspot": hs_calls}}
+    summary = {
+        **summary,
+        "api_calls": calls,
+        "api_calls_total": {"partner_central": pc_calls, "hubspot": hs_calls},
+    }
     if summary.get("report_key") and not run.get("dry_run"):
         from cosell_sync.audit import RunReport
 
