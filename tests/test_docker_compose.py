@@ -103,6 +103,11 @@ class TestDockerCompose:
         assert None not in values.values(), f"{key} missing in {[n for n, v in values.items() if v is None]}"
         assert len(set(values.values())) == 1, values
 
+    def test_init_creates_the_partner_central_writes_pool(self, services):
+        # apply_partner_central runs in this pool; a missing pool means the task is never scheduled.
+        command = " ".join(services["airflow-init"]["command"])
+        assert "pools set partner_central_writes 1" in command
+
     def test_jwt_secret_comes_from_env_with_default(self, services):
         secret = _env(services["airflow-scheduler"])["AIRFLOW__API_AUTH__JWT_SECRET"]
         assert re.fullmatch(r"\$\{[A-Z_]+:-.+\}", secret), secret
