@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             # Task workers reach the API server here; it must match the port the UI is served on.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{args.port}/execution/",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "include"), str(ROOT / "plugins")]),
+            # standalone starts its components as `airflow ...` from PATH: make that the venv's airflow.
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
     )
     sys.path[:0] = [str(ROOT), str(ROOT / "include")]

@@ -113,40 +113,57 @@ def _edits(stack: Any, hs_client: Any, pc_client: Any, catalog: str) -> list[str
     ).results
     notes: list[str] = []
     by_opp = {d.properties[link]: d for d in deals}
-    status = {oid: pc_client.get_opportunity(Catalog=catalog, Identifier=oid)["LifeCycle"].get("ReviewStatus")
-              for oid in sorted(by_opp)}
+    status = {
+        oid: pc_client.get_opportunity(Catalog=catalog, Identifier=oid)["LifeCycle"].get("ReviewStatus")
+        for oid in sorted(by_opp)
+    }
     editable = [oid for oid, st in status.items() if st == "Pending Submission"]
     under_review = [oid for oid, st in status.items() if st in ("Submitted", "In review")]
     # HubSpot side: renames.
     for oid in editable[0:3]:
-        hs_client.crm.deals.basic_api.update(by_opp[oid].id, simple_public_object_input={
-            "properties": {"dealname": f"{by_opp[oid].properties['dealname']} (expansion)"}})
+        hs_client.crm.deals.basic_api.update(
+            by_opp[oid].id,
+            simple_public_object_input={
+                "properties": {"dealname": f"{by_opp[oid].properties['dealname']} (expansion)"}
+            },
+        )
     notes.append("HubSpot: renamed 3 deals")
     # Partner Central side: AWS-side next steps on other opportunities.
     for oid in editable[3:6]:
-        _post(f"{stack.partner_central_url}/_emulator/simulate/aws-update",
-              {"catalog": catalog, "identifier": oid,
-               "LifeCycle": {"NextSteps": "AWS account team scheduled a joint call"}})
+        _post(
+            f"{stack.partner_central_url}/_emulator/simulate/aws-update",
+            {
+                "catalog": catalog,
+                "identifier": oid,
+                "LifeCycle": {"NextSteps": "AWS account team scheduled a joint call"},
+            },
+        )
     notes.append("Partner Central: next steps changed on 3 opportunities")
     # A conflict: the amount (manual resolution in the shipped config) changes on both sides.
     conflict = editable[6]
-    hs_client.crm.deals.basic_api.update(by_opp[conflict].id, simple_public_object_input={
-        "properties": {"amount": "123456"}})
+    hs_client.crm.deals.basic_api.update(
+        by_opp[conflict].id, simple_public_object_input={"properties": {"amount": "123456"}}
+    )
     current = pc_client.get_opportunity(Catalog=catalog, Identifier=conflict)
     spend = current.get("Project", {}).get("ExpectedCustomerSpend") or []
     if spend:
         spend[0]["Amount"] = "98765"
-        _post(f"{stack.partner_central_url}/_emulator/simulate/aws-update",
-              {"catalog": catalog, "identifier": conflict, "Project": {"ExpectedCustomerSpend": spend}})
+        _post(
+            f"{stack.partner_central_url}/_emulator/simulate/aws-update",
+            {"catalog": catalog, "identifier": conflict, "Project": {"ExpectedCustomerSpend": spend}},
+        )
     notes.append(f"Both sides: amount of {conflict} changed differently (a manual conflict)")
     # An opportunity under AWS review: its HubSpot edit must wait, not be dropped.
     if under_review:
         review = under_review[0]
         if status[review] == "Submitted":
-            _post(f"{stack.partner_central_url}/_emulator/simulate/review",
-                  {"catalog": catalog, "identifier": review, "review_status": "In review"})
-        hs_client.crm.deals.basic_api.update(by_opp[review].id, simple_public_object_input={
-            "properties": {"closedate": "2027-12-31"}})
+            _post(
+                f"{stack.partner_central_url}/_emulator/simulate/review",
+                {"catalog": catalog, "identifier": review, "review_status": "In review"},
+            )
+        hs_client.crm.deals.basic_api.update(
+            by_opp[review].id, simple_public_object_input={"properties": {"closedate": "2027-12-31"}}
+        )
         notes.append(f"HubSpot: close date of the deal of {review}, which AWS has 'In review' (deferred)")
     return notes
 

@@ -507,6 +507,12 @@ def plan(
         keys = list(zip(resolved["opportunity_id"], resolved["field"], strict=True))
         resolved = resolved[[k not in frozen for k in keys]]
     planned = build_plan(resolved, pc, base, cfg)
+    for item in planned.conflicts:
+        # When each side last changed, for the person resolving it (and the conflict's identity).
+        oid = item["opportunity_id"]
+        item["partner_central_timestamp"] = _clean(pc.at[oid, "_lm_key"]) if oid in pc.index else None
+        stamp = hs.at[oid, "_last_modified"] if oid in hs.index else None
+        item["hubspot_timestamp"] = ts_key(stamp) if _clean(stamp) else None
     if direction == TO_HUBSPOT:
         planned.partner_central_updates = {}
     elif direction == TO_PARTNER_CENTRAL:
@@ -1050,7 +1056,14 @@ def _open_conflicts(env: SyncEnv, gw: HubSpotGateway, document: dict[str, Any], 
     for item in document["conflicts"]:
         rows.append(
             {
-                **item,
+                "conflict_id": item["conflict_id"],
+                "opportunity_id": item["opportunity_id"],
+                "field": item["field"],
+                # the plan names the two sides pc/hs; the conflict store's columns are spelled out
+                "partner_central_value": item.get("pc"),
+                "hubspot_value": item.get("hs"),
+                "partner_central_timestamp": item.get("partner_central_timestamp"),
+                "hubspot_timestamp": item.get("hubspot_timestamp"),
                 "deal_id": object_id(item["opportunity_id"], "_deal_id")
                 or object_id(item["opportunity_id"], "deal_id"),
             }
@@ -1296,7 +1309,7 @@ def commit(
             "CONFLICT",
             "CONFLICT_DETECTED",
             "HUBSPOT",
-            {item["field"]: (item.get("partner_central"), item.get("hubspot"))},
+            {item["field"]: (item.get("pc"), item.get("hs"))},
             True,
             None,
             [],

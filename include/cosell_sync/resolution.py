@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.errors import ConflictError, NotFoundError, SyncError, ValidationError
+from cosell_sync.errors import ConflictError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from cosell_sync.hubspot_api import HubSpotGateway
@@ -294,54 +294,29 @@ def no_email(text: str | None) -> str | None:
 # ---------------------------------------------------------------------------------------------------
 # resolving one conflict
 # ---------------------------------------------------------------------------------------------------
-def recorded_values(env: SyncEnv, conflict: dict[str, Any]) -> tuple[str | None, str | None]:
+def recorded_values(conflict: dict[str, Any]) -> tuple[str | None, str | None]:
     """The Partner Central and HubSpot values the conflict recorded when it was detected.
 
-    The conflict item carries ``partner_central_value``/``hubspot_value``. Conflicts opened by a
-    reconcile run may hold neither (both null, which no real conflict is: its sides differ); the values
-    are then taken from the run that detected it: its ``CONFLICT_DETECTED`` audit entry names the run,
-    and that run's ``plan.json`` lists the conflict with both values.
-
     Args:
-        env: clients and stores.
-        conflict: the conflict item.
+        conflict: the conflict item (``cosell_reconcile`` stores both values on it).
 
     Returns:
         ``(partner_central_value, hubspot_value)``.
 
     Raises:
-        NotFoundError: no recorded values anywhere.
+        NotFoundError: neither value is recorded (a real conflict's sides differ, so both cannot be empty).
     """
-    from cosell_sync.reconcile import _run_key
-
     pcv, hsv = conflict.get("partner_central_value"), conflict.get("hubspot_value")
-    if pcv is not None or hsv is not None:
-        return pcv, hsv
-    cid, oid, name = conflict["conflict_id"], conflict["opportunity_id"], conflict["field"]
-    for entry in env.audit.history(oid, limit=None):
-        if entry.get("action") != "CONFLICT_DETECTED" or (entry.get("metadata") or {}).get("conflictId") != cid:
-            continue
-        change = (entry.get("changes") or {}).get(name) or {}
-        if change.get("old") is not None or change.get("new") is not None:
-            return change.get("old"), change.get("new")
-        run_id = (entry.get("metadata") or {}).get("runId")
-        if not run_id:
-            continue
-        key = _run_key({"catalog": env.catalog, "run_id": str(run_id)}, "plan", "json")
-        try:
-            document = env.snapshots.get_json(key)
-        except NotFoundError:
-            continue
-        for item in document.get("conflicts") or []:
-            if item.get("conflict_id") == cid and item.get("field") == name:
-                return item.get("pc"), item.get("hs")
-    raise NotFoundError(
-        f"conflict {cid} ({oid}.{name}) has no recorded values: neither the conflict item nor the "
-        "detecting run's audit entry and plan hold them",
-        record_id=cid,
-    )
+    if pcv is None and hsv is None:
+        raise NotFoundError(
+            f"conflict {conflict['conflict_id']} ({conflict['opportunity_id']}.{conflict['field']}) has no "
+            "recorded values",
+            record_id=conflict["conflict_id"],
+        )
+    return pcv, hsv
 
 
+# ---------------------------------------------------------------------------------------------------
 def resolve_conflict(
     env: SyncEnv,
     conflict_id: str,
@@ -409,7 +384,7 @@ def resolve_conflict(
             record_id=conflict_id,
         )
 
-    pc_value, hs_value = recorded_values(env, conflict)
+    pc_value, hs_value = recorded_values(conflict)
     use_hubspot = resolution == USE_HUBSPOT_VALUE
     winning, losing = (hs_value, pc_value) if use_hubspot else (pc_value, hs_value)
     target_side = PC_SIDE if use_hubspot else HS_SIDE
@@ -439,16 +414,14 @@ def resolve_conflict(
                 record_id=conflict_id,
             )
         baseline_update["pc_last_modified"] = written.last_modified
-        log.info(
-            "Partner Central %s: %s",
-            oid,
-            "already held the value" if written.already_applied else f"updated ({written.attempts} attempt(s))",
-        )
+        outcome = "already held the value" if written.already_applied else f"{written.attempts} attempt(s)"
+        log.info("Partner Central %s updated: %s", oid, outcome)
     else:
         if cfg.field(name).direction == "hubspot_to_partner_central":
             raise ResolutionBlockedError(
                 f"conflict {conflict_id}: {name} is never written to HubSpot (direction "
-                "hubspot_to_partner_central); only USE_HUBSPOT_VALUE can resolve it. The conflict stays PENDING.",
+                "hubspot_to_partner_central); only USE_HUBSPOT_VALUE can resolve it. "
+                "The conflict stays PENDING.",
                 record_id=conflict_id,
             )
         ids = hubspot_object_ids(env, gw, conflict.get("deal_id"), base_row)
@@ -494,12 +467,6 @@ def resolve_conflict(
         gw.batch_update("deals", {str(deal_id): {"aws_conflict_status": "Resolved"}})
 
     # Last: resolving is the commit point (the field stays frozen until now, so a retry redoes the above).
-    if conflict.get("partner_central_value") is None and conflict.get("hubspot_value") is None:
-        # Record the values on the item too, so the store's resolved_value is the value we wrote.
-        env.conflicts._refresh_pending(
-            {**conflict, "partner_central_value": pc_value, "hubspot_value": hs_value},
-            str(conflict.get("last_detected_at") or conflict.get("detected_at")),
-        )
     env.conflicts.resolve(conflict_id, resolution, reason or "", user)
     api_calls = {**dict(calls), **dict(gw.calls)}
     log.info(
@@ -550,7 +517,6 @@ __all__ = [
     "USE_PARTNER_CENTRAL_VALUE",
     "PartnerCentralWrite",
     "ResolutionBlockedError",
-    "SyncError",
     "gate_fields",
     "get_opportunity",
     "hubspot_object_ids",

@@ -146,3 +146,56 @@ def run_setup_step(name: str) -> dict[str, Any]:
     if name == "ensure_properties":
         return setup.ensure_properties(cfg, HubSpotHook(HUBSPOT_CONN_ID))
     raise ValueError(f"unknown setup step {name!r}")
+
+
+def _run_timestamp(context: dict[str, Any]) -> Any:
+    """The run's fixed timestamp for audit keys: a retried task must write the same keys again."""
+    from datetime import UTC, datetime
+
+    dag_run = context.get("dag_run")
+    for value in (
+        getattr(dag_run, "run_after", None),
+        context.get("logical_date"),
+        getattr(dag_run, "start_date", None),
+    ):
+        if value is not None:
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def run_resolution_step(context: dict[str, Any]) -> dict[str, Any]:
+    """Run ``cosell_resolve_conflict``: apply a person's decision on one manual conflict."""
+    from cosell_sync import resolution
+
+    params = dict(context.get("params") or {})
+    info = _run_info(context)
+    return resolution.resolve_conflict(
+        build_env(),
+        str(params.get("conflict_id") or "").strip(),
+        str(params.get("resolution") or ""),
+        params.get("reason"),
+        str(params.get("resolved_by") or "").strip(),
+        str(info["run_id"]),
+        run_timestamp=_run_timestamp(context),
+        dag_id=str(info.get("dag_id") or "cosell_resolve_conflict"),
+    )
+
+
+def run_rollback_step(context: dict[str, Any]) -> dict[str, Any]:
+    """Run ``cosell_rollback``: restore one record's fields to their values at a point in time."""
+    from cosell_sync import rollback
+
+    params = dict(context.get("params") or {})
+    info = _run_info(context)
+    dag_id = str(info.get("dag_id") or "cosell_rollback")
+    return rollback.rollback(
+        build_env(),
+        str(params.get("opportunity_id") or "").strip(),
+        str(params.get("target_timestamp") or ""),
+        list(params.get("fields") or []),
+        bool(params.get("dry_run", True)),
+        str(info["run_id"]),
+        f"airflow:{dag_id}",
+        run_timestamp=_run_timestamp(context),
+        dag_id=dag_id,
+    )
