@@ -877,8 +877,11 @@ def apply_hubspot(
     if document["create_deals"]:
         rows = {}
         related_props: dict[str, dict[str, dict[str, str]]] = {}
+        new_records = pc.loc[document["create_deals"]].to_dict(
+            "index"
+        )  # one conversion, not 25 .at per record
         for oid in document["create_deals"]:
-            values = {c: _clean(pc.at[oid, c]) for c in cfg.field_names() if c in pc.columns}
+            values = {c: _clean(new_records[oid].get(c)) for c in cfg.field_names()}
             props = new_deal_properties(values, oid, cfg)
             rows[oid] = props["deal"]
             related_props[oid] = props
@@ -1164,14 +1167,27 @@ def commit(
             )
         )
 
+    # Plain dicts per record: a 10,000-record initial load would otherwise make ~10k .loc and ~250k .at
+    # pandas lookups here, which cost more than the writes they describe.
+    pc_rec: dict[str, dict[str, Any]] = pc.to_dict("index")
+    hs_rec: dict[str, dict[str, Any]] = hs.to_dict("index")
+    referenced = (
+        set(pc_rec)
+        | set(hs_rec)
+        | set(document["hubspot_updates"])
+        | set(document["partner_central_updates"])
+    )
+    referenced |= {
+        i["opportunity_id"] for i in (*document["deferred"], *document["blocked"], *document["conflicts"])
+    }
+    base_rec: dict[str, dict[str, Any]] = base.loc[base.index.intersection(list(referenced))].to_dict("index")
+
     def base_value(oid: str, field: str) -> str | None:
-        return _clean(base.at[oid, field]) if oid in base.index and field in base.columns else None
+        return _clean(base_rec.get(oid, {}).get(field))
 
     def deal_of(oid: str) -> str | None:
-        for frame, col in ((hs, "_deal_id"), (base, "deal_id")):
-            if oid in frame.index and col in frame.columns and _clean(frame.at[oid, col]):
-                return str(frame.at[oid, col])
-        return None
+        found = _clean(hs_rec.get(oid, {}).get("_deal_id")) or _clean(base_rec.get(oid, {}).get("deal_id"))
+        return str(found) if found else None
 
     if run["dry_run"]:
         report = _report(run, document, {}, {}, {}, 0)
@@ -1249,7 +1265,7 @@ def commit(
             TO_HUBSPOT,
             "CREATE_DEAL",
             "PARTNER_CENTRAL",
-            {f: (None, _clean(pc.at[oid, f])) for f in names if f in pc.columns and _clean(pc.at[oid, f])},
+            {f: (None, _clean(pc_rec[oid].get(f))) for f in names if _clean(pc_rec[oid].get(f))},
             deal_id is not None,
             hs_failed.get(oid),
             ["crm.deals.batch.upsert"],
@@ -1322,14 +1338,14 @@ def commit(
     written_pc = {oid: ch for oid, ch in document["partner_central_updates"].items() if oid in pc_ok}
     written_hs = {oid: ch for oid, ch in document["hubspot_updates"].items() if oid not in hs_failed}
     for oid in touched:
-        side_pc = pc.loc[oid] if oid in pc.index else (base.loc[oid] if oid in base.index else None)
-        side_hs = hs.loc[oid] if oid in hs.index else (base.loc[oid] if oid in base.index else None)
+        side_pc = pc_rec.get(oid) or base_rec.get(oid)
+        side_hs = hs_rec.get(oid) or base_rec.get(oid)
         if side_pc is None or side_hs is None:
             continue  # not linked yet: the create path below handles it
         row: dict[str, Any] = {}
         for f in names:
-            a = _clean(side_pc.get(f)) if f in side_pc.index else None
-            b = _clean(side_hs.get(f)) if f in side_hs.index else None
+            a = _clean(side_pc.get(f))
+            b = _clean(side_hs.get(f))
             if oid in written_pc and f in written_pc[oid]:
                 row[f] = written_pc[oid][f]
             elif oid in written_hs and f in written_hs[oid]:
@@ -1340,31 +1356,30 @@ def commit(
                 row[f] = base_value(oid, f)
         row["deal_id"] = deal_of(oid)
         for col in ("company_id", "contact_id"):
-            fresh = _clean(hs.at[oid, f"_{col}"]) if oid in hs.index and f"_{col}" in hs.columns else None
-            row[col] = fresh or base_value(oid, col)
+            row[col] = _clean(hs_rec.get(oid, {}).get(f"_{col}")) or base_value(oid, col)
         updated = (pc_res.get("updated") or {}).get(oid)
         row["pc_last_modified"] = (
             updated["last_modified"]
             if updated
-            else (_clean(pc.at[oid, "_lm_key"]) if oid in pc.index else base_value(oid, "pc_last_modified"))
+            else (
+                _clean(pc_rec[oid].get("_lm_key")) if oid in pc_rec else base_value(oid, "pc_last_modified")
+            )
         )
-        row["hs_last_modified"] = (
-            ts_key(hs.at[oid, "_last_modified"])
-            if oid in hs.index and _clean(hs.at[oid, "_last_modified"])
-            else base_value(oid, "hs_last_modified")
-        )
+        stamp = hs_rec.get(oid, {}).get("_last_modified")
+        row["hs_last_modified"] = ts_key(stamp) if _clean(stamp) else base_value(oid, "hs_last_modified")
         row["review_status"] = (
-            _clean(pc.at[oid, "_review_status"]) if oid in pc.index else base_value(oid, "review_status")
+            _clean(pc_rec[oid].get("_review_status")) if oid in pc_rec else base_value(oid, "review_status")
         )
         rows[oid] = row
     for oid, deal_id in (hs_res.get("created") or {}).items():
-        if oid in pc.index:
+        if oid in pc_rec:
+            record = pc_rec[oid]
             rows[oid] = {
-                **{f: _clean(pc.at[oid, f]) for f in names if f in pc.columns},
+                **{f: _clean(record.get(f)) for f in names},
                 "deal_id": str(deal_id),
                 **((hs_res.get("related") or {}).get(oid) or {}),
-                "pc_last_modified": _clean(pc.at[oid, "_lm_key"]),
-                "review_status": _clean(pc.at[oid, "_review_status"]),
+                "pc_last_modified": _clean(record.get("_lm_key")),
+                "review_status": _clean(record.get("_review_status")),
             }
             done.append({"opportunity_id": oid})
     linked_ok = set(hs_res.get("linked") or {}) - set(hs_failed)
