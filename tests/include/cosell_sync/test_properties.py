@@ -82,6 +82,7 @@ def test_deal_property_types(specs, name, type_, field_type):
     assert body["groupName"] == GROUP_NAME
 
 
+@pytest.mark.skipif(not SPECS.exists(), reason=f"HubSpot OpenAPI specs not found at {SPECS}")
 def test_every_body_is_a_valid_property_create(specs):
     schema = json.loads(SPECS.read_text())["components"]["schemas"]["PropertyCreate"]
     allowed = set(schema["properties"])
