@@ -9,6 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from scenarios import (
+    canonical_hs,
+    canonical_pc,
+    config_with,
+    editable,
+    mapped_fields,
+    new_value,
+    set_hs,
+    set_pc,
+    synced_book,
+    with_status,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -54,195 +66,18 @@ def test_initial_load_creates_records_both_ways_then_rerun_writes_nothing(sync_s
 
 
 # ---------------------------------------------------------------------------------------------------
-# helpers for the scenarios below
-# ---------------------------------------------------------------------------------------------------
-def _synced_book(stack: Any, opportunities: int = 8) -> list[str]:
-    """Seed Partner Central, run the initial load; returns the opportunity ids (all linked now)."""
-    ids = stack.pc_control("seed", {"opportunities": opportunities, "seed": 11, "catalog": "AWS"})[
-        "opportunity_ids"
-    ]
-    stack.run()
-    return ids
-
-
-def _with_status(stack: Any, ids: list[str], *statuses: str) -> list[str]:
-    out = []
-    for oid in ids:
-        opp = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)
-        if opp["LifeCycle"].get("ReviewStatus") in statuses:
-            out.append(oid)
-    return out
-
-
-def _editable(stack: Any, ids: list[str]) -> list[str]:
-    found = _with_status(stack, ids, "Pending Submission")
-    assert found, "the seeded book has no opportunity in Pending Submission"
-    return found
-
-
-def _canonical_pc(stack: Any, oid: str) -> dict[str, Any]:
-    from cosell_sync.config import load_config
-    from cosell_sync.mapping import opportunities_to_frame
-
-    cfg = load_config()
-    frame = opportunities_to_frame([stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)], cfg)
-    return {f: frame.iloc[0][f] for f in cfg.field_names()}
-
-
-def _canonical_hs(stack: Any, oid: str) -> dict[str, Any]:
-    """The HubSpot side of a record (deal, primary company and contact) as canonical values."""
-    import requests
-
-    from cosell_sync.config import load_config
-    from cosell_sync.mapping import hubspot_to_frame
-
-    cfg = load_config()
-    headers = {"Authorization": "Bearer test-token"}
-    props = {
-        obj: sorted({f.hubspot for f in cfg.fields if f.object == obj})
-        for obj in ("deal", "company", "contact")
-    }
-    deal = stack.deal_by_opportunity(oid, [*props["deal"], "aws_opportunity_id", "hs_lastmodifieddate"])
-    related: dict[str, dict[str, Any]] = {}
-    for obj, plural in (("company", "companies"), ("contact", "contacts")):
-        r = requests.get(
-            f"{stack.hs_url}/crm/v4/objects/deals/{deal['id']}/associations/{plural}",
-            headers=headers,
-            timeout=30,
-        )
-        r.raise_for_status()
-        ids = [str(x["toObjectId"]) for x in r.json()["results"]]
-        if ids:
-            obj_id = ids[0]
-            got = requests.get(
-                f"{stack.hs_url}/crm/v3/objects/{plural}/{obj_id}",
-                params={"properties": ",".join(props[obj])},
-                headers=headers,
-                timeout=30,
-            )
-            got.raise_for_status()
-            related[obj] = {obj_id: got.json()}
-    frame = hubspot_to_frame(
-        [deal],
-        related.get("company", {}),
-        related.get("contact", {}),
-        {deal["id"]: next(iter(related.get("company", {"": 0})))},
-        {deal["id"]: next(iter(related.get("contact", {"": 0})))},
-        cfg,
-    )
-    return {f: frame.iloc[0][f] for f in cfg.field_names()}
-
-
-def _new_value(field: Any, current: Any) -> str:
-    """A different, valid canonical value for a mapped field."""
-    t = field.transform
-    if t == "date":
-        return "2027-06-30" if current != "2027-06-30" else "2027-07-31"
-    if t == "amount":
-        return "424242" if current != "424242" else "515151"
-    if t == "stage":
-        return "Technical Validation" if current != "Technical Validation" else "Business Validation"
-    if t == "enum":
-        options = [k for k in (field.values or {}) if k != current]
-        return options[0]
-    if t == "country_code":
-        return "DE" if current != "DE" else "FR"
-    if t == "email":
-        return "new.owner@example.org"
-    if t == "phone":
-        return "+4930123456"
-    realistic = {
-        "company_website": "https://www.example-changed.com",
-        "company_postal_code": "80331",
-        "company_city": "Munich",
-        "company_state": "Bavaria",
-        "company_street": "1 Changed Street",
-        "contact_first_name": "Robin",
-        "contact_last_name": "Changed",
-        "company_name": "Changed Corp",
-    }
-    if field.name in realistic:
-        return realistic[field.name] if realistic[field.name] != current else realistic[field.name] + " II"
-    from cosell_sync.config import pc_shape, shape_at
-
-    # Stay inside what Partner Central accepts for the member (enums, lengths), as a real edit would.
-    shape = shape_at(pc_shape("GetOpportunity", "output"), field.partner_central)
-    enum = list(getattr(shape, "enum", None) or [])
-    if enum:
-        return next(v for v in enum if v != current)
-    value = f"Changed {field.name.replace('_', ' ')} on purpose for the test"
-    limit = (getattr(shape, "metadata", None) or {}).get("max")
-    return value[: int(limit)] if limit else value
-
-
-def _set_pc(stack: Any, oid: str, changes: dict[str, str]) -> None:
-    """An edit in the Partner Central console (AWS-side), through the emulator's control."""
-    from cosell_sync.config import load_config
-    from cosell_sync.mapping import get_path, set_path
-    from cosell_sync.transforms import converters_for
-
-    cfg = load_config()
-    convs = converters_for(cfg)
-    opp = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)
-    patch: dict[str, Any] = {}
-    for name, value in changes.items():
-        path = cfg.field(name).partner_central
-        root = path.split(".")[0].split("[")[0]
-        if root not in patch:
-            patch[root] = get_path(opp, root)
-        set_path(patch, path, convs[name].to_partner_central(value))
-    stack.pc_control("simulate/aws-update", {"catalog": "AWS", "identifier": oid, **patch})
-
-
-def _set_hs(stack: Any, oid: str, changes: dict[str, str]) -> None:
-    """Edits in HubSpot on the deal and its company and contact, as a user would make them."""
-    import requests
-
-    from cosell_sync.config import load_config
-    from cosell_sync.mapping import changes_to_hubspot
-
-    cfg = load_config()
-    headers = {"Authorization": "Bearer test-token"}
-    deal = stack.deal_by_opportunity(oid)
-    for obj, props in changes_to_hubspot(changes, cfg).items():
-        if obj == "deal":
-            target, plural = deal["id"], "deals"
-        else:
-            plural = {"company": "companies", "contact": "contacts"}[obj]
-            r = requests.get(
-                f"{stack.hs_url}/crm/v4/objects/deals/{deal['id']}/associations/{plural}",
-                headers=headers,
-                timeout=30,
-            )
-            target = str(r.json()["results"][0]["toObjectId"])
-        r = requests.patch(
-            f"{stack.hs_url}/crm/v3/objects/{plural}/{target}",
-            headers=headers,
-            json={"properties": props},
-            timeout=30,
-        )
-        assert r.status_code == 200, r.text
-
-
-def _fields(direction: str) -> list[Any]:
-    from cosell_sync.config import load_config
-
-    return [f for f in load_config().fields if f.direction in ("both", direction)]
-
-
-# ---------------------------------------------------------------------------------------------------
 # each direction of each mapped field
 # ---------------------------------------------------------------------------------------------------
 def test_every_mapped_field_flows_partner_central_to_hubspot(sync_stack: Any) -> None:
-    ids = _synced_book(sync_stack)
-    oid = _editable(sync_stack, ids)[0]
-    before = _canonical_pc(sync_stack, oid)
-    fields = [f for f in _fields("partner_central_to_hubspot") if f.name not in ("review_status",)]
-    wanted = {f.name: _new_value(f, before.get(f.name)) for f in fields}
-    _set_pc(sync_stack, oid, wanted)
+    ids = synced_book(sync_stack)
+    oid = editable(sync_stack, ids)[0]
+    before = canonical_pc(sync_stack, oid)
+    fields = [f for f in mapped_fields("partner_central_to_hubspot") if f.name not in ("review_status",)]
+    wanted = {f.name: new_value(f, before.get(f.name)) for f in fields}
+    set_pc(sync_stack, oid, wanted)
     report = sync_stack.report(sync_stack.run())
     assert report["partner_central_to_hubspot"]["updated"] == 1
-    after = _canonical_hs(sync_stack, oid)
+    after = canonical_hs(sync_stack, oid)
     mismatched = {f: (wanted[f], after[f]) for f in wanted if after[f] != wanted[f]}
     assert mismatched == {}
     # the deal got a note saying what changed, and nothing was written back to Partner Central
@@ -251,16 +86,16 @@ def test_every_mapped_field_flows_partner_central_to_hubspot(sync_stack: Any) ->
 
 
 def test_every_mapped_field_flows_hubspot_to_partner_central(sync_stack: Any) -> None:
-    ids = _synced_book(sync_stack)
-    oid = _editable(sync_stack, ids)[0]
-    before = _canonical_hs(sync_stack, oid)
-    fields = _fields("hubspot_to_partner_central")
-    wanted = {f.name: _new_value(f, before.get(f.name)) for f in fields}
-    _set_hs(sync_stack, oid, wanted)
-    untouched = {k: v for k, v in _canonical_pc(sync_stack, oid).items() if k not in wanted}
+    ids = synced_book(sync_stack)
+    oid = editable(sync_stack, ids)[0]
+    before = canonical_hs(sync_stack, oid)
+    fields = mapped_fields("hubspot_to_partner_central")
+    wanted = {f.name: new_value(f, before.get(f.name)) for f in fields}
+    set_hs(sync_stack, oid, wanted)
+    untouched = {k: v for k, v in canonical_pc(sync_stack, oid).items() if k not in wanted}
     report = sync_stack.report(sync_stack.run())
     assert report["hubspot_to_partner_central"]["updated"] == 1
-    after = _canonical_pc(sync_stack, oid)
+    after = canonical_pc(sync_stack, oid)
     mismatched = {f: (wanted[f], after[f]) for f in wanted if after[f] != wanted[f]}
     assert mismatched == {}
     # UpdateOpportunity replaces the whole record: everything we did not change must survive
@@ -274,18 +109,6 @@ def test_every_mapped_field_flows_hubspot_to_partner_central(sync_stack: Any) ->
 # ---------------------------------------------------------------------------------------------------
 # conflicts
 # ---------------------------------------------------------------------------------------------------
-def _config_with(tmp_path: Any, monkeypatch: Any, conflicts: dict[str, Any]) -> None:
-    import yaml
-
-    from cosell_sync.schedule import DEFAULT_CONFIG_PATH
-
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    data["conflicts"] = conflicts
-    path = tmp_path / "sync_config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("COSELL_SYNC_CONFIG", str(path))
-
-
 @pytest.mark.parametrize(
     ("strategy", "last_writer", "winner"),
     [
@@ -300,7 +123,7 @@ def test_conflict_strategies(
 ) -> None:
     import time
 
-    _config_with(
+    config_with(
         tmp_path,
         monkeypatch,
         {
@@ -309,12 +132,12 @@ def test_conflict_strategies(
             "manual_resolution": [],
         },
     )
-    ids = _synced_book(sync_stack)
-    oid = _editable(sync_stack, ids)[0]
+    ids = synced_book(sync_stack)
+    oid = editable(sync_stack, ids)[0]
     pc_value, hs_value = "Partner Central says: call next week", "HubSpot says: send the proposal"
     writes = [
-        ("partner_central", lambda: _set_pc(sync_stack, oid, {"next_steps": pc_value})),
-        ("hubspot", lambda: _set_hs(sync_stack, oid, {"next_steps": hs_value})),
+        ("partner_central", lambda: set_pc(sync_stack, oid, {"next_steps": pc_value})),
+        ("hubspot", lambda: set_hs(sync_stack, oid, {"next_steps": hs_value})),
     ]
     if writes[0][0] == last_writer:
         writes.reverse()
@@ -323,27 +146,27 @@ def test_conflict_strategies(
         time.sleep(0.05)  # distinct modification times, so "last" is well defined
     sync_stack.run()
     expected = hs_value if winner == "hubspot" else pc_value
-    assert _canonical_pc(sync_stack, oid)["next_steps"] == expected
-    assert _canonical_hs(sync_stack, oid)["next_steps"] == expected
+    assert canonical_pc(sync_stack, oid)["next_steps"] == expected
+    assert canonical_hs(sync_stack, oid)["next_steps"] == expected
 
 
 def test_manual_conflict_opens_pending_item_and_task_once(
     sync_stack: Any, tmp_path: Any, monkeypatch: Any
 ) -> None:
-    _config_with(
+    config_with(
         tmp_path,
         monkeypatch,
         {"default_strategy": "last_write_wins", "field_strategies": {}, "manual_resolution": ["next_steps"]},
     )
-    ids = _synced_book(sync_stack)
-    oid = _editable(sync_stack, ids)[0]
-    _set_pc(sync_stack, oid, {"next_steps": "Partner Central value"})
-    _set_hs(sync_stack, oid, {"next_steps": "HubSpot value"})
+    ids = synced_book(sync_stack)
+    oid = editable(sync_stack, ids)[0]
+    set_pc(sync_stack, oid, {"next_steps": "Partner Central value"})
+    set_hs(sync_stack, oid, {"next_steps": "HubSpot value"})
     report = sync_stack.report(sync_stack.run())
     assert report["conflicts"] == 1
     # neither side was overwritten: a person decides
-    assert _canonical_pc(sync_stack, oid)["next_steps"] == "Partner Central value"
-    assert _canonical_hs(sync_stack, oid)["next_steps"] == "HubSpot value"
+    assert canonical_pc(sync_stack, oid)["next_steps"] == "Partner Central value"
+    assert canonical_hs(sync_stack, oid)["next_steps"] == "HubSpot value"
     deal = sync_stack.deal_by_opportunity(oid)
     assert deal["properties"]["aws_conflict_status"] == "Pending"
     _, hs_calls = sync_stack.calls()
@@ -364,12 +187,12 @@ def test_manual_conflict_opens_pending_item_and_task_once(
 # review-state gating
 # ---------------------------------------------------------------------------------------------------
 def test_review_state_defers_then_applies_allowed_fields_and_never_sends_locked_ones(sync_stack: Any) -> None:
-    ids = _synced_book(sync_stack, opportunities=12)
-    submitted = _with_status(sync_stack, ids, "Submitted", "In review")
+    ids = synced_book(sync_stack, opportunities=12)
+    submitted = with_status(sync_stack, ids, "Submitted", "In review")
     assert submitted, "the seeded book has no opportunity under review"
     oid = submitted[0]
-    title_before = _canonical_pc(sync_stack, oid)["project_title"]
-    _set_hs(sync_stack, oid, {"target_close_date": "2027-09-30", "project_title": "Renamed while in review"})
+    title_before = canonical_pc(sync_stack, oid)["project_title"]
+    set_hs(sync_stack, oid, {"target_close_date": "2027-09-30", "project_title": "Renamed while in review"})
 
     # 1. Submitted / In review: nothing is sent; the change is kept for later
     sync_stack.reset_calls()
@@ -390,19 +213,19 @@ def test_review_state_defers_then_applies_allowed_fields_and_never_sends_locked_
         },
     )
     sync_stack.run()
-    after = _canonical_pc(sync_stack, oid)
+    after = canonical_pc(sync_stack, oid)
     assert after["target_close_date"] == "2027-09-30"
     assert after["project_title"] == title_before
 
     # 3. Approved: Project.Title is locked for good; Partner Central's value goes back to HubSpot
-    submitted_again = _with_status(sync_stack, [oid], "Submitted", "In review")
+    submitted_again = with_status(sync_stack, [oid], "Submitted", "In review")
     if submitted_again:  # an Action Required update re-enters review, as AWS documents
         sync_stack.pc_control(
             "simulate/review", {"catalog": "AWS", "identifier": oid, "review_status": "Approved"}
         )
     sync_stack.run()
-    assert _canonical_pc(sync_stack, oid)["project_title"] == title_before
-    assert _canonical_hs(sync_stack, oid)["project_title"] == title_before
+    assert canonical_pc(sync_stack, oid)["project_title"] == title_before
+    assert canonical_hs(sync_stack, oid)["project_title"] == title_before
     skipped = [e for e in sync_stack.audit(oid) if e["action"] == "SKIPPED"]
     assert skipped
     assert "LOCKED_AFTER_APPROVAL" in str(skipped[0]["metadata"])
@@ -414,23 +237,23 @@ def test_review_state_defers_then_applies_allowed_fields_and_never_sends_locked_
 def test_conflict_exception_race_rereads_and_keeps_both_changes(sync_stack: Any, monkeypatch: Any) -> None:
     from cosell_sync import reconcile
 
-    ids = _synced_book(sync_stack)
-    oid = _editable(sync_stack, ids)[0]
+    ids = synced_book(sync_stack)
+    oid = editable(sync_stack, ids)[0]
     # Both sides changed: the extract reads the opportunity, and apply reuses that read (and its
     # LastModifiedDate) instead of reading again.
-    _set_pc(sync_stack, oid, {"next_steps": "Changed in Partner Central before the run"})
-    _set_hs(sync_stack, oid, {"target_close_date": "2027-10-31"})
+    set_pc(sync_stack, oid, {"next_steps": "Changed in Partner Central before the run"})
+    set_hs(sync_stack, oid, {"target_close_date": "2027-10-31"})
     real_apply = reconcile.apply_partner_central
 
     def racing_apply(env: Any, run: Any, planned: Any) -> Any:
         # Someone edits the opportunity in the console after we read it: our LastModifiedDate is stale.
-        _set_pc(sync_stack, oid, {"project_title": "Renamed in the console meanwhile"})
+        set_pc(sync_stack, oid, {"project_title": "Renamed in the console meanwhile"})
         return real_apply(env, run, planned)
 
     monkeypatch.setattr(reconcile, "apply_partner_central", racing_apply)
     sync_stack.reset_calls()
     sync_stack.run()
-    after = _canonical_pc(sync_stack, oid)
+    after = canonical_pc(sync_stack, oid)
     assert after["target_close_date"] == "2027-10-31"
     assert after["project_title"] == "Renamed in the console meanwhile"  # the re-merge kept the console edit
     assert after["next_steps"] == "Changed in Partner Central before the run"
@@ -441,16 +264,16 @@ def test_conflict_exception_race_rereads_and_keeps_both_changes(sync_stack: Any,
 
 
 def test_partial_failure_207_is_retried_next_run(sync_stack: Any) -> None:
-    ids = _synced_book(sync_stack)
-    first, second = _editable(sync_stack, ids)[:2] if len(_editable(sync_stack, ids)) > 1 else ids[:2]
-    _set_pc(sync_stack, first, {"next_steps": "First changed in Partner Central"})
-    _set_pc(sync_stack, second, {"next_steps": "Second changed in Partner Central"})
+    ids = synced_book(sync_stack)
+    first, second = editable(sync_stack, ids)[:2] if len(editable(sync_stack, ids)) > 1 else ids[:2]
+    set_pc(sync_stack, first, {"next_steps": "First changed in Partner Central"})
+    set_pc(sync_stack, second, {"next_steps": "Second changed in Partner Central"})
     failing_deal = sync_stack.deal_by_opportunity(second)["id"]
     sync_stack.hs_control("faults", {"fail_ids": [failing_deal]})
     report = sync_stack.report(sync_stack.run())
     assert report["partner_central_to_hubspot"] == {"created": 0, "updated": 1, "failed": 1}
-    assert _canonical_hs(sync_stack, first)["next_steps"] == "First changed in Partner Central"
-    assert _canonical_hs(sync_stack, second)["next_steps"] != "Second changed in Partner Central"
+    assert canonical_hs(sync_stack, first)["next_steps"] == "First changed in Partner Central"
+    assert canonical_hs(sync_stack, second)["next_steps"] != "Second changed in Partner Central"
     failed = [e for e in sync_stack.audit(second) if e["action"] == "UPDATE_DEAL"]
     assert failed
     assert failed[0]["success"] is False
@@ -459,14 +282,14 @@ def test_partial_failure_207_is_retried_next_run(sync_stack: Any) -> None:
     sync_stack.hs_control("faults", {"fail_ids": []})
     report = sync_stack.report(sync_stack.run())
     assert report["partner_central_to_hubspot"]["updated"] == 1
-    assert _canonical_hs(sync_stack, second)["next_steps"] == "Second changed in Partner Central"
+    assert canonical_hs(sync_stack, second)["next_steps"] == "Second changed in Partner Central"
 
 
 def test_dry_run_writes_nothing_and_stores_the_full_plan(sync_stack: Any) -> None:
-    ids = _synced_book(sync_stack)
-    a, b = _editable(sync_stack, ids)[:2]
-    _set_pc(sync_stack, a, {"next_steps": "Dry run: from Partner Central"})
-    _set_hs(sync_stack, b, {"target_close_date": "2027-11-30"})
+    ids = synced_book(sync_stack)
+    a, b = editable(sync_stack, ids)[:2]
+    set_pc(sync_stack, a, {"next_steps": "Dry run: from Partner Central"})
+    set_hs(sync_stack, b, {"target_close_date": "2027-11-30"})
     sync_stack.reset_calls()
     run = sync_stack.run(conf={"dry_run": True})
     pc_calls, hs_calls = sync_stack.calls()
@@ -482,8 +305,8 @@ def test_dry_run_writes_nothing_and_stores_the_full_plan(sync_stack: Any) -> Non
     assert plan["partner_central_updates"] == {b: {"target_close_date": "2027-11-30"}}
     # the watermark did not move: the next real run applies both changes
     sync_stack.run()
-    assert _canonical_hs(sync_stack, a)["next_steps"] == "Dry run: from Partner Central"
-    assert _canonical_pc(sync_stack, b)["target_close_date"] == "2027-11-30"
+    assert canonical_hs(sync_stack, a)["next_steps"] == "Dry run: from Partner Central"
+    assert canonical_pc(sync_stack, b)["target_close_date"] == "2027-11-30"
 
 
 def test_backfill_run_reconciles_only_its_interval(sync_stack: Any) -> None:
@@ -497,14 +320,14 @@ def test_backfill_run_reconciles_only_its_interval(sync_stack: Any) -> None:
     from cosell_hooks.runtime import build_env
     from cosell_sync import reconcile
 
-    ids = _synced_book(sync_stack)
-    old, new = _editable(sync_stack, ids)[:2]
-    _set_pc(sync_stack, old, {"next_steps": "Changed inside the interval"})
+    ids = synced_book(sync_stack)
+    old, new = editable(sync_stack, ids)[:2]
+    set_pc(sync_stack, old, {"next_steps": "Changed inside the interval"})
     interval_end = datetime.now(UTC) + timedelta(milliseconds=5)
     import time
 
     time.sleep(0.2)
-    _set_pc(sync_stack, new, {"next_steps": "Changed after the interval"})
+    set_pc(sync_stack, new, {"next_steps": "Changed after the interval"})
     env = build_env("AWS")
     mark_before = env.watermarks.get("AWS", "partner_central")
     run = reconcile.prepare(
@@ -524,6 +347,6 @@ def test_backfill_run_reconciles_only_its_interval(sync_stack: Any) -> None:
     pc_applied = reconcile.apply_partner_central(env, run, planned)
     hs_applied = reconcile.apply_hubspot(env, run, planned, pc_applied)
     reconcile.commit(env, run, planned, pc_applied, hs_applied)
-    assert _canonical_hs(sync_stack, old)["next_steps"] == "Changed inside the interval"
-    assert _canonical_hs(sync_stack, new)["next_steps"] != "Changed after the interval"
+    assert canonical_hs(sync_stack, old)["next_steps"] == "Changed inside the interval"
+    assert canonical_hs(sync_stack, new)["next_steps"] != "Changed after the interval"
     assert env.watermarks.get("AWS", "partner_central") == mark_before

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from scenarios import canonical_pc, config_with, editable, set_pc, synced_book, with_status
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -16,57 +17,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 # ---------------------------------------------------------------------------------------------------
 # helpers (copied from test_reconcile_scenarios.py)
 # ---------------------------------------------------------------------------------------------------
-def _synced_book(stack: Any, opportunities: int = 8) -> list[str]:
-    ids = stack.pc_control("seed", {"opportunities": opportunities, "seed": 11, "catalog": "AWS"})[
-        "opportunity_ids"
-    ]
-    stack.run()
-    return ids
-
-
-def _editable(stack: Any, ids: list[str]) -> list[str]:
-    found = [
-        oid
-        for oid in ids
-        if stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["LifeCycle"].get("ReviewStatus")
-        == "Pending Submission"
-    ]
-    assert found, "the seeded book has no opportunity in Pending Submission"
-    return found
-
-
-def _canonical_pc(stack: Any, oid: str) -> dict[str, Any]:
-    from cosell_sync.config import load_config
-    from cosell_sync.mapping import opportunities_to_frame
-
-    cfg = load_config()
-    frame = opportunities_to_frame([stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)], cfg)
-    return {f: frame.iloc[0][f] for f in cfg.field_names()}
 
 
 def _hs_next_steps(stack: Any, oid: str) -> str | None:
     # next_steps lives on the deal; reading just the deal keeps these scenarios short.
     value = stack.deal_by_opportunity(oid)["properties"].get("aws_next_steps")
     return value or None
-
-
-def _set_pc(stack: Any, oid: str, changes: dict[str, str]) -> None:
-    """An edit in the Partner Central console (AWS-side), through the emulator's control."""
-    from cosell_sync.config import load_config
-    from cosell_sync.mapping import get_path, set_path
-    from cosell_sync.transforms import converters_for
-
-    cfg = load_config()
-    convs = converters_for(cfg)
-    opp = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)
-    patch: dict[str, Any] = {}
-    for name, value in changes.items():
-        path = cfg.field(name).partner_central
-        root = path.split(".")[0].split("[")[0]
-        if root not in patch:
-            patch[root] = get_path(opp, root)
-        set_path(patch, path, convs[name].to_partner_central(value))
-    stack.pc_control("simulate/aws-update", {"catalog": "AWS", "identifier": oid, **patch})
 
 
 def _set_hs_deal(stack: Any, oid: str, changes: dict[str, str]) -> None:
@@ -77,18 +33,6 @@ def _set_hs_deal(stack: Any, oid: str, changes: dict[str, str]) -> None:
     props = changes_to_hubspot(changes, load_config())
     assert set(props) == {"deal"}
     stack.update_deal(stack.deal_by_opportunity(oid)["id"], props["deal"])
-
-
-def _config_with(tmp_path: Any, monkeypatch: Any, conflicts: dict[str, Any]) -> None:
-    import yaml
-
-    from cosell_sync.schedule import DEFAULT_CONFIG_PATH
-
-    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
-    data["conflicts"] = conflicts
-    path = tmp_path / "sync_config.yaml"
-    path.write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("COSELL_SYNC_CONFIG", str(path))
 
 
 def _conflicts(stack: Any) -> Any:
@@ -126,13 +70,6 @@ def _task_status(stack: Any, task_id: str) -> str:
 # ---------------------------------------------------------------------------------------------------
 # cosell_resolve_conflict
 # ---------------------------------------------------------------------------------------------------
-def _with_status(stack: Any, ids: list[str], *statuses: str) -> list[str]:
-    return [
-        oid
-        for oid in ids
-        if stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["LifeCycle"].get("ReviewStatus")
-        in statuses
-    ]
 
 
 def test_resolve_manual_conflicts_each_way(sync_stack: Any, tmp_path: Any, monkeypatch: Any) -> None:
@@ -141,17 +78,17 @@ def test_resolve_manual_conflicts_each_way(sync_stack: Any, tmp_path: Any, monke
     The three cases share the setup because each reconcile run costs seconds; they are independent
     records, so one case cannot mask another.
     """
-    _config_with(
+    config_with(
         tmp_path,
         monkeypatch,
         {"default_strategy": "last_write_wins", "field_strategies": {}, "manual_resolution": ["next_steps"]},
     )
-    ids = _synced_book(sync_stack)
-    use_hs, use_pc = _editable(sync_stack, ids)[:2]
+    ids = synced_book(sync_stack)
+    use_hs, use_pc = editable(sync_stack, ids)[:2]
     # Partner Central cannot take next_steps in these review states: resolving for HubSpot must wait.
-    (in_review, *_) = _with_status(sync_stack, ids, "Submitted", "In review", "Action Required", "Rejected")
+    (in_review, *_) = with_status(sync_stack, ids, "Submitted", "In review", "Action Required", "Rejected")
     for oid in (use_hs, use_pc, in_review):
-        _set_pc(sync_stack, oid, {"next_steps": f"Partner Central value {oid}"})
+        set_pc(sync_stack, oid, {"next_steps": f"Partner Central value {oid}"})
         _set_hs_deal(sync_stack, oid, {"next_steps": f"HubSpot value {oid}"})
     assert sync_stack.report(sync_stack.run())["conflicts"] == 3
     store = _conflicts(sync_stack)
@@ -170,7 +107,7 @@ def test_resolve_manual_conflicts_each_way(sync_stack: Any, tmp_path: Any, monke
     sync_stack.reset_calls()
     sync_stack.run("cosell_resolve_conflict", conf=conf(in_review, "USE_HUBSPOT_VALUE"), expect="failed")
     assert _writes(sync_stack) == ({}, [])
-    assert _canonical_pc(sync_stack, in_review)["next_steps"] == f"Partner Central value {in_review}"
+    assert canonical_pc(sync_stack, in_review)["next_steps"] == f"Partner Central value {in_review}"
     assert store.get(pending[in_review]["conflict_id"])["status"] == "PENDING"
     assert not [e for e in sync_stack.audit(in_review) if e["action"] == "CONFLICT_RESOLVED"]
 
@@ -182,7 +119,7 @@ def test_resolve_manual_conflicts_each_way(sync_stack: Any, tmp_path: Any, monke
         sync_stack.run("cosell_resolve_conflict", conf=conf(oid, resolution))
         winner = f"{side} value {oid}"
         loser = f"{'Partner Central' if side == 'HubSpot' else 'HubSpot'} value {oid}"
-        assert _canonical_pc(sync_stack, oid)["next_steps"] == winner
+        assert canonical_pc(sync_stack, oid)["next_steps"] == winner
         assert _hs_next_steps(sync_stack, oid) == winner
         resolved = store.get(pending[oid]["conflict_id"])
         assert (resolved["status"], resolved["resolution"]) == ("RESOLVED", resolution)
@@ -212,11 +149,11 @@ def test_resolve_manual_conflicts_each_way(sync_stack: Any, tmp_path: Any, monke
 # cosell_rollback
 # ---------------------------------------------------------------------------------------------------
 def test_rollback_dry_run_then_apply(sync_stack: Any) -> None:
-    oid = _editable(sync_stack, _synced_book(sync_stack))[0]
+    oid = editable(sync_stack, synced_book(sync_stack))[0]
     target = datetime.now(UTC).isoformat()
-    before = _canonical_pc(sync_stack, oid)["next_steps"]
+    before = canonical_pc(sync_stack, oid)["next_steps"]
     assert before == _hs_next_steps(sync_stack, oid)
-    _set_pc(sync_stack, oid, {"next_steps": "Changed in Partner Central after T"})
+    set_pc(sync_stack, oid, {"next_steps": "Changed in Partner Central after T"})
     sync_stack.run()
     assert _hs_next_steps(sync_stack, oid) == "Changed in Partner Central after T"
     changed = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
@@ -242,7 +179,7 @@ def test_rollback_dry_run_then_apply(sync_stack: Any) -> None:
         "cosell_rollback",
         conf={"opportunity_id": oid, "target_timestamp": target, "fields": ["next_steps"], "dry_run": False},
     )
-    assert _canonical_pc(sync_stack, oid)["next_steps"] == before
+    assert canonical_pc(sync_stack, oid)["next_steps"] == before
     assert _hs_next_steps(sync_stack, oid) == before
     entries = [e for e in sync_stack.audit(oid) if e["action"] == "ROLLBACK"]
     assert sorted(e["direction"] for e in entries) == [

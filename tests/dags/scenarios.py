@@ -1,0 +1,192 @@
+"""Scenario helpers shared by the DAG tests: seeded books, console/HubSpot edits, canonical reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+# ---------------------------------------------------------------------------------------------------
+def synced_book(stack: Any, opportunities: int = 8) -> list[str]:
+    """Seed Partner Central, run the initial load; returns the opportunity ids (all linked now)."""
+    ids = stack.pc_control("seed", {"opportunities": opportunities, "seed": 11, "catalog": "AWS"})[
+        "opportunity_ids"
+    ]
+    stack.run()
+    return ids
+
+
+def with_status(stack: Any, ids: list[str], *statuses: str) -> list[str]:
+    out = []
+    for oid in ids:
+        opp = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)
+        if opp["LifeCycle"].get("ReviewStatus") in statuses:
+            out.append(oid)
+    return out
+
+
+def editable(stack: Any, ids: list[str]) -> list[str]:
+    found = with_status(stack, ids, "Pending Submission")
+    assert found, "the seeded book has no opportunity in Pending Submission"
+    return found
+
+
+def canonical_pc(stack: Any, oid: str) -> dict[str, Any]:
+    from cosell_sync.config import load_config
+    from cosell_sync.mapping import opportunities_to_frame
+
+    cfg = load_config()
+    frame = opportunities_to_frame([stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)], cfg)
+    return {f: frame.iloc[0][f] for f in cfg.field_names()}
+
+
+def canonical_hs(stack: Any, oid: str) -> dict[str, Any]:
+    """The HubSpot side of a record (deal, primary company and contact) as canonical values."""
+    import requests
+
+    from cosell_sync.config import load_config
+    from cosell_sync.mapping import hubspot_to_frame
+
+    cfg = load_config()
+    headers = {"Authorization": "Bearer test-token"}
+    props = {
+        obj: sorted({f.hubspot for f in cfg.fields if f.object == obj})
+        for obj in ("deal", "company", "contact")
+    }
+    deal = stack.deal_by_opportunity(oid, [*props["deal"], "aws_opportunity_id", "hs_lastmodifieddate"])
+    related: dict[str, dict[str, Any]] = {}
+    for obj, plural in (("company", "companies"), ("contact", "contacts")):
+        r = requests.get(
+            f"{stack.hs_url}/crm/v4/objects/deals/{deal['id']}/associations/{plural}",
+            headers=headers,
+            timeout=30,
+        )
+        r.raise_for_status()
+        ids = [str(x["toObjectId"]) for x in r.json()["results"]]
+        if ids:
+            obj_id = ids[0]
+            got = requests.get(
+                f"{stack.hs_url}/crm/v3/objects/{plural}/{obj_id}",
+                params={"properties": ",".join(props[obj])},
+                headers=headers,
+                timeout=30,
+            )
+            got.raise_for_status()
+            related[obj] = {obj_id: got.json()}
+    frame = hubspot_to_frame(
+        [deal],
+        related.get("company", {}),
+        related.get("contact", {}),
+        {deal["id"]: next(iter(related.get("company", {"": 0})))},
+        {deal["id"]: next(iter(related.get("contact", {"": 0})))},
+        cfg,
+    )
+    return {f: frame.iloc[0][f] for f in cfg.field_names()}
+
+
+def new_value(field: Any, current: Any) -> str:
+    """A different, valid canonical value for a mapped field."""
+    t = field.transform
+    if t == "date":
+        return "2027-06-30" if current != "2027-06-30" else "2027-07-31"
+    if t == "amount":
+        return "424242" if current != "424242" else "515151"
+    if t == "stage":
+        return "Technical Validation" if current != "Technical Validation" else "Business Validation"
+    if t == "enum":
+        options = [k for k in (field.values or {}) if k != current]
+        return options[0]
+    if t == "country_code":
+        return "DE" if current != "DE" else "FR"
+    if t == "email":
+        return "new.owner@example.org"
+    if t == "phone":
+        return "+4930123456"
+    realistic = {
+        "company_website": "https://www.example-changed.com",
+        "company_postal_code": "80331",
+        "company_city": "Munich",
+        "company_state": "Bavaria",
+        "company_street": "1 Changed Street",
+        "contact_first_name": "Robin",
+        "contact_last_name": "Changed",
+        "company_name": "Changed Corp",
+    }
+    if field.name in realistic:
+        return realistic[field.name] if realistic[field.name] != current else realistic[field.name] + " II"
+    from cosell_sync.config import pc_shape, shape_at
+
+    # Stay inside what Partner Central accepts for the member (enums, lengths), as a real edit would.
+    shape = shape_at(pc_shape("GetOpportunity", "output"), field.partner_central)
+    enum = list(getattr(shape, "enum", None) or [])
+    if enum:
+        return next(v for v in enum if v != current)
+    value = f"Changed {field.name.replace('_', ' ')} on purpose for the test"
+    limit = (getattr(shape, "metadata", None) or {}).get("max")
+    return value[: int(limit)] if limit else value
+
+
+def set_pc(stack: Any, oid: str, changes: dict[str, str]) -> None:
+    """An edit in the Partner Central console (AWS-side), through the emulator's control."""
+    from cosell_sync.config import load_config
+    from cosell_sync.mapping import get_path, set_path
+    from cosell_sync.transforms import converters_for
+
+    cfg = load_config()
+    convs = converters_for(cfg)
+    opp = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)
+    patch: dict[str, Any] = {}
+    for name, value in changes.items():
+        path = cfg.field(name).partner_central
+        root = path.split(".")[0].split("[")[0]
+        if root not in patch:
+            patch[root] = get_path(opp, root)
+        set_path(patch, path, convs[name].to_partner_central(value))
+    stack.pc_control("simulate/aws-update", {"catalog": "AWS", "identifier": oid, **patch})
+
+
+def set_hs(stack: Any, oid: str, changes: dict[str, str]) -> None:
+    """Edits in HubSpot on the deal and its company and contact, as a user would make them."""
+    import requests
+
+    from cosell_sync.config import load_config
+    from cosell_sync.mapping import changes_to_hubspot
+
+    cfg = load_config()
+    headers = {"Authorization": "Bearer test-token"}
+    deal = stack.deal_by_opportunity(oid)
+    for obj, props in changes_to_hubspot(changes, cfg).items():
+        if obj == "deal":
+            target, plural = deal["id"], "deals"
+        else:
+            plural = {"company": "companies", "contact": "contacts"}[obj]
+            r = requests.get(
+                f"{stack.hs_url}/crm/v4/objects/deals/{deal['id']}/associations/{plural}",
+                headers=headers,
+                timeout=30,
+            )
+            target = str(r.json()["results"][0]["toObjectId"])
+        r = requests.patch(
+            f"{stack.hs_url}/crm/v3/objects/{plural}/{target}",
+            headers=headers,
+            json={"properties": props},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+
+
+def mapped_fields(direction: str) -> list[Any]:
+    from cosell_sync.config import load_config
+
+    return [f for f in load_config().fields if f.direction in ("both", direction)]
+
+
+def config_with(tmp_path: Any, monkeypatch: Any, conflicts: dict[str, Any]) -> None:
+    import yaml
+
+    from cosell_sync.schedule import DEFAULT_CONFIG_PATH
+
+    data = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    data["conflicts"] = conflicts
+    path = tmp_path / "sync_config.yaml"
+    path.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("COSELL_SYNC_CONFIG", str(path))
