@@ -31,6 +31,16 @@ COMPANY_TO_DEAL = 342
 CONTACT_TO_DEAL = 4
 
 
+def association_to(object_id: str, type_id: int) -> list[dict[str, Any]]:
+    """The inline ``associations`` of a batch create: one HUBSPOT_DEFINED association to ``object_id``."""
+    return [
+        {
+            "to": {"id": object_id},
+            "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+        }
+    ]
+
+
 def chunks(items: list[Any], size: int = BATCH_SIZE) -> Iterator[list[Any]]:
     """Split ``items`` into lists of at most ``size``."""
     for start in range(0, len(items), size):

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.errors import ConflictError, SyncError
-from cosell_sync.hubspot_api import NOTE_TO_DEAL, TASK_TO_DEAL, HubSpotGateway, error_ids
+from cosell_sync.hubspot_api import NOTE_TO_DEAL, TASK_TO_DEAL, HubSpotGateway, association_to, error_ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -939,21 +939,13 @@ def _create_related(
     company_inputs = [
         {
             "properties": props[oid]["company"],
-            "associations": [
-                {
-                    "to": {"id": deal_id},
-                    "types": [
-                        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": COMPANY_TO_DEAL}
-                    ],
-                }
-            ],
+            "associations": association_to(deal_id, COMPANY_TO_DEAL),
         }
         for oid, deal_id in created.items()
         if props.get(oid, {}).get("company") and oid not in done
     ]
     if company_inputs:
         gw.batch_create("companies", company_inputs)
-        env.snapshots.put_json(sorted({*done, *created}), checkpoint)
     by_email = {
         p["contact"]["email"]: (oid, p["contact"])
         for oid, p in props.items()
@@ -970,20 +962,16 @@ def _create_related(
     without_email = [
         {
             "properties": props[oid]["contact"],
-            "associations": [
-                {
-                    "to": {"id": deal_id},
-                    "types": [
-                        {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": CONTACT_TO_DEAL}
-                    ],
-                }
-            ],
+            "associations": association_to(deal_id, CONTACT_TO_DEAL),
         }
         for oid, deal_id in created.items()
         if props.get(oid, {}).get("contact") and not props[oid]["contact"].get("email") and oid not in done
     ]
     if without_email:
         gw.batch_create("contacts", without_email)
+    if company_inputs or without_email:
+        # Both creates are done: a retried task must not create these companies or contacts again.
+        env.snapshots.put_json(sorted({*done, *created}), checkpoint)
     deal_ids = list(created.values())
     companies = gw.associations("deals", "companies", deal_ids)
     contacts = gw.associations("deals", "contacts", deal_ids)
@@ -1017,14 +1005,7 @@ def _write_notes(
                     "hs_timestamp": now_ms,
                     "hs_note_body": f"<p>AWS Partner Central sync updated:</p><ul>{lines}</ul>",
                 },
-                "associations": [
-                    {
-                        "to": {"id": deal_id},
-                        "types": [
-                            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_DEAL}
-                        ],
-                    }
-                ],
+                "associations": association_to(deal_id, NOTE_TO_DEAL),
             }
         )
     for deal_id, opp_id in results["linked"].items():
@@ -1034,14 +1015,7 @@ def _write_notes(
                     "hs_timestamp": now_ms,
                     "hs_note_body": f"<p>Linked to AWS Partner Central opportunity {opp_id}.</p>",
                 },
-                "associations": [
-                    {
-                        "to": {"id": deal_id},
-                        "types": [
-                            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": NOTE_TO_DEAL}
-                        ],
-                    }
-                ],
+                "associations": association_to(deal_id, NOTE_TO_DEAL),
             }
         )
     count = 0
@@ -1087,12 +1061,7 @@ def _open_conflicts(env: SyncEnv, gw: HubSpotGateway, document: dict[str, Any], 
                 "hs_task_priority": "HIGH",
                 "hs_timestamp": str(int(time.time() * 1000)),
             },
-            "associations": [
-                {
-                    "to": {"id": c["deal_id"]},
-                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": TASK_TO_DEAL}],
-                }
-            ],
+            "associations": association_to(c["deal_id"], TASK_TO_DEAL),
         }
         for c in fresh
     ]
