@@ -222,6 +222,15 @@ def _new_store() -> dict[str, Any]:
     }
 
 
+def _not_permitted(summary: str, paths: list[str], field_message: str) -> ValidationException:
+    """The error AWS gives for fields the review state does not let a partner change."""
+    return ValidationException(
+        f"{summary}: {', '.join(paths)}",
+        [{"FieldName": p, "Message": field_message, "Code": "ACTION_NOT_PERMITTED"} for p in paths],
+        reason="BUSINESS_VALIDATION_FAILED",
+    )
+
+
 class PartnerCentralBackend:
     """All Partner Central state for one partner account, thread-safe behind one re-entrant lock.
 
@@ -423,33 +432,16 @@ class PartnerCentralBackend:
                     if not any(p == a or p.startswith(a + ".") for a in ACTION_REQUIRED_EDITABLE)
                 )
                 if denied:
-                    raise ValidationException(
-                        f"Only a limited set of fields can be updated while ReviewStatus is Action Required: "
-                        f"{', '.join(denied)}",
-                        [
-                            {
-                                "FieldName": p,
-                                "Message": "Field cannot be changed in Action Required",
-                                "Code": "ACTION_NOT_PERMITTED",
-                            }
-                            for p in denied
-                        ],
-                        reason="BUSINESS_VALIDATION_FAILED",
+                    raise _not_permitted(
+                        "Only a limited set of fields can be updated while ReviewStatus is Action Required",
+                        denied,
+                        "Field cannot be changed in Action Required",
                     )
             if status == "Approved":
                 locked = sorted(p for p in diff if p in APPROVED_LOCKED)
                 if locked:
-                    raise ValidationException(
-                        f"Fields cannot be changed after approval: {', '.join(locked)}",
-                        [
-                            {
-                                "FieldName": p,
-                                "Message": "Field is locked after approval",
-                                "Code": "ACTION_NOT_PERMITTED",
-                            }
-                            for p in locked
-                        ],
-                        reason="BUSINESS_VALIDATION_FAILED",
+                    raise _not_permitted(
+                        "Fields cannot be changed after approval", locked, "Field is locked after approval"
                     )
             if status == "Action Required":
                 self._require_submission_fields(new)
