@@ -336,7 +336,7 @@ class Handlers:
         from emulators.hubspot.exceptions import HubSpotError
 
         ot = self._object_type(object_type)
-        inputs = self.b._check_batch_size(json_body(request).get("inputs"))
+        inputs = self.b.check_batch_size(json_body(request).get("inputs"))
         results, errors = [], []
         for item in inputs:
             try:
@@ -352,7 +352,7 @@ class Handlers:
         ot = self._object_type(object_type)
         body = json_body(request)
         results, missing = [], []
-        for item in self.b._check_batch_size(body.get("inputs")):
+        for item in self.b.check_batch_size(body.get("inputs")):
             try:
                 results.append(self.b.get_property(ot, str(item.get("name"))))
             except NotFound:
@@ -367,7 +367,7 @@ class Handlers:
     def batch_archive_properties(self, request: Request, object_type: str) -> Result:
         """``POST /crm/v3/properties/{type}/batch/archive`` -> 204."""
         ot = self._object_type(object_type)
-        for item in self.b._check_batch_size(json_body(request).get("inputs")):
+        for item in self.b.check_batch_size(json_body(request).get("inputs")):
             with contextlib.suppress(NotFound):
                 self.b.archive_property(ot, str(item.get("name")))
         return 204, None
@@ -486,7 +486,7 @@ class Handlers:
         if not isinstance(specs, list):
             raise ValidationError("Invalid input JSON: expected an array of association specs")
         self.b.associate(ft, object_id, tt, to_object_id, specs)
-        type_ids = self.b._check_specs(ft, tt, specs)
+        type_ids = self.b.check_specs(ft, tt, specs)
         return 201, self._pair(ft, object_id, tt, to_object_id, type_ids)
 
     def v4_delete(
@@ -522,10 +522,10 @@ class Handlers:
     def v4_batch_create(self, request: Request, from_object_type: str, to_object_type: str) -> Result:
         """``POST /crm/v4/associations/{from}/{to}/batch/create``: 201, or 207 with per-item errors."""
         ft, tt = self._object_type(from_object_type), self._object_type(to_object_type)
-        inputs = self.b._check_batch_size(json_body(request).get("inputs"), 2000)
+        inputs = self.b.check_batch_size(json_body(request).get("inputs"), 2000)
         started = now_ms()
         for item in inputs:  # invalid type ids fail the whole request, as in HubSpot
-            self.b._check_specs(ft, tt, item.get("types") or [])
+            self.b.check_specs(ft, tt, item.get("types") or [])
         results, errors = [], []
         for item in inputs:
             fid, tid = str((item.get("from") or {}).get("id")), str((item.get("to") or {}).get("id"))
@@ -543,13 +543,13 @@ class Handlers:
             except NotFound as exc:
                 errors.append(standard_error(exc.message, "VALIDATION_ERROR", context={"ids": [fid, tid]}))
                 continue
-            results.append(self._pair(ft, fid, tt, tid, self.b._check_specs(ft, tt, item["types"])))
+            results.append(self._pair(ft, fid, tt, tid, self.b.check_specs(ft, tt, item["types"])))
         return (207 if errors else 201), batch_envelope(results, errors, started)
 
     def v4_batch_default(self, request: Request, from_object_type: str, to_object_type: str) -> Result:
         """``POST /crm/v4/associations/{from}/{to}/batch/associate/default`` -> 200."""
         ft, tt = self._object_type(from_object_type), self._object_type(to_object_type)
-        inputs = self.b._check_batch_size(json_body(request).get("inputs"), 2000)
+        inputs = self.b.check_batch_size(json_body(request).get("inputs"), 2000)
         results, errors = [], []
         for item in inputs:
             fid, tid = str((item.get("from") or {}).get("id")), str((item.get("to") or {}).get("id"))
@@ -564,7 +564,7 @@ class Handlers:
     def v4_batch_read(self, request: Request, from_object_type: str, to_object_type: str) -> Result:
         """``POST /crm/v4/associations/{from}/{to}/batch/read``: 207 lists ids without associations."""
         ft, tt = self._object_type(from_object_type), self._object_type(to_object_type)
-        inputs = self.b._check_batch_size(json_body(request).get("inputs"), 1000)
+        inputs = self.b.check_batch_size(json_body(request).get("inputs"), 1000)
         results, errors = [], []
         for item in inputs:
             fid = str(item.get("id"))
@@ -585,7 +585,7 @@ class Handlers:
     def v4_batch_archive(self, request: Request, from_object_type: str, to_object_type: str) -> Result:
         """``POST /crm/v4/associations/{from}/{to}/batch/archive`` -> 204 (removes all types per pair)."""
         ft, tt = self._object_type(from_object_type), self._object_type(to_object_type)
-        for item in self.b._check_batch_size(json_body(request).get("inputs"), 2000):
+        for item in self.b.check_batch_size(json_body(request).get("inputs"), 2000):
             fid = str((item.get("from") or {}).get("id"))
             for to in item.get("to") or []:
                 self.b.dissociate(ft, fid, tt, str(to.get("id")))
@@ -594,8 +594,8 @@ class Handlers:
     def v4_batch_archive_labels(self, request: Request, from_object_type: str, to_object_type: str) -> Result:
         """``POST /crm/v4/associations/{from}/{to}/batch/labels/archive`` -> 204 (only those types)."""
         ft, tt = self._object_type(from_object_type), self._object_type(to_object_type)
-        for item in self.b._check_batch_size(json_body(request).get("inputs"), 2000):
-            type_ids = self.b._check_specs(ft, tt, item.get("types") or [])
+        for item in self.b.check_batch_size(json_body(request).get("inputs"), 2000):
+            type_ids = self.b.check_specs(ft, tt, item.get("types") or [])
             self.b.dissociate(
                 ft,
                 str((item.get("from") or {}).get("id")),
