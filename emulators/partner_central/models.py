@@ -14,6 +14,10 @@ Rules and their sources (see also docs/api-rules.md):
 * ``CreateOpportunity`` sets ``Pending Submission``; ``ClientToken`` makes creates idempotent (API reference).
 * ``Origin`` ``AWS Referral`` is only accepted in the ``Sandbox`` catalog
   (API reference ``CreateOpportunity``).
+* Submission (``SubmitOpportunity`` or ``StartEngagementFromOpportunityTask``) needs one to ten associated
+  partner solutions, and ``LifeCycle.Stage`` ``Committed``/``Launched`` needs an associated solution, AWS
+  product or AWS Marketplace offer (developer guide, "Associating, disassociating and assigning
+  opportunities"; API reference ``RelatedEntityIdentifiers``).
 * Engagement invitations expire 15 days after they are sent (API reference ``EngagementInvitationSummary``,
   developer guide "Engagement invitations"); expiry emits ``Engagement Invitation Expired``.
 """
@@ -110,6 +114,13 @@ PARTNER_FIELDS = (
 # LifeCycle members owned by AWS review, never taken from a partner request.
 REVIEW_OWNED = ("ReviewStatus", "ReviewComments", "ReviewStatusReason", "NextStepsHistory")
 READ_ONLY_STATUSES = ("Submitted", "In review")
+# Associated partner solutions an opportunity needs before submission (developer guide, "Associating,
+# disassociating and assigning opportunities"; docs/api-rules.md).
+MIN_SOLUTIONS, MAX_SOLUTIONS = 1, 10
+SOLUTIONS_RULE = "at least one and at most 10 partner solutions must be associated before submission"
+# Stages that need an associated solution, AWS product or Marketplace offer; the entity types that count.
+STAGES_NEEDING_OFFERING = ("Committed", "Launched")
+OFFERING_TYPES = ("Solutions", "AwsProducts", "AwsMarketplaceOffers")
 
 
 iso = shapes.iso_ms
@@ -231,6 +242,40 @@ def _not_permitted(summary: str, paths: list[str], field_message: str) -> Valida
     )
 
 
+def _has_offering(related: dict[str, Any]) -> bool:
+    return any(related.get(kind) for kind in OFFERING_TYPES)
+
+
+def _require_offering_for_stage(record: dict[str, Any], related: dict[str, Any]) -> None:
+    """``Committed``/``Launched`` need an associated solution, AWS product or Marketplace offer."""
+    stage = get_path(record, "LifeCycle.Stage")
+    if stage in STAGES_NEEDING_OFFERING and not _has_offering(related):
+        raise business_error(
+            "LifeCycle.Stage",
+            f"LifeCycle.Stage {stage} requires an associated partner solution, AWS product or AWS "
+            "Marketplace offer (AssociateOpportunity with RelatedEntityType Solutions, AwsProducts or "
+            "AwsMarketplaceOffers)",
+            "INVALID_VALUE",
+        )
+
+
+def _require_solutions(opp: dict[str, Any]) -> None:
+    """Submission needs one to ten associated partner solutions."""
+    count = len(get_path(opp, "RelatedEntityIdentifiers.Solutions") or [])
+    if not MIN_SOLUTIONS <= count <= MAX_SOLUTIONS:
+        raise ValidationException(
+            f"Opportunity {opp['Id']} cannot be submitted: {SOLUTIONS_RULE} ({count} associated)",
+            [
+                {
+                    "FieldName": "RelatedEntityIdentifiers.Solutions",
+                    "Message": f"{SOLUTIONS_RULE[0].upper()}{SOLUTIONS_RULE[1:]}",
+                    "Code": "NOT_ENOUGH_VALUES" if count < MIN_SOLUTIONS else "TOO_MANY_VALUES",
+                }
+            ],
+            reason="BUSINESS_VALIDATION_FAILED",
+        )
+
+
 class PartnerCentralBackend:
     """All Partner Central state for one partner account, thread-safe behind one re-entrant lock.
 
@@ -341,6 +386,8 @@ class PartnerCentralBackend:
             raise business_error(
                 "Origin", "Origin 'AWS Referral' is only supported in the Sandbox catalog", "INVALID_VALUE"
             )
+        # A new record has no associations yet, so Committed/Launched cannot be created directly.
+        _require_offering_for_stage(params, {})
 
         def action() -> dict[str, Any]:
             with self.lock:
@@ -445,6 +492,7 @@ class PartnerCentralBackend:
                     )
             if status == "Action Required":
                 self._require_submission_fields(new)
+            _require_offering_for_stage(new, opp.get("RelatedEntityIdentifiers") or {})
             # Whole-record replace: omitted partner fields become null.
             lifecycle = opp.get("LifeCycle") or {}
             for k in REVIEW_OWNED:
@@ -494,6 +542,7 @@ class PartnerCentralBackend:
                 "INVALID_RESOURCE_STATE",
             )
         self._require_submission_fields(opp)
+        _require_solutions(opp)
         opp["LifeCycle"]["ReviewStatus"] = "Submitted"
         self.store(opp["Catalog"])["aws_summaries"][opp["Id"]] = {
             "RelatedOpportunityId": opp["Id"],
@@ -531,16 +580,19 @@ class PartnerCentralBackend:
             self._changed(opp)
 
     def associate(self, params: dict[str, Any], associate: bool) -> None:
-        """Associate/DisassociateOpportunity with a solution, AWS product or Marketplace entity."""
+        """Associate/DisassociateOpportunity with a solution, AWS product or Marketplace entity.
+
+        A solution must exist in the catalog (``ResourceNotFoundException``, like every unknown id here) and
+        an opportunity holds at most 10 solutions; the last solution/product/offer of a ``Committed`` or
+        ``Launched`` opportunity cannot be removed. A refused call leaves the record unchanged.
+        """
         with self.lock:
             catalog = params["Catalog"]
             opp = self.opportunity(catalog, params["OpportunityIdentifier"])
             kind, ident = params["RelatedEntityType"], params["RelatedEntityIdentifier"]
-            related = opp.setdefault("RelatedEntityIdentifiers", {})
-            current = related.setdefault(kind, [])
+            related = opp.get("RelatedEntityIdentifiers") or {}
+            current = list(related.get(kind) or [])
             if associate:
-                if kind == "Solutions" and ident not in self.store(catalog)["solutions"]:
-                    raise ResourceNotFoundException(f"Solution {ident} not found in catalog {catalog}")
                 pattern = (
                     shapes.shape("RelatedEntityIdentifiers").members[kind].member.metadata.get("pattern")
                 )
@@ -555,12 +607,30 @@ class PartnerCentralBackend:
                             }
                         ],
                     )
+                if kind == "Solutions" and ident not in self.store(catalog)["solutions"]:
+                    raise ResourceNotFoundException(f"Solution {ident} not found in catalog {catalog}")
+                if kind == "Solutions" and ident not in current and len(current) >= MAX_SOLUTIONS:
+                    raise business_error(
+                        "RelatedEntityIdentifier",
+                        f"Opportunity {opp['Id']} already has {len(current)} associated solutions; "
+                        f"at most {MAX_SOLUTIONS} are allowed",
+                        "TOO_MANY_VALUES",
+                    )
                 if ident not in current:
                     current.append(ident)
             else:
                 if ident not in current:
                     raise ResourceNotFoundException(f"{kind} {ident} is not associated with {opp['Id']}")
                 current.remove(ident)
+                stage = get_path(opp, "LifeCycle.Stage")
+                if stage in STAGES_NEEDING_OFFERING and not _has_offering({**related, kind: current}):
+                    raise business_error(
+                        "RelatedEntityIdentifier",
+                        f"{ident} is the last solution, AWS product or AWS Marketplace offer of "
+                        f"{opp['Id']}, which LifeCycle.Stage {stage} requires; associate another first",
+                        "ACTION_NOT_PERMITTED",
+                    )
+            opp.setdefault("RelatedEntityIdentifiers", {})[kind] = current
             self._changed(opp)
 
     def aws_summary(self, catalog: str, identifier: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Deterministic, realistic opportunity books for tests and benchmarks (``POST /_emulator/seed``).
 
 Records are written straight into the store (no API calls, no events) so 10,000 take well under a second.
-Every record satisfies the ``GetOpportunity`` output shape; a test checks a sample.
+Every record satisfies the ``GetOpportunity`` output shape (a test checks a sample) and the solution rules:
+submitted records and records in ``Committed``/``Launched`` carry an associated seeded solution.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import datetime as dt
 import random
 from typing import Any
 
-from emulators.partner_central.models import PartnerCentralBackend, parse_ts
+from emulators.partner_central.models import STAGES_NEEDING_OFFERING, PartnerCentralBackend, parse_ts
 
 _PREFIX = [
     "Blue",
@@ -112,6 +113,8 @@ _REVIEW = (
     + ["Action Required"] * 10
     + ["Rejected"] * 5
 )
+# The active seeded solutions (PartnerCentralBackend seeds S-1000001..S-1000005; S-1000005 is Inactive).
+_SOLUTIONS = ["S-1000001", "S-1000002", "S-1000003", "S-1000004"]
 _BASE = parse_ts("2025-01-01T00:00:00Z")
 _YEAR_MS = 365 * 86_400_000
 
@@ -216,4 +219,8 @@ def _opportunity(
     }
     if rng.random() < 0.6:
         record["PartnerOpportunityIdentifier"] = f"HS-{100000 + n}"
+    if review != "Pending Submission" or stage in STAGES_NEEDING_OFFERING:
+        # Submitted records went through submission (one to ten solutions) and Committed/Launched need
+        # one too. Picked from n, not rng, so every other field stays what this seed always produced.
+        record["RelatedEntityIdentifiers"] = {"Solutions": [_SOLUTIONS[n % len(_SOLUTIONS)]]}
     return record

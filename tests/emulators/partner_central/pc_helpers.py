@@ -7,6 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+# A seeded, active partner solution (the emulator seeds S-1000001..S-1000005; S-1000005 is Inactive).
+SOLUTION_ID = "S-1000001"
+
 
 def opportunity_payload(**overrides: Any) -> dict[str, Any]:
     """A complete, submittable CreateOpportunity request."""
@@ -44,6 +47,18 @@ def opportunity_payload(**overrides: Any) -> dict[str, Any]:
     }
     payload.update(overrides)
     return payload
+
+
+def associate_solution(
+    pc: Any, opportunity_id: str, solution: str = SOLUTION_ID, catalog: str = "AWS"
+) -> None:
+    """Associate a partner solution, which submission needs (one to ten of them)."""
+    pc.associate_opportunity(
+        Catalog=catalog,
+        OpportunityIdentifier=opportunity_id,
+        RelatedEntityType="Solutions",
+        RelatedEntityIdentifier=solution,
+    )
 
 
 def update_from(current: dict[str, Any], **changes: Any) -> dict[str, Any]:

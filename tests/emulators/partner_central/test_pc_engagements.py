@@ -7,7 +7,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from pc_helpers import opportunity_payload, wait_for
+from pc_helpers import associate_solution, opportunity_payload, wait_for
 
 from emulators.partner_central import shapes
 
@@ -91,6 +91,7 @@ def test_invitation_expires_after_fifteen_days(pc, ctl):
 
 def test_start_engagement_from_opportunity_submits(pc, ctl):
     opp = pc.create_opportunity(**opportunity_payload())
+    associate_solution(pc, opp["Id"])
     started = pc.start_engagement_from_opportunity_task(
         Catalog="AWS", ClientToken="s-1", Identifier=opp["Id"], AwsSubmission={"InvolvementType": "Co-Sell"}
     )
@@ -165,6 +166,7 @@ def test_engagement_context_optimistic_lock(pc):
 
 def test_snapshot_job_lifecycle_and_revisions(pc):
     opp = pc.create_opportunity(**opportunity_payload())
+    associate_solution(pc, opp["Id"])
     started = pc.start_engagement_from_opportunity_task(
         Catalog="AWS", ClientToken="s-3", Identifier=opp["Id"], AwsSubmission={"InvolvementType": "Co-Sell"}
     )
@@ -238,6 +240,7 @@ def test_every_operation_response_matches_output_shape(pc, ctl):
     pc.disassociate_opportunity(
         Catalog="AWS", OpportunityIdentifier=oid, RelatedEntityType="Solutions", RelatedEntityIdentifier=sol
     )
+    associate_solution(pc, oid, sol)  # submission needs one
     pc.assign_opportunity(
         Catalog="AWS",
         Identifier=oid,
@@ -249,6 +252,7 @@ def test_every_operation_response_matches_output_shape(pc, ctl):
     done = _task_done(pc, "list_engagement_from_opportunity_tasks", started["TaskId"])
     eid = done["EngagementId"]
     other = pc.create_opportunity(**opportunity_payload(ClientToken="other"))["Id"]
+    associate_solution(pc, other, sol)
     pc.submit_opportunity(Catalog="AWS", Identifier=other, InvolvementType="Co-Sell")
     pc.get_aws_opportunity_summary(Catalog="AWS", RelatedOpportunityIdentifier=oid)
     pc.get_engagement(Catalog="AWS", Identifier=eid)

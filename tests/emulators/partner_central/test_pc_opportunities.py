@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 from botocore.exceptions import ClientError
-from pc_helpers import opportunity_payload, update_from
+from pc_helpers import associate_solution, opportunity_payload, update_from
 
 from emulators.partner_central import shapes
 
@@ -21,6 +21,7 @@ def _create(pc, **overrides) -> dict:
 
 
 def _submit_and_review(pc, ctl, opp: dict, status: str) -> dict:
+    associate_solution(pc, opp["Id"])
     pc.submit_opportunity(Catalog="AWS", Identifier=opp["Id"], InvolvementType="Co-Sell")
     ctl(
         "simulate/review",
@@ -110,6 +111,7 @@ def test_last_modified_round_trips_at_millisecond_precision(pc):
 @pytest.mark.parametrize("status", ["Submitted", "In review"])
 def test_no_updates_while_submitted_or_in_review(pc, ctl, status):
     opp = _create(pc)
+    associate_solution(pc, opp["Id"])
     pc.submit_opportunity(Catalog="AWS", Identifier=opp["Id"], InvolvementType="Co-Sell")
     if status == "In review":
         ctl("simulate/review", {"catalog": "AWS", "identifier": opp["Id"], "review_status": "In review"})
@@ -214,6 +216,7 @@ def test_aws_opportunity_summary_exists_after_submission(pc):
     with pytest.raises(ClientError) as exc:
         pc.get_aws_opportunity_summary(Catalog="AWS", RelatedOpportunityIdentifier=opp["Id"])
     assert _error(exc)["Error"]["Code"] == "ResourceNotFoundException"
+    associate_solution(pc, opp["Id"])
     pc.submit_opportunity(
         Catalog="AWS", Identifier=opp["Id"], InvolvementType="For Visibility Only", Visibility="Limited"
     )

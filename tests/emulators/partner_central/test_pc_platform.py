@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 from botocore.exceptions import ClientError
-from pc_helpers import opportunity_payload
+from pc_helpers import associate_solution, opportunity_payload
 
 from emulators.partner_central import PartnerCentralEmulator
 
@@ -209,6 +209,7 @@ def test_events_envelope_and_delivery_to_target(pc, ctl):
 
 def test_review_simulation_emits_update_and_moves_last_modified(pc, ctl):
     opp = pc.create_opportunity(**opportunity_payload())
+    associate_solution(pc, opp["Id"])
     pc.submit_opportunity(Catalog="AWS", Identifier=opp["Id"], InvolvementType="Co-Sell")
     before = pc.get_opportunity(Catalog="AWS", Identifier=opp["Id"])["LastModifiedDate"]
     ctl("events", method="DELETE")
