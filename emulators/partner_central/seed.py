@@ -128,8 +128,7 @@ def seed_opportunities(
     with backend.lock:
         store = backend.store(catalog)
         for n in range(count):
-            store["next_opp"] += 1
-            oid = f"O{store['next_opp']}"
+            oid = backend.new_opportunity_id(catalog)
             record = _opportunity(rng, n, catalog, oid, backend.account_id, backend.region)
             review = record["LifeCycle"]["ReviewStatus"]
             if review != "Pending Submission":
@@ -143,10 +142,8 @@ def seed_opportunities(
             store["opportunities"][oid] = record
             ids.append(oid)
         # Later writes must still move LastModifiedDate forward past every seeded value.
-        backend._last_ms = max(
-            backend._last_ms, max((store["opportunities"][i]["LastModifiedDate"] for i in ids), default=0)
-        )
-        backend._touch()
+        backend.advance_clock_to(max((store["opportunities"][i]["LastModifiedDate"] for i in ids), default=0))
+        backend.touch()
     return ids
 
 

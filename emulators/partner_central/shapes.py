@@ -39,7 +39,8 @@ def operation_names() -> tuple[str, ...]:
 
 
 @functools.cache
-def _regex(pattern: str) -> re.Pattern[str]:
+def regex(pattern: str) -> re.Pattern[str]:
+    """The compiled form of a model pattern (Java/Smithy syntax)."""
     # Java's Unicode property classes have no ``re`` spelling; \w, \d and \s are their Unicode-aware kin.
     translated = pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\d").replace(r"\p{Z}", r"\s")
     return re.compile(translated)
@@ -126,7 +127,7 @@ def validate(
             _err(errors, path, "INVALID_STRING_FORMAT", f"{path} must be at least {meta['min']} characters")
         elif "max" in meta and len(value) > meta["max"]:
             _err(errors, path, "INVALID_STRING_FORMAT", f"{path} must be at most {meta['max']} characters")
-        elif "pattern" in meta and not _regex(meta["pattern"]).fullmatch(value):
+        elif "pattern" in meta and not regex(meta["pattern"]).fullmatch(value):
             _err(errors, path, "INVALID_STRING_FORMAT", f"{path} does not match pattern {meta['pattern']}")
         return
     if tname in ("integer", "long"):

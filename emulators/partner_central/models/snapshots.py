@@ -1,0 +1,238 @@
+"""Resource snapshots and resource snapshot jobs (a running job re-snapshots its opportunity on change)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from emulators.partner_central import shapes
+from emulators.partner_central.exceptions import (
+    ConflictException,
+    ResourceNotFoundException,
+    business_error,
+)
+from emulators.partner_central.models.base import (
+    paginate,
+)
+from emulators.partner_central.models.engagements import EngagementsMixin
+from emulators.partner_central.models.opportunities import OpportunitiesMixin
+
+
+class SnapshotsMixin(OpportunitiesMixin, EngagementsMixin):
+    """The resource snapshot and snapshot job operations."""
+
+    def on_opportunity_changed(self, opp: dict[str, Any]) -> None:
+        """Every running snapshot job of the opportunity takes a new snapshot."""
+        super().on_opportunity_changed(opp)
+        for job in self.store(opp["Catalog"])["snapshot_jobs"].values():
+            if job["Status"] == "Running" and job["ResourceId"] == opp["Id"]:
+                self.take_snapshot(
+                    opp["Catalog"], job["EngagementId"], opp["Id"], job["ResourceSnapshotTemplateName"]
+                )
+                job["LastSuccessfulExecutionDate"] = self.peek_now()
+
+    def take_snapshot(self, catalog: str, eid: str, oid: str, template: str) -> dict[str, Any]:
+        """A new snapshot revision of the opportunity in the engagement, with its event."""
+        opp = self.opportunity(catalog, oid)
+        key = f"{eid}|{oid}|{template}"
+        revisions = self.store(catalog)["snapshots"].setdefault(key, [])
+        rev = len(revisions) + 1
+        view = copy.deepcopy(opp)
+        view["Lifecycle"] = view.get("LifeCycle")
+        snap = {
+            "Catalog": catalog,
+            "EngagementId": eid,
+            "ResourceType": "Opportunity",
+            "ResourceId": oid,
+            "ResourceSnapshotTemplateName": template,
+            "Revision": rev,
+            "CreatedBy": self.account_id,
+            "CreatedAt": self.now(),
+            "Arn": self.make_arn(
+                catalog,
+                "engagement",
+                f"{eid}/resource/Opportunity/{oid}/template/{template}/resource-snapshot/{rev}",
+            ),
+            "Payload": {"OpportunitySummary": shapes.project(shapes.shape("OpportunitySummaryView"), view)},
+        }
+        revisions.append(snap)
+        self.emit(
+            "Engagement Resource Snapshot Created",
+            {
+                "catalog": catalog,
+                "resourceSnapshot": {
+                    "arn": snap["Arn"],
+                    "engagementId": eid,
+                    "resourceType": "Opportunity",
+                    "resourceId": oid,
+                    "createdBy": self.account_id,
+                    "revision": rev,
+                    "resourceSnapshotTemplateName": template,
+                },
+            },
+            [snap["Arn"]],
+        )
+        return snap
+
+    def _check_associated(self, catalog: str, eid: str, oid: str) -> dict[str, Any]:
+        eng = self.engagement(catalog, eid)
+        self.opportunity(catalog, oid)
+        if not any(r["ResourceId"] == oid for r in eng["Resources"]):
+            raise business_error(
+                "ResourceIdentifier",
+                f"Opportunity {oid} is not associated with engagement {eid}",
+                "INVALID_VALUE",
+            )
+        return eng
+
+    def create_resource_snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
+        """CreateResourceSnapshot: a new revision of the opportunity's view in the engagement."""
+
+        def action() -> dict[str, Any]:
+            with self.lock:
+                c, e, o = params["Catalog"], params["EngagementIdentifier"], params["ResourceIdentifier"]
+                self._check_associated(c, e, o)
+                snap = self.take_snapshot(c, e, o, params["ResourceSnapshotTemplateIdentifier"])
+                return {"Arn": snap["Arn"], "Revision": snap["Revision"]}
+
+        return self.idempotent(params["Catalog"], "CreateResourceSnapshot", params, action)
+
+    def get_resource_snapshot(self, params: dict[str, Any]) -> dict[str, Any]:
+        """GetResourceSnapshot: the given revision, or the latest."""
+        with self.lock:
+            key = (
+                f"{params['EngagementIdentifier']}|{params['ResourceIdentifier']}|"
+                f"{params['ResourceSnapshotTemplateIdentifier']}"
+            )
+            revisions = self.store(params["Catalog"])["snapshots"].get(key) or []
+            rev = params.get("Revision") or len(revisions)
+            if not revisions or rev > len(revisions):
+                raise ResourceNotFoundException(f"No resource snapshot revision {rev} for {key}")
+            snap = revisions[rev - 1]
+            return {**snap, "ResourceSnapshotTemplateName": snap["ResourceSnapshotTemplateName"]}
+
+    def list_resource_snapshots(self, params: dict[str, Any]) -> dict[str, Any]:
+        """ListResourceSnapshots of one engagement."""
+        with self.lock:
+            catalog = params["Catalog"]
+            self.engagement(catalog, params["EngagementIdentifier"])
+            items = []
+            for revisions in self.store(catalog)["snapshots"].values():
+                for snap in revisions:
+                    if snap["EngagementId"] != params["EngagementIdentifier"]:
+                        continue
+                    if (
+                        params.get("ResourceIdentifier")
+                        and snap["ResourceId"] != params["ResourceIdentifier"]
+                    ):
+                        continue
+                    if (
+                        params.get("ResourceSnapshotTemplateIdentifier")
+                        and snap["ResourceSnapshotTemplateName"]
+                        != params["ResourceSnapshotTemplateIdentifier"]
+                    ):
+                        continue
+                    if params.get("CreatedBy") and snap["CreatedBy"] != params["CreatedBy"]:
+                        continue
+                    items.append(snap)
+            page, nxt = paginate(items, params, 100)
+            return {"ResourceSnapshotSummaries": page, "NextToken": nxt}
+
+    def job(self, catalog: str, identifier: str) -> dict[str, Any]:
+        """Resource snapshot job or ``ResourceNotFoundException``."""
+        job = self.store(catalog)["snapshot_jobs"].get(identifier)
+        if job is None:
+            raise ResourceNotFoundException(
+                f"Resource snapshot job {identifier} not found in catalog {catalog}"
+            )
+        return job
+
+    def new_job(
+        self,
+        catalog: str,
+        eid: str,
+        oid: str,
+        template: str,
+        tags: list[dict[str, str]] | None,
+        status: str = "Stopped",
+    ) -> dict[str, Any]:
+        """A new resource snapshot job (Stopped unless told otherwise)."""
+        jid = f"job-{self.rand_id(13)}"
+        opp = self.opportunity(catalog, oid)
+        job = {
+            "Catalog": catalog,
+            "Id": jid,
+            "Arn": self.make_arn(catalog, "resource-snapshot-job", jid),
+            "EngagementId": eid,
+            "ResourceType": "Opportunity",
+            "ResourceId": oid,
+            "ResourceArn": opp["Arn"],
+            "ResourceSnapshotTemplateName": template,
+            "CreatedAt": self.now(),
+            "Status": status,
+        }
+        self.store(catalog)["snapshot_jobs"][jid] = job
+        if tags:
+            self.tags[job["Arn"]] = {t["Key"]: t["Value"] for t in tags}
+        return job
+
+    def create_resource_snapshot_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        """CreateResourceSnapshotJob (created Stopped; StartResourceSnapshotJob runs it)."""
+
+        def action() -> dict[str, Any]:
+            with self.lock:
+                c, e, o = params["Catalog"], params["EngagementIdentifier"], params["ResourceIdentifier"]
+                self._check_associated(c, e, o)
+                template = params["ResourceSnapshotTemplateIdentifier"]
+                if any(
+                    j["EngagementId"] == e
+                    and j["ResourceId"] == o
+                    and j["ResourceSnapshotTemplateName"] == template
+                    for j in self.store(c)["snapshot_jobs"].values()
+                ):
+                    raise ConflictException(
+                        f"A snapshot job for {o} in {e} with template {template} already exists"
+                    )
+                job = self.new_job(c, e, o, template, params.get("Tags"))
+                return {"Id": job["Id"], "Arn": job["Arn"]}
+
+        return self.idempotent(params["Catalog"], "CreateResourceSnapshotJob", params, action)
+
+    def set_job_status(self, catalog: str, identifier: str, status: str) -> None:
+        """Start/StopResourceSnapshotJob; starting takes a snapshot right away."""
+        with self.lock:
+            job = self.job(catalog, identifier)
+            job["Status"] = status
+            if status == "Running":
+                self.take_snapshot(
+                    catalog, job["EngagementId"], job["ResourceId"], job["ResourceSnapshotTemplateName"]
+                )
+                job["LastSuccessfulExecutionDate"] = self.peek_now()
+
+    def delete_job(self, catalog: str, identifier: str) -> None:
+        """DeleteResourceSnapshotJob: only a stopped job can be deleted (API reference)."""
+        with self.lock:
+            job = self.job(catalog, identifier)
+            if job["Status"] == "Running":
+                raise ConflictException(
+                    f"Resource snapshot job {identifier} is Running; stop it before deleting"
+                )
+            del self.store(catalog)["snapshot_jobs"][identifier]
+            self.tags.pop(job["Arn"], None)
+
+    def list_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
+        """ListResourceSnapshotJobs."""
+        with self.lock:
+            items = [
+                j
+                for j in self.store(params["Catalog"])["snapshot_jobs"].values()
+                if (
+                    not params.get("EngagementIdentifier")
+                    or j["EngagementId"] == params["EngagementIdentifier"]
+                )
+                and (not params.get("Status") or j["Status"] == params["Status"])
+            ]
+            order = (params.get("Sort") or {}).get("SortOrder", "DESCENDING")
+            items.sort(key=lambda j: (j["CreatedAt"], j["Id"]), reverse=order == "DESCENDING")
+            page, nxt = paginate(items, params, 100)
+            return {"ResourceSnapshotJobSummaries": page, "NextToken": nxt}
