@@ -7,52 +7,31 @@ co-sell process (review decisions, referrals, console edits).
 from __future__ import annotations
 
 import json
-import random
-import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from emulators.partner_central.instruments import CallLog, Faults
+from emulators.partner_central.models import PartnerCentralBackend
+from emulators.partner_central.quotas import Quotas
 from emulators.partner_central.seed import seed_opportunities
 
-if TYPE_CHECKING:
-    from emulators.partner_central.server import PartnerCentralApp
+__all__ = ["ControlledApp", "Faults", "handle"]
 
 
-class Faults:
-    """Injected failures, deterministic for a seed: throttling, 500s and added latency."""
+class ControlledApp(Protocol):
+    """What the controls need of the app (``server.PartnerCentralApp`` provides it)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.configure({})
+    backend: PartnerCentralBackend
+    quotas: Quotas
+    faults: Faults
+    calls: CallLog
 
-    def configure(self, body: dict[str, Any]) -> None:
-        """Set ``throttle_rate``, ``error_rate`` (0..1), ``latency_ms`` and ``seed``."""
-        throttle, error = float(body.get("throttle_rate", 0.0)), float(body.get("error_rate", 0.0))
-        if not (0 <= throttle <= 1 and 0 <= error <= 1):
-            raise ValueError("throttle_rate and error_rate must be between 0 and 1")
-        with self._lock:
-            self.throttle_rate, self.error_rate = throttle, error
-            self.latency_ms = float(body.get("latency_ms", 0.0))
-            self.seed = int(body.get("seed", 0))
-            self._rng = random.Random(self.seed)
-
-    def settings(self) -> dict[str, Any]:
-        """Current configuration."""
-        return {
-            "throttle_rate": self.throttle_rate,
-            "error_rate": self.error_rate,
-            "latency_ms": self.latency_ms,
-            "seed": self.seed,
-        }
-
-    def draw(self) -> tuple[bool, bool]:
-        """(throttle this call, fail this call); two draws a call keep the sequence seed-deterministic."""
-        with self._lock:
-            return self._rng.random() < self.throttle_rate, self._rng.random() < self.error_rate
+    def reset(self) -> None:
+        """Back to a fresh emulator."""
 
 
 def handle(
-    app: PartnerCentralApp, method: str, path: str, body: dict[str, Any], query: dict[str, str]
+    app: ControlledApp, method: str, path: str, body: dict[str, Any], query: dict[str, str]
 ) -> tuple[int, Any]:
     """Route one control request; returns (status, JSON body)."""
     b = app.backend

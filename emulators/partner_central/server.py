@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,13 +20,13 @@ from werkzeug.wrappers import Request, Response
 
 from emulators.common.server import ThreadedServer
 from emulators.partner_central import controls, shapes
-from emulators.partner_central.controls import Faults
 from emulators.partner_central.exceptions import (
     InternalServerException,
     PartnerCentralError,
     ThrottlingException,
     UnknownOperationException,
 )
+from emulators.partner_central.instruments import CallLog, Faults
 from emulators.partner_central.models import PartnerCentralBackend
 from emulators.partner_central.quotas import Quotas, is_read
 from emulators.partner_central.responses import HANDLERS
@@ -36,48 +34,6 @@ from emulators.partner_central.responses import HANDLERS
 log = logging.getLogger(__name__)
 TARGET_PREFIX = "AWSPartnerCentralSelling."
 CONTENT_TYPE = "application/x-amz-json-1.0"
-
-
-class CallLog:
-    """API calls by operation, throttled calls, and the time of each admitted write."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget all counts."""
-        with self._lock:
-            self.by_operation: Counter[str] = Counter()
-            self.total = 0
-            self.throttled = 0
-            self.writes: list[float] = []
-
-    def record(self, operation: str) -> None:
-        """Count one API call."""
-        with self._lock:
-            self.total += 1
-            self.by_operation[operation] += 1
-
-    def record_throttled(self) -> None:
-        """Count one throttled call (already counted in total)."""
-        with self._lock:
-            self.throttled += 1
-
-    def record_write(self) -> None:
-        """Note the time of a write the quotas admitted."""
-        with self._lock:
-            self.writes.append(time.time())
-
-    def snapshot(self) -> dict[str, Any]:
-        """The ``GET /_emulator/calls`` body."""
-        with self._lock:
-            return {
-                "total": self.total,
-                "by_operation": dict(self.by_operation),
-                "throttled": self.throttled,
-                "writes": list(self.writes),
-            }
 
 
 class PartnerCentralApp:
