@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulators.partner_central.exceptions import (
-    ResourceNotFoundException,
-    ValidationException,
-)
-from emulators.partner_central.models.base import (
-    CATALOGS,
-    BackendBase,
-    paginate,
-    parse_ts,
-)
+from emulators.partner_central.exceptions import ResourceNotFoundException, ValidationException
+from emulators.partner_central.models.base import CATALOGS, BackendBase, paginate, parse_ts
 
 
 class CatalogExtrasMixin(BackendBase):

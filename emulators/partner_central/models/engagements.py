@@ -11,12 +11,7 @@ from emulators.partner_central.exceptions import (
     ServiceQuotaExceededException,
     business_error,
 )
-from emulators.partner_central.models.base import (
-    BackendBase,
-    iso,
-    paginate,
-    parse_ts,
-)
+from emulators.partner_central.models.base import BackendBase, iso, paginate, parse_ts
 
 
 class EngagementsMixin(BackendBase):

@@ -15,11 +15,7 @@ from emulators.partner_central.exceptions import (
     ResourceNotFoundException,
     ValidationException,
 )
-from emulators.partner_central.models.base import (
-    AWS_ACCOUNT,
-    iso,
-    paginate,
-)
+from emulators.partner_central.models.base import AWS_ACCOUNT, iso, paginate
 from emulators.partner_central.models.engagements import EngagementsMixin
 
 INVITATION_TTL_MS = 15 * 24 * 3600 * 1000

@@ -6,14 +6,8 @@ import copy
 from typing import Any
 
 from emulators.partner_central import shapes
-from emulators.partner_central.exceptions import (
-    ConflictException,
-    ResourceNotFoundException,
-    business_error,
-)
-from emulators.partner_central.models.base import (
-    paginate,
-)
+from emulators.partner_central.exceptions import ConflictException, ResourceNotFoundException, business_error
+from emulators.partner_central.models.base import paginate
 from emulators.partner_central.models.engagements import EngagementsMixin
 from emulators.partner_central.models.opportunities import OpportunitiesMixin
 

@@ -17,12 +17,7 @@ from emulators.partner_central.exceptions import (
     ResourceNotFoundException,
     ValidationException,
 )
-from emulators.partner_central.models.base import (
-    AWS_ACCOUNT,
-    get_path,
-    paginate,
-    parse_ts,
-)
+from emulators.partner_central.models.base import AWS_ACCOUNT, get_path, paginate, parse_ts
 from emulators.partner_central.models.invitations import InvitationsMixin
 from emulators.partner_central.models.opportunity_rules import PARTNER_FIELDS
 from emulators.partner_central.models.snapshots import SnapshotsMixin
