@@ -7,7 +7,7 @@ overrides, and validates everything up front, so a typo fails the task at start 
     fields[3].partner_central: 'Project.Tittle' is not a field of Opportunity
 
 Partner Central paths and enum values are checked against botocore's ``partnercentral-selling``
-service model (the same model boto3 validates requests with): every mapped path must exist in the
+service model (see :mod:`cosell_sync.pc_model`): every mapped path must exist in the
 ``GetOpportunity`` response, every path we write must also exist in the ``UpdateOpportunity``
 request, and every enum value must be an exact member (``In review``, not ``In Review``).
 """
@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import copy
 import re
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from cosell_sync.errors import ConfigError
-
-if TYPE_CHECKING:
-    from botocore.model import ServiceModel, Shape
-
-    from cosell_sync.transforms import Converter
+from cosell_sync.pc_model import parse_path, pc_enum, pc_shape, shape_at
+from cosell_sync.transforms import TRANSFORMS
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -42,10 +38,6 @@ __all__ = [
     "StorageConfig",
     "SyncConfig",
     "load_config",
-    "parse_path",
-    "pc_enum",
-    "pc_shape",
-    "strip_indexes",
 ]
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("sync_config.yaml")
@@ -58,108 +50,7 @@ HubSpotObject = Literal["deal", "company", "contact"]
 WRITES_PARTNER_CENTRAL = frozenset({"both", "hubspot_to_partner_central"})
 WRITES_HUBSPOT = frozenset({"both", "partner_central_to_hubspot"})
 
-_SEGMENT = re.compile(r"^([A-Za-z][A-Za-z0-9]*)((?:\[\d+\])*)$")
-_INDEX = re.compile(r"\[(\d+)\]")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-# --- Partner Central service model ------------------------------------------------------------------
-@lru_cache(maxsize=1)
-def _service_model() -> ServiceModel:
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model("partnercentral-selling")
-
-
-def pc_shape(operation: str, kind: Literal["input", "output"]) -> Shape:
-    """The botocore input or output shape of a Partner Central operation.
-
-    Args:
-        operation: e.g. ``GetOpportunity``.
-        kind: ``input`` or ``output``.
-
-    Returns:
-        The botocore structure shape.
-    """
-    op = _service_model().operation_model(operation)
-    return op.input_shape if kind == "input" else op.output_shape
-
-
-@lru_cache(maxsize=64)
-def pc_enum(shape_name: str) -> tuple[str, ...]:
-    """The exact enum values of a named Partner Central shape (``ReviewStatus``, ``Stage``...).
-
-    Args:
-        shape_name: the botocore shape name.
-
-    Returns:
-        The enum values in model order.
-    """
-    return tuple(_service_model().shape_for(shape_name).enum)
-
-
-def parse_path(path: str) -> tuple[str | int, ...]:
-    """Split a dotted path with list indexes into keys: ``a.b[0].c`` -> ``("a", "b", 0, "c")``.
-
-    Args:
-        path: the dotted path.
-
-    Returns:
-        The keys, ints for list indexes.
-
-    Raises:
-        ValueError: the path is malformed.
-    """
-    return _parse_path(path)
-
-
-@lru_cache(maxsize=1024)
-def _parse_path(path: str) -> tuple[str | int, ...]:
-    keys: list[str | int] = []
-    if not path:
-        raise ValueError("empty path")
-    for segment in path.split("."):
-        match = _SEGMENT.match(segment)
-        if match is None:
-            raise ValueError(f"{path!r} is not a dotted path like 'Project.ExpectedCustomerSpend[0].Amount'")
-        keys.append(match.group(1))
-        keys.extend(int(i) for i in _INDEX.findall(match.group(2)))
-    return tuple(keys)
-
-
-def strip_indexes(path: str) -> str:
-    """Drop list indexes: ``Customer.Contacts[0].Email`` -> ``Customer.Contacts.Email``.
-
-    Args:
-        path: dotted path with list indexes.
-
-    Returns:
-        The path without indexes.
-    """
-    return _INDEX.sub("", path)
-
-
-def shape_at(root: Shape, path: str) -> Shape | None:
-    """The botocore shape a path leads to, or ``None`` if the path does not exist in ``root``.
-
-    Args:
-        root: a structure shape (e.g. the GetOpportunity output).
-        path: dotted path with list indexes.
-
-    Returns:
-        The leaf shape or ``None``.
-    """
-    shape = root
-    for key in parse_path(path):
-        if isinstance(key, int):
-            if shape.type_name != "list":
-                return None
-            shape = shape.member
-        else:
-            if shape.type_name != "structure" or key not in shape.members:
-                return None
-            shape = shape.members[key]
-    return shape
 
 
 # --- Models -------------------------------------------------------------------------------------------
@@ -207,8 +98,6 @@ class FieldMapping(_Model):
     @field_validator("transform")
     @classmethod
     def _check_transform(cls, value: str) -> str:
-        from cosell_sync.transforms import TRANSFORMS
-
         if value not in TRANSFORMS:
             raise ValueError(f"unknown transform {value!r}; known: {', '.join(sorted(TRANSFORMS))}")
         return value
@@ -396,7 +285,6 @@ class SyncConfig(_Model):
     conflict_retries: int = Field(default=3, ge=0)
     defaults: OpportunityDefaults = Field(default_factory=OpportunityDefaults)
 
-    _converters: dict[str, Converter] | None = PrivateAttr(default=None)
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from cosell_sync.config import pc_enum, strip_indexes
 from cosell_sync.errors import ValidationError
+from cosell_sync.pc_model import pc_enum, strip_indexes
 
 __all__ = [
     "ACTION_REQUIRED_EDITABLE",

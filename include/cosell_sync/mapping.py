@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cosell_sync.config import WRITES_HUBSPOT, WRITES_PARTNER_CENTRAL, parse_path, pc_shape, shape_at
+from cosell_sync.config import WRITES_HUBSPOT, WRITES_PARTNER_CENTRAL
+from cosell_sync.pc_model import parse_path, pc_shape, shape_at
 from cosell_sync.transforms import TransformError, converters_for
 
 if TYPE_CHECKING:

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cosell_sync.config import strip_indexes
 from cosell_sync.conflicts import HUBSPOT, MANUAL, PARTNER_CENTRAL, conflict_id
 from cosell_sync.gating import BLOCKED_REASONS, LOCKED, UnknownReviewStatusError, gate_reason
+from cosell_sync.pc_model import strip_indexes
 
 if TYPE_CHECKING:
     from cosell_sync.config import SyncConfig

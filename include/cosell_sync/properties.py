@@ -271,7 +271,7 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
 
 
 def _review_status_options(cfg: SyncConfig) -> list[tuple[str, str]]:
-    from cosell_sync.config import pc_enum
+    from cosell_sync.pc_model import pc_enum
 
     for f in cfg.fields:
         if f.object == "deal" and f.hubspot == "aws_review_status" and f.values:

@@ -21,12 +21,15 @@ value; callers record it against the record and carry on with the rest of the ba
 from __future__ import annotations
 
 import re
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.errors import ValidationError
+from cosell_sync.pc_model import pc_enum
 
 if TYPE_CHECKING:
     from cosell_sync.config import FieldMapping, SyncConfig
@@ -373,8 +376,6 @@ class StageConverter(Converter):
 
 def _country_codes() -> frozenset[str]:
     # The PC CountryCode enum is the authority on which codes PC accepts.
-    from cosell_sync.config import pc_enum
-
     return frozenset(pc_enum("CountryCode"))
 
 
@@ -511,8 +512,15 @@ TRANSFORMS: dict[str, type[Converter]] = {
 }
 
 
+# Converters are derived state, not configuration, so they are cached here rather than on the config:
+# id(cfg) -> (weak reference to cfg, converters). Configs are unhashable pydantic models, hence the id key;
+# the weak reference guards against id reuse and a finalizer drops the entry when the config goes away.
+_CONVERTERS: dict[int, tuple[weakref.ref[SyncConfig], dict[str, Converter]]] = {}
+_CONVERTERS_LOCK = threading.Lock()
+
+
 def converters_for(cfg: SyncConfig) -> dict[str, Converter]:
-    """The bound converter of every mapped field, by mapping name (built once per config).
+    """The bound converter of every mapped field, by mapping name (built once per config object).
 
     Args:
         cfg: a validated sync configuration.
@@ -520,9 +528,21 @@ def converters_for(cfg: SyncConfig) -> dict[str, Converter]:
     Returns:
         ``{field name: Converter}`` in mapping order.
     """
-    # Converters are derived state (not configuration), kept in a pydantic private attribute.
-    cached = cfg._converters
-    if cached is None:
-        cached = {f.name: TRANSFORMS[f.transform](f, cfg) for f in cfg.fields}
-        cfg._converters = cached
-    return cached
+    key = id(cfg)
+    entry = _CONVERTERS.get(key)
+    if entry is not None and entry[0]() is cfg:
+        return entry[1]
+    built = {f.name: TRANSFORMS[f.transform](f, cfg) for f in cfg.fields}
+    with _CONVERTERS_LOCK:
+        entry = _CONVERTERS.get(key)
+        if entry is not None and entry[0]() is cfg:
+            return entry[1]
+        _CONVERTERS[key] = (weakref.ref(cfg, lambda _ref, key=key: _forget(key, _ref)), built)
+    return built
+
+
+def _forget(key: int, ref: weakref.ref[SyncConfig]) -> None:
+    # Called when a cached config is garbage-collected; a newer config may already hold the id.
+    entry = _CONVERTERS.get(key)
+    if entry is not None and entry[0] is ref:
+        _CONVERTERS.pop(key, None)

@@ -113,7 +113,7 @@ def new_value(field: Any, current: Any) -> str:
     }
     if field.name in realistic:
         return realistic[field.name] if realistic[field.name] != current else realistic[field.name] + " II"
-    from cosell_sync.config import pc_shape, shape_at
+    from cosell_sync.pc_model import pc_shape, shape_at
 
     # Stay inside what Partner Central accepts for the member (enums, lengths), as a real edit would.
     shape = shape_at(pc_shape("GetOpportunity", "output"), field.partner_central)

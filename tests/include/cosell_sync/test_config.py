@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from cosell_sync.config import DEFAULT_CONFIG_PATH, SyncConfig, load_config, parse_path, strip_indexes
+from cosell_sync.config import DEFAULT_CONFIG_PATH, SyncConfig, load_config
 from cosell_sync.errors import ConfigError
+from cosell_sync.pc_model import parse_path, strip_indexes
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_default_mapping_covers_the_design(cfg, obj, hubspot, partner_central):
 
 
 def test_review_status_enum_covers_every_pc_value_exactly(cfg):
-    from cosell_sync.config import pc_enum
+    from cosell_sync.pc_model import pc_enum
 
     field = cfg.field("review_status")
     assert field.direction == "partner_central_to_hubspot"

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from cosell_sync.config import SyncConfig, load_config, pc_shape
+from cosell_sync.config import SyncConfig, load_config
 from cosell_sync.mapping import (
     changes_to_hubspot,
     client_token,
@@ -19,6 +19,7 @@ from cosell_sync.mapping import (
     opportunities_to_frame,
     set_path,
 )
+from cosell_sync.pc_model import pc_shape
 from cosell_sync.transforms import TransformError
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cosell_sync.config import SyncConfig, load_config, pc_enum
+from cosell_sync.config import SyncConfig, load_config
+from cosell_sync.pc_model import pc_enum
 from cosell_sync.properties import (
     GROUP_NAME,
     PropertyGroupSpec,

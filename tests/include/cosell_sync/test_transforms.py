@@ -168,3 +168,18 @@ def test_canonical_round_trips_for_every_mapped_field(cfg):
         value = samples[name]
         assert conv.from_hubspot(conv.to_hubspot(value)) == value, name
         assert conv.from_partner_central(conv.to_partner_central(value)) == value, name
+
+
+def test_converters_are_cached_per_config_object_outside_the_config():
+    import gc
+
+    from cosell_sync import transforms
+
+    first, second = load_config(), load_config()
+    assert converters_for(first) is converters_for(first)
+    assert converters_for(second) is not converters_for(first)
+    assert "_converters" not in SyncConfig.__private_attributes__
+    key = id(second)
+    del second
+    gc.collect()
+    assert key not in transforms._CONVERTERS
