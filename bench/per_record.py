@@ -28,9 +28,9 @@ def run_per_record(stack: BenchStack, records: list[tuple[str, str]]) -> tuple[f
     from hubspot.crm.deals import SimplePublicObjectInput
 
     from bench.stack import CATALOG, HS_TOKEN
+    from cosell_hooks.ratelimit import RollingWindowLimiter, TokenBucket
     from cosell_sync.config import load_config
     from cosell_sync.mapping import merge_into_opportunity
-    from cosell_sync.ratelimit import RollingWindowLimiter, TokenBucket
 
     cfg = load_config()
     s = stack.time_scale

@@ -42,6 +42,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
+from cosell_hooks.ratelimit import CompositeLimiter, RollingWindowLimiter, registry
 from cosell_sync.errors import (
     AuthError,
     ConfigError,
@@ -53,7 +54,6 @@ from cosell_sync.errors import (
     ThrottledError,
     ValidationError,
 )
-from cosell_sync.ratelimit import CompositeLimiter, RollingWindowLimiter, registry
 
 if TYPE_CHECKING:
     from urllib3.response import BaseHTTPResponse

@@ -35,6 +35,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from cosell_hooks.ratelimit import TokenBucket, registry
 from cosell_sync.errors import (
     AuthError,
     ConfigError,
@@ -46,7 +47,6 @@ from cosell_sync.errors import (
     ThrottledError,
     ValidationError,
 )
-from cosell_sync.ratelimit import TokenBucket, registry
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -214,7 +214,7 @@ class PartnerCentralHook(AwsBaseHook):
 
     @cached_property
     def write_limiter(self) -> TokenBucket:
-        """Pace for writes; starts empty (see :class:`~cosell_sync.ratelimit.TokenBucket`).
+        """Pace for writes; starts empty (see :class:`~cosell_hooks.ratelimit.TokenBucket`).
 
         The Airflow pool serialises writer tasks and this bucket paces writes within a task; starting empty
         covers the boundary between two tasks, where a fresh bucket would otherwise allow an immediate write

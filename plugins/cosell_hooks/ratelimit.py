@@ -11,7 +11,8 @@ the lock, then sleeps until that slot. Callers are therefore served in arrival o
 a :class:`CompositeLimiter` can book the *same* slot in several limiters (e.g. the HubSpot burst window and
 the search budget) so each limiter records the time the request is really sent.
 
-This module has no Airflow import: it is plain domain code, unit-tested with a fake clock.
+It lives next to the hooks (its only users) but has no Airflow import, so it is unit-tested with a fake
+clock without Airflow.
 """
 
 from __future__ import annotations

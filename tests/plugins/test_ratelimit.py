@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cosell_sync.ratelimit import (
+from cosell_hooks.ratelimit import (
     CompositeLimiter,
     LimiterRegistry,
     RollingWindowLimiter,
