@@ -4,7 +4,7 @@ A second local stack (quotas on, time_scale 1), Airflow on PostgreSQL (database 
 LocalExecutor (parallelism 4), the ``partner_central_writes`` pool (1 slot), and ``api-server``,
 ``scheduler`` and ``dag-processor`` as subprocesses. The DAGs folder holds one bench-only DAG whose mapped
 task (pool ``partner_central_writes``) writes through the real ``PartnerCentralHook`` (built by
-``cosell_hooks.runtime.build_env``, so the hook's write limiter is the product's): two runs are triggered at
+``cosell_runtime.env.build_env``, so the hook's write limiter is the product's): two runs are triggered at
 once, each mapped over three batches of three opportunities, so six task instances and two DAG runs compete
 to write. The emulator records the time of every admitted write; we report the most writes in any 1.0 s
 window and the smallest gap between writes.
@@ -64,7 +64,7 @@ def bench_pc_writers():
 
     @task(pool="partner_central_writes", retries=0)
     def write(batch: list) -> dict:
-        from cosell_hooks.runtime import build_env
+        from cosell_runtime.env import build_env
         from cosell_sync.errors import SyncError
         from cosell_sync.mapping import merge_into_opportunity
 

@@ -33,16 +33,16 @@ def cosell_hubspot_setup() -> None:
     @task
     def ensure_storage() -> dict:
         """Create the state/audit bucket and tables when the config allows it."""
-        from cosell_hooks.runtime import run_setup_step
+        from cosell_runtime.tasks import setup_ensure_storage
 
-        return run_setup_step("ensure_storage")
+        return setup_ensure_storage()
 
     @task
     def ensure_properties() -> dict:
         """Create or patch the property group and custom properties; report what changed."""
-        from cosell_hooks.runtime import run_setup_step
+        from cosell_runtime.tasks import setup_ensure_properties
 
-        return run_setup_step("ensure_properties")
+        return setup_ensure_properties()
 
     ensure_storage() >> ensure_properties()
 

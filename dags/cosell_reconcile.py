@@ -85,58 +85,58 @@ def cosell_reconcile() -> None:
     @task
     def prepare(**context: object) -> dict:
         """Validate config and params; fix the run's window."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_prepare
 
-        return run_step("prepare", context)
+        return reconcile_prepare(context)
 
     @task
     def extract_partner_central(run: dict) -> dict:
         """List changed opportunities, read them, snapshot to S3."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_extract_partner_central
 
-        return run_step("extract_partner_central", run)
+        return reconcile_extract_partner_central(run)
 
     @task
     def extract_hubspot(run: dict, pc: dict) -> dict:
         """Search changed deals, batch-read linked ones with company and contacts, snapshot to S3."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_extract_hubspot
 
-        return run_step("extract_hubspot", run, pc)
+        return reconcile_extract_hubspot(run, pc)
 
     @task
     def plan(run: dict, pc: dict, hs: dict) -> dict:
         """Three-way diff, conflicts and review-state gating; the plan goes to S3."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_plan
 
-        return run_step("plan", run, pc, hs)
+        return reconcile_plan(run, pc, hs)
 
     @task(pool="partner_central_writes")
     def apply_partner_central(run: dict, planned: dict) -> dict:
         """Create, update (full payload, optimistic lock) and submit opportunities at 1 write/s."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_apply_partner_central
 
-        return run_step("apply_partner_central", run, planned)
+        return reconcile_apply_partner_central(run, planned)
 
     @task
     def apply_hubspot(run: dict, planned: dict, pc_applied: dict) -> dict:
         """Batched deal creates/updates, notes and conflict tasks."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_apply_hubspot
 
-        return run_step("apply_hubspot", run, planned, pc_applied)
+        return reconcile_apply_hubspot(run, planned, pc_applied)
 
     @task
     def commit(run: dict, planned: dict, pc_applied: dict, hs_applied: dict) -> dict:
         """Audit, baseline, retry queue and watermark, for the work that succeeded."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_commit
 
-        return run_step("commit", run, planned, pc_applied, hs_applied)
+        return reconcile_commit(run, planned, pc_applied, hs_applied)
 
     @task
     def report(run: dict, pc: dict, hs: dict, committed: dict) -> dict:
         """Log the run's summary table and store report.json."""
-        from cosell_hooks.runtime import run_step
+        from cosell_runtime.tasks import reconcile_report
 
-        return run_step("report", run, pc, hs, committed)
+        return reconcile_report(run, pc, hs, committed)
 
     run = prepare()
     pc = extract_partner_central(run)

@@ -72,9 +72,9 @@ def cosell_resolve_conflict() -> None:
     @task(pool="partner_central_writes")
     def resolve(**context: object) -> dict:
         """Write the chosen value to the other system, audit it, close the task and the conflict."""
-        from cosell_hooks.runtime import run_resolution_step
+        from cosell_runtime.tasks import resolve_conflict
 
-        return run_resolution_step(context)
+        return resolve_conflict(context)
 
     resolve()
 

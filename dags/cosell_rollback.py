@@ -70,9 +70,9 @@ def cosell_rollback() -> None:
     @task(pool="partner_central_writes")
     def rollback(**context: object) -> dict:
         """Plan the rollback from the audit trail; unless a dry run, write both sides, audit, baseline."""
-        from cosell_hooks.runtime import run_rollback_step
+        from cosell_runtime.tasks import rollback as rollback_task
 
-        return run_rollback_step(context)
+        return rollback_task(context)
 
     rollback()
 

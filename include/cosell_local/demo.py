@@ -91,7 +91,7 @@ def _report(stack: Any, run: Any) -> dict[str, Any]:
 
 
 def _print_run(title: str, report: dict[str, Any], pc_calls: int, hs_calls: int) -> None:
-    from cosell_sync.reconcile import format_report
+    from cosell_sync.report import format_report
 
     print(f"\n=== {title} ===")
     print(format_report(report, pc_calls, hs_calls))

@@ -31,11 +31,11 @@ import re
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cosell_sync.common import AuditAction
 from cosell_sync.storage import batch_write, from_item, query_all, run_key, to_item, utc_iso
 
 if TYPE_CHECKING:
@@ -51,22 +51,6 @@ DEFAULT_USER = "airflow:cosell_reconcile"
 #: Entries per thread slice and threads for :meth:`AuditTrail.write` (see there).
 WRITE_SLICE = 500
 WRITE_THREADS = 6
-
-
-class AuditAction(StrEnum):
-    """The actions the sync records (``AuditEntry.action`` also accepts other upper-case names)."""
-
-    CREATE_OPPORTUNITY = "CREATE_OPPORTUNITY"
-    UPDATE_OPPORTUNITY = "UPDATE_OPPORTUNITY"
-    SUBMIT_OPPORTUNITY = "SUBMIT_OPPORTUNITY"
-    ASSOCIATE_OPPORTUNITY = "ASSOCIATE_OPPORTUNITY"
-    CREATE_DEAL = "CREATE_DEAL"
-    UPDATE_DEAL = "UPDATE_DEAL"
-    CONFLICT_DETECTED = "CONFLICT_DETECTED"
-    CONFLICT_RESOLVED = "CONFLICT_RESOLVED"
-    DEFERRED = "DEFERRED"
-    SKIPPED = "SKIPPED"
-    ROLLBACK = "ROLLBACK"
 
 
 # Entries whose `changes` were written to a system: only these move a field's value in `state_at`.

@@ -252,6 +252,29 @@ class OpportunityDefaults(_Model):
         return self
 
 
+class SubmissionConfig(_Model):
+    """Partner solutions associated with an opportunity before AWS may see it as committed.
+
+    Partner Central requires one to ten associated solutions before ``StartEngagementFromOpportunityTask``
+    and a solution (or AWS product) before ``LifeCycle.Stage`` becomes ``Committed`` or ``Launched``.
+
+    Attributes:
+        solution_ids_property: the deal property listing solution ids, separated by ``;``.
+        default_solution_ids: used for deals whose property is empty; empty means "ask the seller".
+    """
+
+    solution_ids_property: str = "aws_solution_ids"
+    default_solution_ids: list[str] = Field(default_factory=list, max_length=10)
+
+    @field_validator("default_solution_ids")
+    @classmethod
+    def _check_ids(cls, value: list[str]) -> list[str]:
+        for sid in value:
+            if not re.fullmatch(r"S-[0-9]{1,19}", sid):
+                raise ValueError(f"{sid!r} is not a Partner Central solution id (S- and digits)")
+        return value
+
+
 def _default_stages() -> list[StageMapping]:
     # HubSpot's default sales pipeline stage ids, in pipeline order.
     pairs = [
@@ -284,6 +307,7 @@ class SyncConfig(_Model):
     quotas: QuotaConfig = Field(default_factory=QuotaConfig)
     conflict_retries: int = Field(default=3, ge=0)
     defaults: OpportunityDefaults = Field(default_factory=OpportunityDefaults)
+    submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 

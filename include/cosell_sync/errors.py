@@ -76,6 +76,10 @@ class ValidationError(FatalError):
     """The service rejected the input (400, ValidationException, VALIDATION_ERROR)."""
 
 
+class WriteBlockedError(ValidationError):
+    """A value cannot be written now (review state, one-way field, missing object): nothing was sent."""
+
+
 class ConflictError(FatalError):
     """Optimistic-lock or idempotency conflict (ConflictException, 409): re-read and re-merge."""
 

@@ -25,6 +25,7 @@ __all__ = [
     "BLOCKED_REASONS",
     "DEFERRED_REASONS",
     "LOCKED_AFTER_APPROVAL",
+    "UNKNOWN_REVIEW_STATUS",
     "GateDecision",
     "UnknownReviewStatusError",
     "gate",
@@ -68,6 +69,8 @@ REVIEW_IN_PROGRESS = "REVIEW_IN_PROGRESS"
 NOT_EDITABLE_IN_ACTION_REQUIRED = "NOT_EDITABLE_IN_ACTION_REQUIRED"
 LOCKED = "LOCKED_AFTER_APPROVAL"
 REJECTED_READ_ONLY = "REJECTED_READ_ONLY"
+#: Reason for a ReviewStatus outside the enum: the change is deferred and retried later.
+UNKNOWN_REVIEW_STATUS = "UNKNOWN_REVIEW_STATUS"
 
 #: Reasons that keep the change pending: the same change is retried on a later run.
 DEFERRED_REASONS = frozenset({REVIEW_IN_PROGRESS, NOT_EDITABLE_IN_ACTION_REQUIRED})

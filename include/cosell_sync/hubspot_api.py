@@ -24,11 +24,6 @@ BATCH_SIZE = 100
 #: Search returns at most 200 results a page and 10,000 per query.
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
-#: Association type ids (HUBSPOT_DEFINED) for engagements attached to a deal.
-NOTE_TO_DEAL = 214
-TASK_TO_DEAL = 216
-COMPANY_TO_DEAL = 342
-CONTACT_TO_DEAL = 4
 
 
 def association_to(object_id: str, type_id: int) -> list[dict[str, Any]]:
@@ -261,26 +256,23 @@ class HubSpotGateway:
             inputs,
         )
 
-
-def associate_default(
-    gateway: HubSpotGateway, from_type: str, to_type: str, pairs: list[tuple[str, str]]
-) -> BatchResult:
-    """Create default associations (idempotent: associating twice leaves one association)."""
-    batch_api = gateway._api.client.crm.associations.v4.batch_api
-    result = BatchResult()
-    for chunk in chunks(pairs):
-        page = gateway._raw(
-            f"associate:{from_type}->{to_type}",
-            batch_api.create_default,
-            from_object_type=from_type,
-            to_object_type=to_type,
-            batch_input_public_default_association_multi_post={
-                "inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]
-            },
-        )
-        result.results.extend(page.get("results", []))
-        result.errors.extend(page.get("errors", []))
-    return result
+    def associate_default(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]) -> BatchResult:
+        """Create default associations (idempotent: associating twice leaves one association)."""
+        batch_api = self._api.client.crm.associations.v4.batch_api
+        result = BatchResult()
+        for chunk in chunks(pairs):
+            page = self._raw(
+                f"associate:{from_type}->{to_type}",
+                batch_api.create_default,
+                from_object_type=from_type,
+                to_object_type=to_type,
+                batch_input_public_default_association_multi_post={
+                    "inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]
+                },
+            )
+            result.results.extend(page.get("results", []))
+            result.errors.extend(page.get("errors", []))
+        return result
 
 
 def error_ids(errors: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

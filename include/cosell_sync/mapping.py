@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ERROR_COLUMN",
     "SKIP_COLUMN",
+    "SOLUTIONS_COLUMN",
     "changes_to_hubspot",
     "client_token",
     "get_path",
@@ -53,6 +54,8 @@ ERROR_COLUMN = "_error"
 #: Column with comma-separated field names whose value on this side is unknown (conversion error,
 #: or the associated HubSpot company/contact is missing): the diff treats them as unchanged.
 SKIP_COLUMN = "_skip_fields"
+#: Column of HubSpot frames: the deal's partner solution ids (``;``-separated), as the seller set them.
+SOLUTIONS_COLUMN = "_solution_ids"
 
 _OBJECTS = ("deal", "company", "contact")
 
@@ -292,6 +295,8 @@ def hubspot_to_frame(
     modified_contact: list[Any] = []
     errors: list[str | None] = []
     skips: list[str | None] = []
+    solution_ids: list[str | None] = []
+    solutions_prop = cfg.submission.solution_ids_property
     columns: list[list[Any]] = [[] for _ in specs]
     for deal in deals:
         deal_props = deal.get("properties") or {}
@@ -310,6 +315,7 @@ def hubspot_to_frame(
         }
         ids.append(str(oid).strip())
         deal_ids.append(deal_id)
+        solution_ids.append(deal_props.get(solutions_prop) or None)
         company_ids.append(company_id if company else None)
         contact_ids.append(contact_id if contact else None)
         modified_deal.append(_hs_modified(deal))
@@ -331,7 +337,7 @@ def hubspot_to_frame(
                 record_skips.append(name)
         errors.append("; ".join(record_errors) or None)
         skips.append(",".join(record_skips) or None)
-    extra = ["_deal_id", "_company_id", "_contact_id", ERROR_COLUMN, SKIP_COLUMN]
+    extra = ["_deal_id", "_company_id", "_contact_id", SOLUTIONS_COLUMN, ERROR_COLUMN, SKIP_COLUMN]
     if not ids:
         return _empty_frame(cfg, extra)
     data: dict[str, list[Any]] = {
@@ -340,6 +346,7 @@ def hubspot_to_frame(
     data["_deal_id"] = deal_ids
     data["_company_id"] = company_ids
     data["_contact_id"] = contact_ids
+    data[SOLUTIONS_COLUMN] = solution_ids
     data[ERROR_COLUMN] = errors
     data[SKIP_COLUMN] = skips
     stamps = pd.DataFrame(
@@ -515,7 +522,9 @@ def merge_into_opportunity(
     root = pc_shape("UpdateOpportunity", "input")
     request: dict[str, Any] = _filter_to_shape(current, root) or {}
     request["Identifier"] = current["Id"]
-    request["Catalog"] = current.get("Catalog") or cfg.catalog
+    # The record's own catalog: GetOpportunity always returns it. Never the config's catalog, which
+    # may name production while the run works on Sandbox.
+    request["Catalog"] = current["Catalog"]
     request["LastModifiedDate"] = current["LastModifiedDate"]
     _apply_changes(request, changes, cfg, root)
     _complete_required(request, cfg)
@@ -545,7 +554,7 @@ def client_token(catalog: str, deal_id: str) -> str:
 
 
 def new_opportunity_request(
-    deal_canonical: Mapping[str, str | None], deal_id: str, cfg: SyncConfig
+    deal_canonical: Mapping[str, str | None], deal_id: str, cfg: SyncConfig, catalog: str
 ) -> dict[str, Any]:
     """A ``CreateOpportunity`` request for a HubSpot deal (with its company and contact values).
 
@@ -553,7 +562,8 @@ def new_opportunity_request(
         deal_canonical: field name -> canonical value (e.g. a row of :func:`hubspot_to_frame`).
         deal_id: the HubSpot deal id; it becomes ``PartnerOpportunityIdentifier`` and keys the
             idempotent ``ClientToken``.
-        cfg: the sync configuration (catalog and ``defaults``).
+        cfg: the sync configuration (``defaults``).
+        catalog: the run's effective catalog (``SyncEnv.catalog``), for ``Catalog`` and the token.
 
     Returns:
         The request dict for ``create_opportunity(**request)``.
@@ -563,8 +573,8 @@ def new_opportunity_request(
     """
     d = cfg.defaults
     request: dict[str, Any] = {
-        "Catalog": cfg.catalog,
-        "ClientToken": client_token(cfg.catalog, deal_id),
+        "Catalog": catalog,
+        "ClientToken": client_token(catalog, deal_id),
         "PartnerOpportunityIdentifier": str(deal_id),
         "Origin": d.origin,
         "OpportunityType": d.opportunity_type,

@@ -19,6 +19,7 @@ The gate uses the best review status known to the run (this run's PC read, else 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,16 +27,22 @@ import numpy as np
 import pandas as pd
 
 from cosell_sync.conflicts import HUBSPOT, MANUAL, PARTNER_CENTRAL, conflict_id
-from cosell_sync.gating import BLOCKED_REASONS, LOCKED, UnknownReviewStatusError, gate_reason
+from cosell_sync.gating import (
+    BLOCKED_REASONS,
+    LOCKED,
+    UNKNOWN_REVIEW_STATUS,
+    UnknownReviewStatusError,
+    gate_reason,
+)
 from cosell_sync.pc_model import strip_indexes
 
 if TYPE_CHECKING:
     from cosell_sync.config import SyncConfig
+    from cosell_sync.env import SyncEnv
 
-__all__ = ["UNKNOWN_REVIEW_STATUS", "Plan", "build_plan"]
+__all__ = ["Plan", "build_plan", "log_plan", "make_plan", "store_plan"]
 
-#: Deferred reason for an opportunity whose ReviewStatus is not a PC enum value (retried later).
-UNKNOWN_REVIEW_STATUS = "UNKNOWN_REVIEW_STATUS"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +57,15 @@ class Plan:
         blocked: ``opportunity_id``, ``field``, ``reason``, ``value``: never sent to PC.
         converged: opportunity ids with fields both sides changed to the same value.
         converged_values: opportunity id -> field -> the agreed value (for the baseline).
+        expected: opportunity id -> field -> the Partner Central value each PC update was planned on.
+        create_deals: opportunities without a deal: a deal is created for each.
+        create_opportunities: co-sell deals without an opportunity: ``deal_id``, ``values``, ``submit``.
+        submit: opportunities to submit to AWS (their deal entered the submit stage).
+        solution_ids: opportunity id (or ``deal:{id}``) -> the partner solutions its deal names.
+        diff_rows: rows of the resolved diff (for the log).
+        run_id: the run that made the plan.
+        sources: the snapshot keys the plan was made from (``partner_central``, ``hubspot``).
+        read_failures: opportunities the extract could not read (they go to the retry queue).
     """
 
     hubspot_updates: dict[str, dict[str, str | None]] = field(default_factory=dict)
@@ -59,6 +75,59 @@ class Plan:
     blocked: list[dict[str, Any]] = field(default_factory=list)
     converged: list[str] = field(default_factory=list)
     converged_values: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    expected: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    create_deals: list[str] = field(default_factory=list)
+    create_opportunities: list[dict[str, Any]] = field(default_factory=list)
+    submit: list[str] = field(default_factory=list)
+    solution_ids: dict[str, list[str]] = field(default_factory=dict)
+    diff_rows: int = 0
+    run_id: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    read_failures: list[dict[str, Any]] = field(default_factory=list)
+
+    #: The members stored in ``plan.json`` (``converged_values`` stays in memory: commit does not need it).
+    DOCUMENT_KEYS = (
+        "run_id",
+        "sources",
+        "read_failures",
+        "hubspot_updates",
+        "partner_central_updates",
+        "expected",
+        "conflicts",
+        "deferred",
+        "blocked",
+        "converged",
+        "create_deals",
+        "create_opportunities",
+        "submit",
+        "solution_ids",
+        "diff_rows",
+    )
+
+    def to_document(self) -> dict[str, Any]:
+        """The plan as the JSON document stored in S3 (``plan.json``)."""
+        return {k: getattr(self, k) for k in self.DOCUMENT_KEYS}
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> Plan:
+        """Read a stored plan back."""
+        return cls(**{k: document[k] for k in cls.DOCUMENT_KEYS if k in document})
+
+    def counts(self) -> dict[str, int]:
+        """How many records each kind of action concerns (for XCom and the log)."""
+        return {
+            name: len(getattr(self, name))
+            for name in (
+                "hubspot_updates",
+                "partner_central_updates",
+                "conflicts",
+                "deferred",
+                "blocked",
+                "create_deals",
+                "create_opportunities",
+                "submit",
+            )
+        }
 
     def summary(self) -> dict[str, int]:
         """Counts for the task log and the run summary (no values: they may be PII)."""
@@ -196,6 +265,9 @@ def build_plan(diff_resolved: pd.DataFrame, pc: pd.DataFrame, base: pd.DataFrame
     hs_value = np.where(locked, pc_values, value)
 
     plan.partner_central_updates = _nest(oids[allowed], fields[allowed], value[allowed])
+    # What Partner Central held when the change was planned: the writer re-diffs against it after a
+    # ConflictException, so a newer console edit is never overwritten by this plan.
+    plan.expected = _nest(oids[allowed], fields[allowed], pc_values[allowed])
     plan.hubspot_updates = _nest(oids[push_back], fields[push_back], hs_value[push_back])
     plan.deferred = _records(oids[deferred], fields[deferred], reason[deferred], value[deferred])
     plan.blocked = _records(oids[blocked], fields[blocked], reason[blocked], value[blocked])
@@ -219,3 +291,146 @@ def build_plan(diff_resolved: pd.DataFrame, pc: pd.DataFrame, base: pd.DataFrame
     plan.converged_values = _nest(oids[converged], fields[converged], pc_values[converged])
     plan.converged = list(plan.converged_values)
     return plan
+
+
+# ---------------------------------------------------------------------------------------------------
+# the plan step
+# ---------------------------------------------------------------------------------------------------
+def make_plan(
+    env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any], hs_result: dict[str, Any]
+) -> Plan:
+    """Diff both sides against the baseline, resolve conflicts, gate by review state: the run's plan.
+
+    The plan is the complete list of intended writes: in a dry run it is the product; otherwise the
+    apply steps execute it and ``commit`` records what happened.
+
+    Args:
+        env: clients and stores.
+        run: the run description from ``prepare``.
+        pc_result: the Partner Central extract's result (its snapshot ``key``).
+        hs_result: the HubSpot extract's result (``key`` and ``new_key``).
+
+    Returns:
+        The complete plan.
+    """
+    from cosell_sync.common import Direction, clean, ts_key
+    from cosell_sync.conflicts import resolve
+    from cosell_sync.diff import three_way_diff
+    from cosell_sync.mapping import ERROR_COLUMN, SOLUTIONS_COLUMN
+    from cosell_sync.writers.partner_central import parse_solution_ids
+
+    cfg = env.config
+    base = env.baseline.load()
+    pc = env.snapshots.get_frame(pc_result["key"])
+    hs = env.snapshots.get_frame(hs_result["key"])
+    new_deals = env.snapshots.get_frame(hs_result["new_key"])
+    direction = run["direction"]
+
+    # Only linked pairs are diffed: an opportunity without a deal (or a deal without an opportunity)
+    # is a create, handled below, not an update of every field.
+    linked = set(base.index) | set(hs.index)
+    diff = three_way_diff(base, pc[pc.index.isin(list(linked))], hs, cfg)
+    resolved = resolve(diff, cfg)
+    frozen = env.conflicts.frozen_fields()
+    if frozen and not resolved.empty:
+        # A field with a pending manual conflict waits for a person; nothing syncs it meanwhile.
+        keys = list(zip(resolved["opportunity_id"], resolved["field"], strict=True))
+        resolved = resolved[[k not in frozen for k in keys]]
+    plan = build_plan(resolved, pc, base, cfg)
+    plan.run_id = run["run_id"]
+    plan.sources = {"partner_central": pc_result["key"], "hubspot": hs_result["key"]}
+    plan.diff_rows = len(resolved)
+    plan.read_failures = list(pc_result.get("failures") or [])
+    for item in plan.conflicts:
+        # When each side last changed, for the person resolving it (and the conflict's identity).
+        oid = item["opportunity_id"]
+        item["partner_central_timestamp"] = clean(pc.at[oid, "_lm_key"]) if oid in pc.index else None
+        stamp = hs.at[oid, "_last_modified"] if oid in hs.index else None
+        item["hubspot_timestamp"] = ts_key(stamp) if clean(stamp) else None
+    if direction == Direction.TO_HUBSPOT:
+        plan.partner_central_updates, plan.expected = {}, {}
+    elif direction == Direction.TO_PARTNER_CENTRAL:
+        plan.hubspot_updates = {}
+
+    # New records: opportunities no deal is linked to, and co-sell deals with no opportunity.
+    if direction != Direction.TO_PARTNER_CENTRAL:
+        errors = pc[ERROR_COLUMN] if ERROR_COLUMN in pc.columns else None
+        plan.create_deals = [
+            oid for oid in pc.index if oid not in linked and not (errors is not None and errors.get(oid))
+        ]
+    if direction != Direction.TO_HUBSPOT:
+        plan.create_opportunities = [
+            {
+                "deal_id": str(row["_deal_id"]),
+                "values": {f: clean(row.get(f)) for f in cfg.field_names() if f in new_deals.columns},
+            }
+            for _, row in new_deals.iterrows()
+        ]
+    for frame, key_of in ((hs, str), (new_deals, lambda d: f"deal:{d}")):
+        if SOLUTIONS_COLUMN in frame.columns:
+            for oid, value in frame[SOLUTIONS_COLUMN].dropna().items():
+                ids = parse_solution_ids(value)
+                if ids:
+                    deal = frame.at[oid, "_deal_id"] if frame is new_deals else oid
+                    plan.solution_ids[key_of(deal)] = ids
+    if cfg.submit_stage and direction != Direction.TO_HUBSPOT:
+        _plan_submissions(plan, cfg, base, pc, hs)
+    return plan
+
+
+def _plan_submissions(
+    plan: Plan, cfg: SyncConfig, base: pd.DataFrame, pc: pd.DataFrame, hs: pd.DataFrame
+) -> None:
+    """A co-sell deal entering the configured stage submits its opportunity to AWS."""
+    stage_field = next((f.name for f in cfg.fields if f.hubspot == "dealstage"), None)
+    target = next((s.partner_central_stage for s in cfg.stages if s.hubspot_stage == cfg.submit_stage), None)
+    if not (stage_field and target and stage_field in hs.columns):
+        return
+    for oid, row in hs.iterrows():
+        review = (
+            pc["_review_status"].get(oid)
+            if oid in pc.index
+            else (base["review_status"].get(oid) if "review_status" in base.columns else None)
+        )
+        before = base.at[oid, stage_field] if oid in base.index and stage_field in base.columns else None
+        # A transition, not a state: a deal that sits in the stage after a failed submission is not
+        # resubmitted every run; moving it out and back in tries again.
+        if row.get(stage_field) == target and before != target and review == "Pending Submission":
+            plan.submit.append(str(oid))
+    for item in plan.create_opportunities:
+        item["submit"] = item["values"].get(stage_field) == target
+
+
+def store_plan(env: SyncEnv, run: dict[str, Any], plan: Plan) -> str:
+    """Write ``plan.json`` next to the run's other artefacts; returns its key."""
+    from cosell_sync.storage import run_key
+
+    key = run_key(run["catalog"], run["run_id"], "plan.json")
+    env.snapshots.put_json(plan.to_document(), key)
+    return key
+
+
+def log_plan(plan: Plan, dry_run: bool) -> None:
+    """Log what the plan will do, record by record (field names only: values may be PII)."""
+    prefix = "DRY RUN - would" if dry_run else "Plan:"
+    for oid, fields in plan.hubspot_updates.items():
+        log.info("%s update HubSpot deal of %s: %s", prefix, oid, ", ".join(sorted(fields)))
+    for oid, fields in plan.partner_central_updates.items():
+        log.info("%s update opportunity %s: %s", prefix, oid, ", ".join(sorted(fields)))
+    for oid in plan.create_deals:
+        log.info("%s create a HubSpot deal for opportunity %s", prefix, oid)
+    for item in plan.create_opportunities:
+        log.info("%s create an opportunity for deal %s", prefix, item["deal_id"])
+    for oid in plan.submit:
+        log.info("%s submit opportunity %s to AWS", prefix, oid)
+    for item in plan.deferred:
+        log.info("Deferred %s.%s: %s", item["opportunity_id"], item["field"], item["reason"])
+    for item in plan.blocked:
+        log.info("Blocked %s.%s: %s", item["opportunity_id"], item["field"], item["reason"])
+    for item in plan.conflicts:
+        log.info(
+            "Manual conflict on %s.%s (conflict %s)",
+            item["opportunity_id"],
+            item["field"],
+            item["conflict_id"],
+        )

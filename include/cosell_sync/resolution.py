@@ -15,7 +15,7 @@ A field listed under ``conflicts.manual_resolution`` that changed differently on
 4. last, mark the conflict ``RESOLVED``. The conflict is the commit point: until it is resolved the field
    stays frozen, every step above is idempotent, and a failed or retried task simply does them again.
 
-The Partner Central and HubSpot write helpers here are shared with :mod:`cosell_sync.rollback`.
+Both writes go through the one writer per system (:mod:`cosell_sync.writers`), as reconcile's do.
 """
 
 from __future__ import annotations
@@ -23,260 +23,25 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.errors import ConflictError, NotFoundError, ValidationError
+from cosell_sync.common import AuditAction, Direction, Side
+from cosell_sync.errors import ConflictError, NotFoundError, WriteBlockedError
 
 if TYPE_CHECKING:
-    from cosell_sync.hubspot_api import HubSpotGateway
-    from cosell_sync.reconcile import SyncEnv
+    from cosell_sync.env import SyncEnv
 
 log = logging.getLogger(__name__)
 
 USE_HUBSPOT_VALUE = "USE_HUBSPOT_VALUE"
 USE_PARTNER_CENTRAL_VALUE = "USE_PARTNER_CENTRAL_VALUE"
 RESOLUTIONS = (USE_HUBSPOT_VALUE, USE_PARTNER_CENTRAL_VALUE)
-#: HubSpot object type -> (plural used by the API, baseline column holding its id).
-HUBSPOT_OBJECTS = {
-    "deal": ("deals", "deal_id"),
-    "company": ("companies", "company_id"),
-    "contact": ("contacts", "contact_id"),
-}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
-class ResolutionBlockedError(ValidationError):
+class ResolutionBlockedError(WriteBlockedError):
     """The chosen value cannot be written now (review state, direction): the conflict stays pending."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# shared writers (also used by cosell_sync.rollback)
-# ---------------------------------------------------------------------------------------------------
-@dataclass
-class PartnerCentralWrite:
-    """Outcome of :func:`write_partner_central`.
-
-    Attributes:
-        written: field -> value sent in an UpdateOpportunity.
-        gated: field -> reason code the review state gave for not writing it.
-        already_applied: the record already held every allowed value (nothing sent).
-        last_modified: the record's ``LastModifiedDate`` after the write (or as read).
-        review_status: the ``ReviewStatus`` the decision was made on.
-        attempts: UpdateOpportunity attempts (more than one after ``ConflictException``).
-    """
-
-    written: dict[str, str | None] = field(default_factory=dict)
-    gated: dict[str, str] = field(default_factory=dict)
-    already_applied: bool = False
-    last_modified: str | None = None
-    review_status: str | None = None
-    attempts: int = 0
-
-
-def get_opportunity(env: SyncEnv, opportunity_id: str, calls: Counter[str]) -> dict[str, Any]:
-    """``GetOpportunity`` without the response metadata.
-
-    Args:
-        env: clients and stores.
-        opportunity_id: the opportunity.
-        calls: API call counter to update.
-
-    Returns:
-        The opportunity as Partner Central returns it.
-    """
-    calls["GetOpportunity"] += 1
-    opp = env.partner_central.call("get_opportunity", Identifier=opportunity_id)
-    opp.pop("ResponseMetadata", None)
-    return opp
-
-
-def gate_fields(env: SyncEnv, review_status: str | None, names: list[str]) -> dict[str, str]:
-    """The fields the review state (or the field's direction) forbids writing to Partner Central now.
-
-    Args:
-        env: clients and stores (for the config).
-        review_status: the opportunity's ``LifeCycle.ReviewStatus``.
-        names: mapping field names.
-
-    Returns:
-        Field -> reason code, only for the fields that may not be written.
-    """
-    from cosell_sync.gating import UnknownReviewStatusError, gate
-    from cosell_sync.plan import UNKNOWN_REVIEW_STATUS
-
-    cfg = env.config
-    out: dict[str, str] = {}
-    paths: dict[str, str] = {}
-    for name in names:
-        if cfg.field(name).direction == "partner_central_to_hubspot":
-            out[name] = "READ_ONLY_IN_PARTNER_CENTRAL"
-        else:
-            paths[name] = cfg.field(name).partner_central
-    if not paths:
-        return out
-    try:
-        decision = gate(review_status, paths.values())
-    except UnknownReviewStatusError:
-        return {**out, **dict.fromkeys(paths, UNKNOWN_REVIEW_STATUS)}
-    for name, path in paths.items():
-        reason = decision.deferred.get(path) or decision.blocked.get(path)
-        if reason:
-            out[name] = reason
-    return out
-
-
-def write_partner_central(
-    env: SyncEnv,
-    opportunity_id: str,
-    changes: dict[str, str | None],
-    calls: Counter[str],
-    current: dict[str, Any] | None = None,
-) -> PartnerCentralWrite:
-    """Write canonical field values to an opportunity: Get -> gate -> merge -> Update, with the lock.
-
-    UpdateOpportunity replaces the whole record, so the change is merged into a fresh read and sent with
-    the ``LastModifiedDate`` just read; on ``ConflictException`` the record is read, gated and merged
-    again, up to ``conflict_retries`` times. Fields the review state forbids are not sent (they come back
-    in ``gated``); a payload the record already matches is not sent at all, so a retry re-sends nothing.
-
-    Args:
-        env: clients and stores.
-        opportunity_id: the opportunity.
-        changes: field -> canonical value.
-        calls: API call counter to update.
-        current: a fresh GetOpportunity response to start from (saves a read).
-
-    Returns:
-        What was written and what was gated.
-
-    Raises:
-        ConflictError: still conflicting after ``conflict_retries`` re-reads.
-        SyncError: any other Partner Central failure.
-    """
-    from cosell_sync.mapping import merge_into_opportunity
-    from cosell_sync.reconcile import _already_applied, ts_key
-
-    cfg = env.config
-    result = PartnerCentralWrite()
-    for attempt in range(cfg.conflict_retries + 1):
-        if current is None:
-            current = get_opportunity(env, opportunity_id, calls)
-        result.review_status = (current.get("LifeCycle") or {}).get("ReviewStatus")
-        # Gated on the record we merge into, not on an older read: AWS may have moved the review since.
-        result.gated = gate_fields(env, result.review_status, list(changes))
-        allowed = {k: v for k, v in changes.items() if k not in result.gated}
-        result.last_modified = ts_key(current.get("LastModifiedDate"))
-        if not allowed:
-            return result
-        payload = merge_into_opportunity(current, allowed, cfg)
-        if _already_applied(payload, current):
-            result.already_applied = True
-            return result
-        try:
-            calls["UpdateOpportunity"] += 1
-            result.attempts = attempt + 1
-            updated = env.partner_central.call("update_opportunity", **payload)
-        except ConflictError as err:
-            # Someone changed the record since we read it: re-read, re-gate, re-merge, try again.
-            log.warning("ConflictException on %s (attempt %d): %s", opportunity_id, attempt + 1, err.message)
-            current = None
-            if attempt == cfg.conflict_retries:
-                raise
-            continue
-        result.written = allowed
-        result.last_modified = ts_key(updated.get("LastModifiedDate")) or result.last_modified
-        return result
-    return result  # pragma: no cover - the loop always returns or raises
-
-
-def hubspot_object_ids(
-    env: SyncEnv, gw: HubSpotGateway, deal_id: str | None, base_row: dict[str, Any] | None
-) -> dict[str, str | None]:
-    """The deal, company and contact a record's HubSpot fields live on.
-
-    The baseline stores the ids (``deal_id``, ``company_id``, ``contact_id``); a company or contact the
-    baseline lacks is looked up through the deal's associations (one call each, only when needed).
-
-    Args:
-        env: clients and stores.
-        gw: the HubSpot gateway (calls are counted there).
-        deal_id: the deal (from the conflict or the baseline).
-        base_row: the record's baseline row, if any.
-
-    Returns:
-        ``{"deal": id, "company": id, "contact": id}``, None where there is no such object.
-    """
-    from cosell_sync.reconcile import _clean
-
-    row = base_row or {}
-    ids: dict[str, str | None] = {
-        obj: _clean(row.get(column)) for obj, (_, column) in HUBSPOT_OBJECTS.items()
-    }
-    ids["deal"] = ids["deal"] or _clean(deal_id)
-    if ids["deal"]:
-        for obj in ("company", "contact"):
-            if not ids[obj]:
-                plural = HUBSPOT_OBJECTS[obj][0]
-                found = gw.associations("deals", plural, [ids["deal"]]).get(ids["deal"]) or []
-                ids[obj] = found[0] if found else None
-    return ids
-
-
-def write_hubspot(
-    env: SyncEnv,
-    gw: HubSpotGateway,
-    opportunity_id: str,
-    changes: dict[str, str | None],
-    ids: dict[str, str | None],
-) -> dict[str, str | None]:
-    """Write canonical field values to the deal, company and contact they map to (one batch each).
-
-    Args:
-        env: clients and stores.
-        gw: the HubSpot gateway.
-        opportunity_id: the record (for messages).
-        changes: field -> canonical value.
-        ids: object type -> HubSpot id (see :func:`hubspot_object_ids`).
-
-    Returns:
-        The changes written.
-
-    Raises:
-        ResolutionBlockedError: a field's object does not exist or the field never writes HubSpot.
-        ValidationError: HubSpot rejected the update (the message names the object and HubSpot's reason).
-    """
-    from cosell_sync.hubspot_api import error_ids
-    from cosell_sync.mapping import changes_to_hubspot
-
-    cfg = env.config
-    for name in changes:
-        if cfg.field(name).direction == "hubspot_to_partner_central":
-            raise ResolutionBlockedError(
-                f"{opportunity_id}.{name}: the field is mapped HubSpot -> Partner Central only; "
-                "the sync never writes it to HubSpot",
-                record_id=opportunity_id,
-            )
-    for obj, props in changes_to_hubspot(changes, cfg).items():
-        plural = HUBSPOT_OBJECTS[obj][0]
-        target = ids.get(obj)
-        if not target:
-            raise ResolutionBlockedError(
-                f"{opportunity_id}: no HubSpot {obj} is associated with deal {ids.get('deal')}; "
-                f"cannot write {', '.join(sorted(props))}",
-                record_id=opportunity_id,
-            )
-        outcome = gw.batch_update(plural, {target: props})
-        if outcome.errors:
-            err = error_ids(outcome.errors).get(target) or outcome.errors[0]
-            raise ValidationError(
-                f"HubSpot rejected the update of {obj} {target} ({opportunity_id}): {err.get('message')}",
-                service="hubspot",
-                code=str(err.get("category") or "VALIDATION_ERROR"),
-                record_id=opportunity_id,
-            )
-    return dict(changes)
 
 
 def no_email(text: str | None) -> str | None:
@@ -355,8 +120,8 @@ def resolve_conflict(
 
     from cosell_sync.audit import AuditEntry
     from cosell_sync.hubspot_api import HubSpotGateway
-    from cosell_sync.reconcile import HS_SIDE, PC_SIDE, TO_HUBSPOT, TO_PARTNER_CENTRAL
     from cosell_sync.state import RESOLVED
+    from cosell_sync.writers import HubSpotWriter, PartnerCentralWriter
 
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTIONS)}")
@@ -387,7 +152,7 @@ def resolve_conflict(
     pc_value, hs_value = recorded_values(conflict)
     use_hubspot = resolution == USE_HUBSPOT_VALUE
     winning, losing = (hs_value, pc_value) if use_hubspot else (pc_value, hs_value)
-    target_side = PC_SIDE if use_hubspot else HS_SIDE
+    target_side = Side.PARTNER_CENTRAL if use_hubspot else Side.HUBSPOT
     base_row = env.baseline.get(oid)
     baseline_update: dict[str, Any] = {name: winning}
     log.info(
@@ -396,13 +161,15 @@ def resolve_conflict(
         oid,
         name,
         resolution,
-        HS_SIDE if use_hubspot else PC_SIDE,
+        Side.HUBSPOT if use_hubspot else Side.PARTNER_CENTRAL,
         target_side,
     )
 
     gw = HubSpotGateway(env.hubspot)
+    hubspot = HubSpotWriter(cfg, gw)
     if use_hubspot:
-        written = write_partner_central(env, oid, {name: winning}, calls)
+        pc_writer = PartnerCentralWriter(cfg, env.partner_central, env.catalog, calls)
+        written = pc_writer.update(oid, {name: winning})
         if written.gated:
             reason_code = written.gated[name]
             raise ResolutionBlockedError(
@@ -417,15 +184,15 @@ def resolve_conflict(
         outcome = "already held the value" if written.already_applied else f"{written.attempts} attempt(s)"
         log.info("Partner Central %s updated: %s", oid, outcome)
     else:
-        if cfg.field(name).direction == "hubspot_to_partner_central":
+        if cfg.field(name).direction == Direction.TO_PARTNER_CENTRAL:
             raise ResolutionBlockedError(
                 f"conflict {conflict_id}: {name} is never written to HubSpot (direction "
                 "hubspot_to_partner_central); only USE_HUBSPOT_VALUE can resolve it. "
                 "The conflict stays PENDING.",
                 record_id=conflict_id,
             )
-        ids = hubspot_object_ids(env, gw, conflict.get("deal_id"), base_row)
-        write_hubspot(env, gw, oid, {name: winning}, ids)
+        ids = hubspot.object_ids(conflict.get("deal_id"), base_row)
+        hubspot.write_record(oid, {name: winning}, ids)
 
     # Baseline: both systems now hold the winning value, so it is the field's new common ancestor.
     frame = pd.DataFrame([baseline_update], index=pd.Index([oid], name="opportunity_id"), dtype=object)
@@ -448,8 +215,8 @@ def resolve_conflict(
                 deal_id=str(deal_id) if deal_id else None,
                 run_id=run_id.replace("#", "_"),
                 run_timestamp=when,
-                direction=TO_PARTNER_CENTRAL if use_hubspot else TO_HUBSPOT,
-                action="CONFLICT_RESOLVED",
+                direction=Direction.TO_PARTNER_CENTRAL if use_hubspot else Direction.TO_HUBSPOT,
+                action=AuditAction.CONFLICT_RESOLVED,
                 source="HUBSPOT" if use_hubspot else "PARTNER_CENTRAL",
                 user=user,
                 changes={name: {"old": losing, "new": winning}},
@@ -475,7 +242,7 @@ def resolve_conflict(
         conflict_id,
         oid,
         name,
-        HS_SIDE if use_hubspot else PC_SIDE,
+        Side.HUBSPOT if use_hubspot else Side.PARTNER_CENTRAL,
         oid,
         len(others),
         api_calls,
@@ -515,14 +282,8 @@ __all__ = [
     "RESOLUTIONS",
     "USE_HUBSPOT_VALUE",
     "USE_PARTNER_CENTRAL_VALUE",
-    "PartnerCentralWrite",
     "ResolutionBlockedError",
-    "gate_fields",
-    "get_opportunity",
-    "hubspot_object_ids",
     "no_email",
     "recorded_values",
     "resolve_conflict",
-    "write_hubspot",
-    "write_partner_central",
 ]

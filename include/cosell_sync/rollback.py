@@ -31,16 +31,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cosell_sync.common import COMPANY, CONTACT, DEAL, AuditAction, Direction, Side, clean, parse_ts, ts_key
 from cosell_sync.errors import NotFoundError, SyncError
 
 if TYPE_CHECKING:
     from cosell_sync.config import SyncConfig
-    from cosell_sync.reconcile import SyncEnv
+    from cosell_sync.env import SyncEnv
+    from cosell_sync.hubspot_api import HubSpotGateway
 
 log = logging.getLogger(__name__)
 
-PC = "partner_central"
-HS = "hubspot"
+PC = Side.PARTNER_CENTRAL.value
+HS = Side.HUBSPOT.value
 #: Skip reasons (besides the review-state reason codes of :mod:`cosell_sync.gating`).
 NOT_IN_AUDIT = "NOT_IN_AUDIT_AT_TARGET"
 PENDING_CONFLICT = "PENDING_CONFLICT"
@@ -194,8 +196,6 @@ def format_plan(plans: list[FieldPlan], opportunity_id: str, target: str, dry_ru
 
 
 def _parse_target(target: str | datetime) -> datetime:
-    from cosell_sync.reconcile import parse_ts
-
     when = parse_ts(target) if isinstance(target, str) else target
     if when is None:
         raise ValueError("target_timestamp is required (ISO 8601, e.g. 2026-11-02T10:00:00Z)")
@@ -207,36 +207,36 @@ def _parse_target(target: str | datetime) -> datetime:
 
 
 def _current_hubspot(
-    env: SyncEnv, gw: Any, opportunity_id: str, ids: dict[str, str | None]
+    env: SyncEnv, gw: HubSpotGateway, opportunity_id: str, ids: dict[str, str | None]
 ) -> dict[str, str | None]:
     """The record's HubSpot side as canonical values (deal, company and contact read by id)."""
+    from cosell_sync.extract import hubspot_properties
     from cosell_sync.mapping import hubspot_to_frame
-    from cosell_sync.reconcile import _clean, _hs_properties
 
     cfg = env.config
-    deals, _ = gw.batch_read("deals", [ids["deal"]], _hs_properties(cfg, "deal"))
+    deals, _ = gw.batch_read(DEAL.plural, [ids[DEAL.name]], hubspot_properties(cfg, DEAL.name))
     if not deals:
         raise NotFoundError(
-            f"HubSpot deal {ids['deal']} of {opportunity_id} not found", record_id=opportunity_id
+            f"HubSpot deal {ids[DEAL.name]} of {opportunity_id} not found", record_id=opportunity_id
         )
-    related: dict[str, dict[str, Any]] = {"company": {}, "contact": {}}
-    for obj, plural in (("company", "companies"), ("contact", "contacts")):
-        if ids.get(obj) and any(f.object == obj for f in cfg.fields):
-            found, _ = gw.batch_read(plural, [ids[obj]], _hs_properties(cfg, obj))
-            related[obj] = {o["id"]: o for o in found}
+    related: dict[str, dict[str, Any]] = {COMPANY.name: {}, CONTACT.name: {}}
+    for spec in (COMPANY, CONTACT):
+        if ids.get(spec.name) and any(f.object == spec.name for f in cfg.fields):
+            found, _ = gw.batch_read(spec.plural, [ids[spec.name]], hubspot_properties(cfg, spec.name))
+            related[spec.name] = {o["id"]: o for o in found}
     deal = deals[0]
     # The frame is keyed by the link property; the deal we read by id is this record's deal.
     deal = {**deal, "properties": {**deal["properties"], cfg.link_property: opportunity_id}}
     frame = hubspot_to_frame(
         [deal],
-        related["company"],
-        related["contact"],
-        {deal["id"]: ids["company"]} if ids.get("company") else {},
-        {deal["id"]: ids["contact"]} if ids.get("contact") else {},
+        related[COMPANY.name],
+        related[CONTACT.name],
+        {deal["id"]: ids[COMPANY.name]} if ids.get(COMPANY.name) else {},
+        {deal["id"]: ids[CONTACT.name]} if ids.get(CONTACT.name) else {},
         cfg,
     )
     row = frame.iloc[0]
-    return {f: _clean(row.get(f)) for f in cfg.field_names()}
+    return {f: clean(row.get(f)) for f in cfg.field_names()}
 
 
 def rollback(
@@ -278,22 +278,14 @@ def rollback(
 
     from cosell_sync.audit import AuditEntry
     from cosell_sync.hubspot_api import HubSpotGateway
-    from cosell_sync.mapping import opportunities_to_frame
-    from cosell_sync.reconcile import TO_HUBSPOT, TO_PARTNER_CENTRAL, _clean, ts_key
-    from cosell_sync.resolution import (
-        gate_fields,
-        get_opportunity,
-        hubspot_object_ids,
-        write_hubspot,
-        write_partner_central,
-    )
+    from cosell_sync.writers import HubSpotWriter, PartnerCentralWriter
 
     cfg = env.config
     when = _parse_target(target)
     target_key = ts_key(when)
     names = select_fields(cfg, fields)
     base_row = env.baseline.get(opportunity_id)
-    if base_row is None or not _clean(base_row.get("deal_id")):
+    if base_row is None or not clean(base_row.get("deal_id")):
         raise NotFoundError(
             f"opportunity {opportunity_id} has no synced HubSpot deal in the {env.catalog} baseline; "
             "only linked records can be rolled back",
@@ -302,22 +294,23 @@ def rollback(
     deal_id = str(base_row["deal_id"])
     calls: Counter[str] = Counter()
     gw = HubSpotGateway(env.hubspot)
+    pc_writer = PartnerCentralWriter(cfg, env.partner_central, env.catalog, calls)
+    hubspot = HubSpotWriter(cfg, gw)
 
     state = env.audit.state_at(opportunity_id, when, deal_id=deal_id)
-    current = get_opportunity(env, opportunity_id, calls)
-    pc_row = opportunities_to_frame([current], cfg).iloc[0]
-    current_pc = {f: _clean(pc_row.get(f)) for f in cfg.field_names()}
+    current = pc_writer.get(opportunity_id)
+    current_pc = pc_writer.canonical(current)
     review_status = (current.get("LifeCycle") or {}).get("ReviewStatus")
-    ids = hubspot_object_ids(env, gw, deal_id, base_row)
+    ids = hubspot.object_ids(deal_id, base_row)
     current_hs = _current_hubspot(env, gw, opportunity_id, ids)
     pending = {c["field"] for c in env.conflicts.pending(opportunity_id)}
     plans = plan_rollback(
         cfg,
         names,
-        {k: _clean(v) for k, v in state.items()},
+        {k: clean(v) for k, v in state.items()},
         current_pc,
         current_hs,
-        pc_gated=gate_fields(env, review_status, names),
+        pc_gated=pc_writer.gate(review_status, names),
         pending=pending,
         hubspot_objects=ids,
     )
@@ -355,13 +348,13 @@ def rollback(
                 run_id=run_id.replace("#", "_"),
                 run_timestamp=when_run,
                 direction=direction,
-                action="ROLLBACK",
+                action=AuditAction.ROLLBACK,
                 source=source,
                 user=user,
                 changes={f: {"old": old, "new": new} for f, (old, new) in changes.items()},
                 success=ok,
                 error=err.to_dict() if err else None,
-                api_calls=sorted(calls) if direction == TO_PARTNER_CENTRAL else sorted(gw.calls),
+                api_calls=sorted(calls) if direction == Direction.TO_PARTNER_CENTRAL else sorted(gw.calls),
                 metadata=meta,
             )
         )
@@ -372,7 +365,7 @@ def rollback(
     last_modified: str | None = None
     if to_pc:
         try:
-            outcome = write_partner_central(env, opportunity_id, to_pc, calls, current=current)
+            outcome = pc_writer.update(opportunity_id, to_pc, current=current)
             pc_refused = outcome.gated  # the review moved between the plan and the write
             pc_written = {f: v for f, v in to_pc.items() if f not in pc_refused}
             last_modified = outcome.last_modified
@@ -382,7 +375,7 @@ def rollback(
             pc_refused = dict.fromkeys(to_pc, f"FAILED: {err.code or type(err).__name__}")
         changes = {f: (current_pc[f], to_pc[f]) for f in (pc_written or to_pc)}
         if pc_written or errors:
-            audit(TO_PARTNER_CENTRAL, "HUBSPOT", changes, not errors, errors[0] if errors else None)
+            audit(Direction.TO_PARTNER_CENTRAL, "HUBSPOT", changes, not errors, errors[0] if errors else None)
     for name, reason in pc_refused.items():
         result["skipped"][name] = reason
     # 2. HubSpot, for the fields Partner Central accepted (or did not need).
@@ -390,14 +383,14 @@ def rollback(
     hs_written: dict[str, str | None] = {}
     if hs_changes:
         try:
-            hs_written = write_hubspot(env, gw, opportunity_id, hs_changes, ids)
+            hs_written = hubspot.write_record(opportunity_id, hs_changes, ids)
             changes = {f: (current_hs[f], v) for f, v in hs_written.items()}
-            audit(TO_HUBSPOT, "PARTNER_CENTRAL", changes, True, None)
+            audit(Direction.TO_HUBSPOT, "PARTNER_CENTRAL", changes, True, None)
         except SyncError as err:
             log.error("Rolling back %s in HubSpot failed: %s", opportunity_id, err.message)
             errors.append(err)
             changes = {f: (current_hs[f], v) for f, v in hs_changes.items()}
-            audit(TO_HUBSPOT, "PARTNER_CENTRAL", changes, False, err)
+            audit(Direction.TO_HUBSPOT, "PARTNER_CENTRAL", changes, False, err)
             for name in hs_changes:
                 result["skipped"][name] = f"FAILED: {err.code or type(err).__name__}"
     env.audit.write(entries)

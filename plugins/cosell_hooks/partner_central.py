@@ -97,6 +97,8 @@ class PartnerCentralHook(AwsBaseHook):
     Args:
         aws_conn_id: the Airflow connection (type ``aws``); defaults to ``partner_central_default``.
         catalog: ``AWS`` or ``Sandbox``; overrides the connection's ``catalog`` extra.
+        default_catalog: the catalog when neither ``catalog`` nor the extra names one (the sync
+            config's ``catalog``).
         read_rate_per_s: client-side pace for ``Get*``/``List*`` calls (the quota is 10/s).
         write_rate_per_s: client-side pace for every other call (the quota is 1/s).
         **kwargs: passed to :class:`AwsBaseHook` (``region_name``, ``config``, ``verify``...).
@@ -117,6 +119,7 @@ class PartnerCentralHook(AwsBaseHook):
         aws_conn_id: str | None = default_conn_name,
         *,
         catalog: str | None = None,
+        default_catalog: str = "AWS",
         read_rate_per_s: float = 10.0,
         write_rate_per_s: float = 1.0,
         **kwargs: Any,
@@ -124,6 +127,7 @@ class PartnerCentralHook(AwsBaseHook):
         kwargs["client_type"] = self.client_type_name
         super().__init__(aws_conn_id=aws_conn_id, **kwargs)
         self._catalog = catalog
+        self._default_catalog = default_catalog
         self.read_rate_per_s = read_rate_per_s
         self.write_rate_per_s = write_rate_per_s
 
@@ -137,10 +141,13 @@ class PartnerCentralHook(AwsBaseHook):
     def catalog(self) -> str:
         """The Partner Central catalog every call targets (``AWS`` or ``Sandbox``).
 
+        The constructor's ``catalog`` (a run's param), else the connection's ``catalog`` extra, else
+        ``default_catalog`` (the sync config).
+
         Raises:
             ConfigError: when the constructor argument or the ``catalog`` extra is neither.
         """
-        value = self._catalog or self._extra.get("catalog") or "AWS"
+        value = self._catalog or self._extra.get("catalog") or self._default_catalog
         if value not in CATALOGS:
             raise ConfigError(
                 f"connection {self.aws_conn_id!r}: extra 'catalog' must be one of {', '.join(CATALOGS)}, "

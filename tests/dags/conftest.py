@@ -121,12 +121,11 @@ class SyncStack:
 
     def plan(self, run: Any) -> dict[str, Any]:
         from cosell_sync.config import load_config
-        from cosell_sync.reconcile import _run_key
-        from cosell_sync.storage import SnapshotStore
+        from cosell_sync.storage import SnapshotStore, run_key
 
         cfg = load_config()
         store = SnapshotStore(self.aws("s3"), cfg.storage.bucket, cfg.storage.prefix)
-        return store.get_json(_run_key({"catalog": self.catalog, "run_id": run.run_id}, "plan", "json"))
+        return store.get_json(run_key(self.catalog, run.run_id, "plan.json"))
 
     def audit(self, opportunity_id: str) -> list[dict[str, Any]]:
         from cosell_sync.audit import AuditTrail

@@ -317,7 +317,7 @@ def test_backfill_run_reconciles_only_its_interval(sync_stack: Any) -> None:
     """
     from datetime import UTC, datetime, timedelta
 
-    from cosell_hooks.runtime import build_env
+    from cosell_runtime.env import build_env
     from cosell_sync import reconcile
 
     ids = synced_book(sync_stack)

@@ -357,8 +357,8 @@ def test_new_opportunity_request_is_complete_and_idempotent(cfg):
         "review_status": "Approved",
         "customer_business_problem": None,
     }
-    request = new_opportunity_request(values, "9001", cfg)
-    assert request == new_opportunity_request(values, "9001", cfg)
+    request = new_opportunity_request(values, "9001", cfg, "AWS")
+    assert request == new_opportunity_request(values, "9001", cfg, "AWS")
     assert request["ClientToken"] == client_token("AWS", "9001")
     assert request["PartnerOpportunityIdentifier"] == "9001"
     assert request["Catalog"] == "AWS"
@@ -376,7 +376,7 @@ def test_new_opportunity_request_is_complete_and_idempotent(cfg):
 def test_new_opportunity_request_passes_botocore_validation(cfg):
     from botocore.validate import ParamValidator
 
-    request = new_opportunity_request({"project_title": "X", "expected_spend_amount": "1"}, "77", cfg)
+    request = new_opportunity_request({"project_title": "X", "expected_spend_amount": "1"}, "77", cfg, "AWS")
     report = ParamValidator().validate(request, pc_shape("CreateOpportunity", "input"))
     assert not report.has_errors(), report.generate_report()
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from cosell_sync.config import load_config
 from cosell_sync.errors import NotFoundError
-from cosell_sync.resolution import gate_fields, no_email, recorded_values
+from cosell_sync.resolution import no_email, recorded_values
 from cosell_sync.rollback import (
     NO_HUBSPOT_OBJECT,
     NOT_IN_AUDIT,
@@ -122,15 +121,6 @@ def test_format_plan_lists_current_values_and_target(cfg: Any) -> None:
     assert "new" in line
     assert "old" in line
     assert "write partner_central + hubspot" in line
-
-
-def test_gate_fields_uses_review_state_and_direction() -> None:
-    env = SimpleNamespace(config=load_config())
-    assert gate_fields(env, "Pending Submission", ["next_steps"]) == {}
-    assert gate_fields(env, "In review", ["next_steps"]) == {"next_steps": "REVIEW_IN_PROGRESS"}
-    assert gate_fields(env, "Approved", ["project_title"]) == {"project_title": "LOCKED_AFTER_APPROVAL"}
-    assert gate_fields(env, None, ["review_comments"]) == {"review_comments": "READ_ONLY_IN_PARTNER_CENTRAL"}
-    assert gate_fields(env, "In Review", ["next_steps"]) == {"next_steps": "UNKNOWN_REVIEW_STATUS"}
 
 
 def test_no_email_scrubs_addresses() -> None:

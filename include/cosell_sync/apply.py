@@ -1,0 +1,346 @@
+"""The apply steps: execute a stored plan through the two writers, and record every outcome per record.
+
+Each step reads the plan by the key ``plan`` returned (and the snapshots by the keys the plan names),
+writes through its system's writer, and stores its results as JSON next to the run's other artefacts.
+``commit`` turns those results into audit entries, the next baseline and the retry queue.
+
+- :func:`apply_partner_central`: creates (idempotent ClientToken, read back), full-record updates under
+  the optimistic lock (re-gated and re-diffed after a conflict), solution association and submissions.
+- :func:`apply_hubspot`: batched deal/company/contact updates, new deals with their company and contacts,
+  links to new opportunities, ``aws_sync_error`` set or cleared, one note per changed deal, and a task
+  for every pending conflict that has none yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from cosell_sync.common import DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
+from cosell_sync.errors import SyncError
+from cosell_sync.hubspot_api import HubSpotGateway
+from cosell_sync.plan import Plan
+from cosell_sync.storage import run_key
+from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
+from cosell_sync.writers.partner_central import PartnerCentralWriter, SolutionsRequiredError
+
+if TYPE_CHECKING:
+    from cosell_sync.env import SyncEnv
+
+log = logging.getLogger(__name__)
+
+#: The property on a deal that shows why its last sync failed (cleared when it syncs again).
+SYNC_ERROR_PROPERTY = "aws_sync_error"
+
+
+def load_plan(env: SyncEnv, planned: dict[str, Any]) -> Plan:
+    """The plan a ``plan`` step stored, by the key it returned."""
+    return Plan.from_document(env.snapshots.get_json(planned["key"]))
+
+
+def _loads_opportunity(text: str) -> dict[str, Any]:
+    opp = json.loads(text)
+    if opp.get("LastModifiedDate"):
+        opp["LastModifiedDate"] = parse_ts(opp["LastModifiedDate"])
+    return opp
+
+
+# ---------------------------------------------------------------------------------------------------
+def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """Create, update and submit opportunities; every write is safe to repeat.
+
+    Args:
+        env: clients and stores.
+        run: the run description.
+        planned: the ``plan`` step's result (the plan's ``key``).
+
+    Returns:
+        ``key`` of the stored results and ``counts``.
+    """
+    if run["dry_run"]:
+        return {"key": None, "dry_run": True, "counts": {}}
+    plan = load_plan(env, planned)
+    calls: Counter[str] = Counter()
+    writer = PartnerCentralWriter(env.config, env.partner_central, run["catalog"], calls)
+    # The records extract read minutes ago: usually still current, which saves a GetOpportunity each.
+    raw = env.snapshots.get_frame(plan.sources["partner_central"], columns=["_raw"])["_raw"].to_dict()
+    results: dict[str, Any] = {
+        "created": {},
+        "updated": {},
+        "submitted": [],
+        "failed": {},
+        "skipped": [],
+        "gated": {},
+        "superseded": {},
+        "submit_waiting": [],
+    }
+    submissions: list[tuple[str, list[str]]] = [(oid, plan.solution_ids.get(oid, [])) for oid in plan.submit]
+
+    for item in plan.create_opportunities:
+        deal_id = item["deal_id"]
+        try:
+            created = writer.create(deal_id, item["values"])
+        except SyncError as err:
+            log.error("CreateOpportunity for deal %s failed: %s", deal_id, err.message)
+            results["failed"][f"deal:{deal_id}"] = err.to_dict()
+            continue
+        results["created"][deal_id] = created
+        if item.get("submit"):
+            submissions.append((created["opportunity_id"], plan.solution_ids.get(f"deal:{deal_id}", [])))
+
+    for oid, changes in plan.partner_central_updates.items():
+        current = _loads_opportunity(raw[oid]) if clean(raw.get(oid)) else None
+        try:
+            out = writer.update(
+                oid,
+                changes,
+                current=current,
+                expected=plan.expected.get(oid),
+                solution_ids=plan.solution_ids.get(oid),
+            )
+        except SyncError as err:
+            log.error("UpdateOpportunity %s failed: %s", oid, err.message)
+            results["failed"][oid] = err.to_dict()
+            continue
+        if out.gated:
+            # AWS moved the review between the plan and the write: these fields wait for a later run.
+            results["gated"][oid] = {"review_status": out.review_status, "fields": out.gated}
+        if out.superseded:
+            results["superseded"][oid] = out.superseded
+        if out.already_applied:
+            results["skipped"].append(oid)
+        if out.written:
+            results["updated"][oid] = {
+                "last_modified": out.last_modified,
+                "written": out.written,
+                "attempts": out.attempts,
+                "associated": out.associated,
+            }
+
+    for oid, solution_ids in submissions:
+        try:
+            results["submitted"].append(writer.submit(oid, solution_ids))
+        except SolutionsRequiredError as err:
+            log.error("Submission of %s waits: %s", oid, err.message)
+            results["failed"][f"submit:{oid}"] = err.to_dict()
+            results["submit_waiting"].append(oid)
+        except SyncError as err:
+            log.error("Submitting %s failed: %s", oid, err.message)
+            results["failed"][f"submit:{oid}"] = err.to_dict()
+
+    results["api_calls"] = dict(calls)
+    key = run_key(run["catalog"], run["run_id"], "apply_partner_central.json")
+    env.snapshots.put_json(results, key)
+    counts = {
+        "created": len(results["created"]),
+        "updated": len(results["updated"]) - len(results["skipped"]),
+        "submitted": len(results["submitted"]),
+        "failed": len(results["failed"]),
+        "already_applied": len(results["skipped"]),
+        "superseded": len(results["superseded"]),
+    }
+    log.info("Partner Central writes: %s", counts)
+    return {"key": key, "counts": counts}
+
+
+# ---------------------------------------------------------------------------------------------------
+def apply_hubspot(
+    env: SyncEnv, run: dict[str, Any], planned: dict[str, Any], pc_applied: dict[str, Any]
+) -> dict[str, Any]:
+    """Batched HubSpot writes: updates, new deals, links, sync errors, notes and conflict tasks.
+
+    Args:
+        env: clients and stores.
+        run: the run description.
+        planned: the ``plan`` step's result.
+        pc_applied: the ``apply_partner_central`` step's result (its results ``key``).
+
+    Returns:
+        ``key`` of the stored results and ``counts``.
+    """
+    from cosell_sync.mapping import changes_to_hubspot, new_deal_properties
+
+    if run["dry_run"]:
+        return {"key": None, "dry_run": True, "counts": {}}
+    cfg = env.config
+    gw = HubSpotGateway(env.hubspot)
+
+    def marker(name: str) -> str:
+        return run_key(run["catalog"], run["run_id"], f"{name}_done.json")
+
+    writer = HubSpotWriter(
+        cfg,
+        gw,
+        Checkpoints(env.snapshots, {"new_companies": marker("new_companies"), "notes": marker("notes")}),
+    )
+    link = cfg.link_property
+    plan = load_plan(env, planned)
+    pc_results = env.snapshots.get_json(pc_applied["key"]) if pc_applied.get("key") else {}
+    hs = env.snapshots.get_frame(plan.sources["hubspot"]).to_dict("index")
+    pc = env.snapshots.get_frame(plan.sources["partner_central"])
+    base = env.baseline.load().to_dict("index")
+
+    def object_id(oid: str, obj: str) -> str | None:
+        spec = HUBSPOT_OBJECTS[obj]
+        return clean(hs.get(oid, {}).get(spec.frame_column)) or clean(
+            base.get(oid, {}).get(spec.baseline_column)
+        )
+
+    results: dict[str, Any] = {
+        "updated": {},
+        "created": {},
+        "linked": {},
+        "failed": {},
+        "notes": 0,
+        "tasks": 0,
+    }
+
+    # 1. updates of existing objects, grouped per object type (one batch stream each)
+    per_object: dict[str, dict[str, dict[str, str]]] = {s.plural: {} for s in HUBSPOT_OBJECTS.values()}
+    owner_of: dict[tuple[str, str], str] = {}
+    for oid, changes in plan.hubspot_updates.items():
+        for obj, props in changes_to_hubspot(changes, cfg).items():
+            target = object_id(oid, obj)
+            if not target:
+                # e.g. a deal with no associated company: nothing to write these fields to.
+                results.setdefault("skipped_fields", {}).setdefault(oid, []).extend(
+                    f"{obj}.{p}" for p in sorted(props)
+                )
+                log.warning(
+                    "No HubSpot %s associated with the deal of %s: %d field(s) not written",
+                    obj,
+                    oid,
+                    len(props),
+                )
+                continue
+            plural = HUBSPOT_OBJECTS[obj].plural
+            per_object[plural].setdefault(target, {}).update(props)
+            owner_of[(plural, target)] = oid
+    # 2. link deals to the opportunities created for them; record sync errors on deals, clear old ones
+    sent_values = {i["deal_id"]: i["values"] for i in plan.create_opportunities}
+    for deal_id, created in (pc_results.get("created") or {}).items():
+        # Values Partner Central holds that the deal does not (review status, defaults) go with the link.
+        sent = sent_values.get(deal_id, {})
+        pushed = {
+            f: v
+            for f, v in (created.get("values") or {}).items()
+            if cfg.field(f).direction != Direction.TO_PARTNER_CENTRAL and v != sent.get(f)
+        }
+        props = changes_to_hubspot(pushed, cfg).get(DEAL.name, {}) if pushed else {}
+        per_object[DEAL.plural].setdefault(deal_id, {}).update({**props, link: created["opportunity_id"]})
+        results["linked"][deal_id] = created["opportunity_id"]
+    failed_deals: set[str] = set()
+    for key, error in (pc_results.get("failed") or {}).items():
+        oid = key.split(":", 1)[1] if ":" in key else key
+        deal_id = oid if key.startswith("deal:") else object_id(oid, DEAL.name)
+        if deal_id:
+            failed_deals.add(deal_id)
+            per_object[DEAL.plural].setdefault(deal_id, {})[SYNC_ERROR_PROPERTY] = (
+                f"{error.get('code') or error.get('type')}: {error.get('message')}"[:1000]
+            )
+    # A record that synced now clears the error an earlier run left on its deal.
+    for deal_id in _deals_with_stale_error(plan, pc_results, hs, base, object_id) - failed_deals:
+        per_object[DEAL.plural].setdefault(deal_id, {})[SYNC_ERROR_PROPERTY] = ""
+    outcome = writer.update_objects(per_object, owner_of)
+    results["updated"], results["failed"] = outcome.updated, outcome.failed
+
+    # 3. new deals for opportunities that have none: upsert on the unique link property (idempotent)
+    if plan.create_deals:
+        rows: dict[str, dict[str, str]] = {}
+        related_props: dict[str, dict[str, dict[str, str]]] = {}
+        new_records = pc.loc[plan.create_deals].to_dict("index")
+        for oid in plan.create_deals:
+            values = {c: clean(new_records[oid].get(c)) for c in cfg.field_names()}
+            props = new_deal_properties(values, oid, cfg)
+            rows[oid] = props[DEAL.name]
+            related_props[oid] = props
+        created_deals, failed = writer.upsert_deals(rows)
+        results["failed"].update(failed)
+        results["created"] = created_deals
+        results["related"] = writer.create_related(created_deals, related_props)
+    # 4. one note per deal summarising what the sync changed (checkpointed: never twice per run)
+    notes: dict[str, str] = {}
+    for oid, changes in plan.hubspot_updates.items():
+        deal_id = object_id(oid, DEAL.name)
+        if deal_id and oid not in results["failed"]:
+            lines = "".join(f"<li>{cfg.field(f).hubspot}</li>" for f in sorted(changes))
+            notes[deal_id] = f"<p>AWS Partner Central sync updated:</p><ul>{lines}</ul>"
+    for deal_id, opp_id in results["linked"].items():
+        notes[deal_id] = f"<p>Linked to AWS Partner Central opportunity {opp_id}.</p>"
+    results["notes"] = writer.write_notes(notes)
+    # 5. manual conflicts: a pending item, a task for the deal owner, a status on the deal
+    results["tasks"] = _open_conflicts(env, writer, plan, run, object_id)
+    results["api_calls"] = dict(gw.calls)
+    key = run_key(run["catalog"], run["run_id"], "apply_hubspot.json")
+    env.snapshots.put_json(results, key)
+    counts = {
+        "updated": len(results["updated"]),
+        "created": len(results["created"]),
+        "linked": len(results["linked"]),
+        "failed": len(results["failed"]),
+        "notes": results["notes"],
+        "tasks": results["tasks"],
+    }
+    log.info("HubSpot writes: %s (%d API calls)", counts, gw.total_calls)
+    return {"key": key, "counts": counts}
+
+
+def _deals_with_stale_error(
+    plan: Plan,
+    pc_results: dict[str, Any],
+    hs: dict[str, dict[str, Any]],
+    base: dict[str, dict[str, Any]],
+    object_id: Any,
+) -> set[str]:
+    """Deals of records written to Partner Central now whose deal may still show an old sync error.
+
+    The error is cleared on deals of records that were in the retry queue (the only way an earlier
+    failure shows up here) and were written, or already held the value, this run.
+    """
+    ok = set(pc_results.get("updated") or {}) | set(pc_results.get("skipped") or [])
+    ok |= {s["opportunity_id"] for s in pc_results.get("submitted") or []}
+    deals = {object_id(oid, DEAL.name) for oid in ok}
+    return {d for d in deals if d}
+
+
+def _open_conflicts(
+    env: SyncEnv, writer: HubSpotWriter, plan: Plan, run: dict[str, Any], object_id: Any
+) -> int:
+    """Record this run's manual conflicts, then give every pending conflict without a task its task.
+
+    A conflict whose task call failed in an earlier run stays pending with no task, and ``plan`` no
+    longer reports it (its field is frozen): so each run looks for such conflicts, not only new ones.
+    """
+    rows = [
+        {
+            "conflict_id": item["conflict_id"],
+            "opportunity_id": item["opportunity_id"],
+            "field": item["field"],
+            # the plan names the two sides pc/hs; the conflict store's columns are spelled out
+            "partner_central_value": item.get("pc"),
+            "hubspot_value": item.get("hs"),
+            "partner_central_timestamp": item.get("partner_central_timestamp"),
+            "hubspot_timestamp": item.get("hubspot_timestamp"),
+            "deal_id": object_id(item["opportunity_id"], DEAL.name),
+        }
+        for item in plan.conflicts
+    ]
+    if rows:
+        env.conflicts.open(rows, run_id=run["run_id"])
+    waiting = env.conflicts.awaiting_task()
+    if not waiting:
+        return 0
+    tasks = writer.create_conflict_tasks(waiting)
+    for conflict_id, task_id in tasks.items():
+        env.conflicts.set_task(conflict_id, task_id)
+    without_deal = [c["conflict_id"] for c in waiting if not c.get("deal_id")]
+    if without_deal:
+        log.warning(
+            "%d pending conflict(s) have no deal to put a task on: %s", len(without_deal), without_deal
+        )
+    return len(tasks)
+
+
+__all__ = ["SYNC_ERROR_PROPERTY", "apply_hubspot", "apply_partner_central", "load_plan"]

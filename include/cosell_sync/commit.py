@@ -1,0 +1,474 @@
+"""The commit step: record what a run did, then move its state forward, in an order that survives a crash.
+
+Pure functions build the three things a run leaves behind from the plan and the apply results:
+
+- :func:`audit_entries`: one entry per record, direction and action (deterministic keys);
+- :func:`next_baseline`: the rows of the fields both systems now agree on;
+- :func:`retry_set`: what to read again next run, and what left the queue.
+
+:func:`write_commit` writes them in order: audit entries, then the baseline, the retry queue and, last,
+the watermark. A failure anywhere before leaves the watermark where it was, and the run is redone.
+
+A field's baseline advances only where both systems now hold the same value: it was already equal, or
+our write of the winning value succeeded. Deferred, blocked, gated, superseded, failed and
+manual-conflict fields keep their old baseline, so the next run sees the difference again; failed,
+deferred and unread records go to the retry queue so they are read again even if nothing else changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
+
+if TYPE_CHECKING:
+    from cosell_sync.audit import AuditEntry
+    from cosell_sync.config import SyncConfig
+    from cosell_sync.env import SyncEnv
+    from cosell_sync.plan import Plan
+
+log = logging.getLogger(__name__)
+
+#: Audit ``source`` values: where a change came from.
+FROM_HUBSPOT = "HUBSPOT"
+FROM_PARTNER_CENTRAL = "PARTNER_CENTRAL"
+
+
+@dataclass
+class CommitInputs:
+    """Everything commit needs, as plain per-record dicts (one conversion, no pandas lookups per field).
+
+    Attributes:
+        cfg: the sync configuration.
+        run: the run description.
+        plan: the run's plan.
+        pc: this run's Partner Central records (opportunity id -> column -> value).
+        hs: this run's HubSpot records.
+        base: the baseline rows of the records the run touched.
+        pc_res: the ``apply_partner_central`` results (empty in a dry run).
+        hs_res: the ``apply_hubspot`` results.
+    """
+
+    cfg: SyncConfig
+    run: dict[str, Any]
+    plan: Plan
+    pc: dict[str, dict[str, Any]]
+    hs: dict[str, dict[str, Any]]
+    base: dict[str, dict[str, Any]]
+    pc_res: dict[str, Any] = field(default_factory=dict)
+    hs_res: dict[str, Any] = field(default_factory=dict)
+
+    def base_value(self, oid: str, name: str) -> str | None:
+        """The record's baseline value of a column."""
+        return clean(self.base.get(oid, {}).get(name))
+
+    def deal_of(self, oid: str) -> str | None:
+        """The record's HubSpot deal id (this run's read, else the baseline)."""
+        found = clean(self.hs.get(oid, {}).get("_deal_id")) or clean(self.base.get(oid, {}).get("deal_id"))
+        return str(found) if found else None
+
+    @property
+    def pc_ok(self) -> set[str]:
+        """Records whose Partner Central update was written or already held."""
+        return set(self.pc_res.get("updated") or {}) | set(self.pc_res.get("skipped") or [])
+
+    def written_pc(self, oid: str) -> dict[str, Any]:
+        """Field -> value this run wrote (or found already written) to the opportunity."""
+        return ((self.pc_res.get("updated") or {}).get(oid) or {}).get("written") or {}
+
+
+class RetryKey:
+    """The identity of a retry-queue item (opportunity or deal)."""
+
+    @staticmethod
+    def of(item: dict[str, Any]) -> str:
+        """``OPP#id`` or ``DEAL#id``."""
+        return f"OPP#{item['opportunity_id']}" if item.get("opportunity_id") else f"DEAL#{item['deal_id']}"
+
+
+def load_inputs(
+    env: SyncEnv, run: dict[str, Any], plan: Plan, pc_applied: dict[str, Any], hs_applied: dict[str, Any]
+) -> CommitInputs:
+    """Read the snapshots and apply results a commit works from (by the keys the steps returned)."""
+    pc = env.snapshots.get_frame(plan.sources["partner_central"])
+    hs = env.snapshots.get_frame(plan.sources["hubspot"])
+    pc_rec: dict[str, dict[str, Any]] = pc.to_dict("index")
+    hs_rec: dict[str, dict[str, Any]] = hs.to_dict("index")
+    referenced = set(pc_rec) | set(hs_rec) | set(plan.hubspot_updates) | set(plan.partner_central_updates)
+    referenced |= {i["opportunity_id"] for i in (*plan.deferred, *plan.blocked, *plan.conflicts)}
+    base = env.baseline.load()
+    base_rec: dict[str, dict[str, Any]] = base.loc[base.index.intersection(list(referenced))].to_dict("index")
+    return CommitInputs(
+        cfg=env.config,
+        run=run,
+        plan=plan,
+        pc=pc_rec,
+        hs=hs_rec,
+        base=base_rec,
+        pc_res=env.snapshots.get_json(pc_applied["key"]) if pc_applied.get("key") else {},
+        hs_res=env.snapshots.get_json(hs_applied["key"]) if hs_applied.get("key") else {},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
+    """One audit entry per record, direction and action, with the values before and after.
+
+    Args:
+        ci: the commit inputs.
+
+    Returns:
+        The entries (their keys derive from the run, so a retried commit overwrites them).
+    """
+    from cosell_sync.audit import AuditEntry
+
+    run, plan = ci.run, ci.plan
+    run_ts = parse_ts(run["started_at"])
+    user = f"airflow:{run['dag_id']}"
+    meta = {"runId": run["run_id"], "dagId": run["dag_id"], "runType": run["run_type"]}
+    entries: list[AuditEntry] = []
+    pc_failed = ci.pc_res.get("failed") or {}
+    hs_failed = ci.hs_res.get("failed") or {}
+
+    def entry(
+        oid: str | None,
+        deal: str | None,
+        direction: str,
+        action: AuditAction,
+        source: str,
+        changes: dict[str, tuple[Any, Any]],
+        success: bool = True,
+        error: dict[str, Any] | None = None,
+        calls: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        entries.append(
+            AuditEntry(
+                opportunity_id=oid,
+                deal_id=deal,
+                run_id=run["run_id"].replace("#", "_"),
+                run_timestamp=run_ts,
+                direction=direction,
+                action=action,
+                source=source,
+                user=user,
+                changes={k: {"old": v[0], "new": v[1]} for k, v in changes.items()},
+                success=success,
+                error=error,
+                api_calls=calls or [],
+                metadata={**meta, **({"dealId": deal} if deal else {}), **(extra or {})},
+            )
+        )
+
+    pc_ok = ci.pc_ok
+    superseded = ci.pc_res.get("superseded") or {}
+    gated = ci.pc_res.get("gated") or {}
+    for oid, changes in plan.partner_central_updates.items():
+        written = ci.written_pc(oid)
+        ok = oid in pc_ok
+        # Old values are what Partner Central held when the change was planned (the writer checked them
+        # again after any ConflictException); fields it left alone are named in the metadata.
+        before = plan.expected.get(oid) or {}
+        shown = written if ok else changes
+        extra: dict[str, Any] = {}
+        if superseded.get(oid):
+            extra["supersededFields"] = sorted(superseded[oid])
+        if gated.get(oid):
+            extra["gatedFields"] = gated[oid]["fields"]
+        entry(
+            oid,
+            ci.deal_of(oid),
+            Direction.TO_PARTNER_CENTRAL,
+            AuditAction.UPDATE_OPPORTUNITY,
+            FROM_HUBSPOT,
+            {f: (before.get(f, ci.base_value(oid, f)), v) for f, v in shown.items()},
+            ok or not pc_failed.get(oid),
+            pc_failed.get(oid),
+            ["GetOpportunity", "UpdateOpportunity"],
+            extra,
+        )
+    for oid, changes in plan.hubspot_updates.items():
+        entry(
+            oid,
+            ci.deal_of(oid),
+            Direction.TO_HUBSPOT,
+            AuditAction.UPDATE_DEAL,
+            FROM_PARTNER_CENTRAL,
+            {f: (ci.base_value(oid, f), v) for f, v in changes.items()},
+            oid not in hs_failed,
+            hs_failed.get(oid),
+            ["crm.objects.batch.update"],
+        )
+    for item in plan.create_opportunities:
+        deal_id = item["deal_id"]
+        created = (ci.pc_res.get("created") or {}).get(deal_id)
+        entry(
+            created["opportunity_id"] if created else None,
+            deal_id,
+            Direction.TO_PARTNER_CENTRAL,
+            AuditAction.CREATE_OPPORTUNITY,
+            FROM_HUBSPOT,
+            {f: (None, v) for f, v in item["values"].items() if v},
+            created is not None,
+            pc_failed.get(f"deal:{deal_id}"),
+            ["CreateOpportunity"],
+        )
+    names = ci.cfg.field_names()
+    for oid in plan.create_deals:
+        deal_id = (ci.hs_res.get("created") or {}).get(oid)
+        record = ci.pc.get(oid, {})
+        entry(
+            oid,
+            deal_id,
+            Direction.TO_HUBSPOT,
+            AuditAction.CREATE_DEAL,
+            FROM_PARTNER_CENTRAL,
+            {f: (None, clean(record.get(f))) for f in names if clean(record.get(f))},
+            deal_id is not None,
+            hs_failed.get(oid),
+            ["crm.deals.batch.upsert"],
+        )
+    for item in ci.pc_res.get("submitted") or []:
+        oid = item["opportunity_id"]
+        entry(
+            oid,
+            ci.deal_of(oid),
+            Direction.TO_PARTNER_CENTRAL,
+            AuditAction.SUBMIT_OPPORTUNITY,
+            FROM_HUBSPOT,
+            {},
+            calls=["StartEngagementFromOpportunityTask"],
+            extra={"taskId": item.get("task_id"), "associatedSolutions": item.get("associated") or []},
+        )
+    for oid in ci.pc_res.get("submit_waiting") or []:
+        entry(
+            oid,
+            ci.deal_of(oid),
+            Direction.TO_PARTNER_CENTRAL,
+            AuditAction.DEFERRED,
+            FROM_HUBSPOT,
+            {},
+            False,
+            pc_failed.get(f"submit:{oid}"),
+            extra={"reasons": ["SOLUTION_REQUIRED"]},
+        )
+    for reason_items, action in ((plan.deferred, AuditAction.DEFERRED), (plan.blocked, AuditAction.SKIPPED)):
+        by_record: dict[str, list[dict[str, Any]]] = {}
+        for item in reason_items:
+            by_record.setdefault(item["opportunity_id"], []).append(item)
+        for oid, items in by_record.items():
+            entry(
+                oid,
+                ci.deal_of(oid),
+                Direction.TO_PARTNER_CENTRAL,
+                action,
+                FROM_HUBSPOT,
+                {i["field"]: (ci.base_value(oid, i["field"]), i.get("value")) for i in items},
+                extra={"reasons": sorted({i["reason"] for i in items})},
+            )
+    for item in plan.conflicts:
+        entry(
+            item["opportunity_id"],
+            ci.deal_of(item["opportunity_id"]),
+            Direction.CONFLICT,
+            AuditAction.CONFLICT_DETECTED,
+            FROM_HUBSPOT,
+            {item["field"]: (item.get("pc"), item.get("hs"))},
+            extra={"conflictId": item["conflict_id"]},
+        )
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------------
+def retry_set(ci: CommitInputs) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What to read again next run, and what leaves the queue.
+
+    Args:
+        ci: the commit inputs.
+
+    Returns:
+        ``(retry items, done items)``.
+    """
+    plan = ci.plan
+    pc_failed = ci.pc_res.get("failed") or {}
+    hs_failed = ci.hs_res.get("failed") or {}
+    pc_ok = ci.pc_ok
+    retry: list[dict[str, Any]] = []
+    done: list[dict[str, Any]] = []
+
+    def item(
+        oid: str | None, reason: str, error: Any, direction: str, deal_id: str | None = None
+    ) -> dict[str, Any]:
+        key = {"opportunity_id": oid} if oid else {"deal_id": deal_id}
+        return {**key, "reason": reason, "error": error, "direction": direction}
+
+    for oid in plan.partner_central_updates:
+        unfinished = (ci.pc_res.get("superseded") or {}).get(oid) or (ci.pc_res.get("gated") or {}).get(oid)
+        if oid in pc_failed:
+            retry.append(item(oid, "FAILED", pc_failed[oid], Direction.TO_PARTNER_CENTRAL))
+        elif unfinished or oid not in pc_ok:
+            # Partner Central changed (or its review moved) between plan and write: read it again.
+            retry.append(item(oid, "CHANGED_DURING_WRITE", None, Direction.TO_PARTNER_CENTRAL))
+        else:
+            done.append({"opportunity_id": oid})
+    for oid in plan.hubspot_updates:
+        if oid in hs_failed:
+            retry.append(item(oid, "FAILED", hs_failed[oid], Direction.TO_HUBSPOT))
+        else:
+            done.append({"opportunity_id": oid})
+    for create in plan.create_opportunities:
+        deal_id = create["deal_id"]
+        if deal_id not in (ci.pc_res.get("created") or {}):
+            err = pc_failed.get(f"deal:{deal_id}")
+            retry.append(item(None, "FAILED", err, Direction.TO_PARTNER_CENTRAL, deal_id))
+    for oid in plan.create_deals:
+        if oid not in (ci.hs_res.get("created") or {}):
+            retry.append(item(oid, "FAILED", hs_failed.get(oid), Direction.TO_HUBSPOT))
+    for oid in ci.pc_res.get("submit_waiting") or []:
+        retry.append(
+            item(oid, "SOLUTION_REQUIRED", pc_failed.get(f"submit:{oid}"), Direction.TO_PARTNER_CENTRAL)
+        )
+    deferred: dict[str, str] = {}
+    for d in plan.deferred:
+        deferred.setdefault(d["opportunity_id"], d["reason"])
+    for oid, reason in deferred.items():
+        retry.append(item(oid, reason, None, Direction.TO_PARTNER_CENTRAL))
+    for failure in plan.read_failures:
+        # A record that could not be read is read again next run: the watermark may move past it.
+        retry.append(
+            item(failure["opportunity_id"], "READ_FAILED", failure.get("error"), Direction.TO_HUBSPOT)
+        )
+    for oid in ci.hs_res.get("created") or {}:
+        if oid in ci.pc:
+            done.append({"opportunity_id": oid})
+    linked_ok = set(ci.hs_res.get("linked") or {}) - set(hs_failed)
+    done.extend({"deal_id": str(d)} for d in (ci.pc_res.get("created") or {}) if d in linked_ok)
+    return retry, done
+
+
+# ---------------------------------------------------------------------------------------------------
+def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
+    """The baseline rows this run moves forward: per record, the values both systems now agree on.
+
+    Args:
+        ci: the commit inputs.
+
+    Returns:
+        Opportunity id -> column -> value.
+    """
+    cfg, plan = ci.cfg, ci.plan
+    names = cfg.field_names()
+    pc_res, hs_res = ci.pc_res, ci.hs_res
+    hs_failed = hs_res.get("failed") or {}
+    written_hs = {oid: ch for oid, ch in plan.hubspot_updates.items() if oid not in hs_failed}
+    stage_field = next((f.name for f in cfg.fields if f.partner_central == "LifeCycle.Stage"), None)
+    waiting = set(pc_res.get("submit_waiting") or [])
+    rows: dict[str, dict[str, Any]] = {}
+    for oid in sorted(set(ci.pc) | set(ci.hs)):
+        side_pc = ci.pc.get(oid) or ci.base.get(oid)
+        side_hs = ci.hs.get(oid) or ci.base.get(oid)
+        if side_pc is None or side_hs is None:
+            continue  # not linked yet: the create path below handles it
+        written_pc = ci.written_pc(oid)
+        row: dict[str, Any] = {}
+        for f in names:
+            a, b = clean(side_pc.get(f)), clean(side_hs.get(f))
+            if f in written_pc:
+                row[f] = written_pc[f]
+            elif f in written_hs.get(oid, {}):
+                row[f] = written_hs[oid][f]
+            elif a == b:
+                row[f] = a
+            else:
+                row[f] = ci.base_value(oid, f)
+        if oid in waiting and stage_field:
+            # The submission waits for a solution: keep the stage's old baseline so the next run sees the
+            # deal enter the submit stage again and retries.
+            row[stage_field] = ci.base_value(oid, stage_field)
+        row["deal_id"] = ci.deal_of(oid)
+        for col in ("company_id", "contact_id"):
+            row[col] = clean(ci.hs.get(oid, {}).get(f"_{col}")) or ci.base_value(oid, col)
+        updated = (pc_res.get("updated") or {}).get(oid)
+        row["pc_last_modified"] = (
+            updated["last_modified"]
+            if updated
+            else (
+                clean(ci.pc[oid].get("_lm_key")) if oid in ci.pc else ci.base_value(oid, "pc_last_modified")
+            )
+        )
+        stamp = ci.hs.get(oid, {}).get("_last_modified")
+        row["hs_last_modified"] = ts_key(stamp) if clean(stamp) else ci.base_value(oid, "hs_last_modified")
+        row["review_status"] = (
+            clean(ci.pc[oid].get("_review_status")) if oid in ci.pc else ci.base_value(oid, "review_status")
+        )
+        rows[oid] = row
+    for oid, deal_id in (hs_res.get("created") or {}).items():
+        if oid in ci.pc:
+            record = ci.pc[oid]
+            rows[oid] = {
+                **{f: clean(record.get(f)) for f in names},
+                "deal_id": str(deal_id),
+                **((hs_res.get("related") or {}).get(oid) or {}),
+                "pc_last_modified": clean(record.get("_lm_key")),
+                "review_status": clean(record.get("_review_status")),
+            }
+    linked_ok = set(hs_res.get("linked") or {}) - set(hs_failed)
+    for deal_id, created in (pc_res.get("created") or {}).items():
+        if deal_id not in linked_ok:
+            continue  # the deal lacks the link: the next run recreates it idempotently (same ClientToken)
+        row = {
+            **created.get("values", {}),
+            "deal_id": str(deal_id),
+            "pc_last_modified": created.get("last_modified"),
+            "review_status": created.get("review_status"),
+        }
+        if created["opportunity_id"] in waiting and stage_field:
+            row[stage_field] = None
+        rows[created["opportunity_id"]] = row
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------
+def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
+    """Write the audit, then the baseline, the retry queue and, last, the watermark.
+
+    Args:
+        env: clients and stores.
+        ci: the commit inputs.
+
+    Returns:
+        ``audit_entries`` written, ``queued_for_retry``, ``watermark_advanced``, the entries themselves
+        (for the change set) and the API calls of the apply steps.
+    """
+    import pandas as pd
+
+    run = ci.run
+    entries = audit_entries(ci)
+    rows = next_baseline(ci)
+    retry, done = retry_set(ci)
+    written = env.audit.write(entries)
+    if rows:
+        frame = pd.DataFrame.from_dict(rows, orient="index")
+        frame.index.name = "opportunity_id"
+        env.baseline.commit(frame, run["run_id"])
+    retried_now = {RetryKey.of(i) for i in retry}
+    env.retry.remove([i for i in done if RetryKey.of(i) not in retried_now])
+    env.retry.add(retry, run_id=run["run_id"])
+    moved = False
+    if run["advance_watermark"]:
+        started = parse_ts(run["started_at"])
+        moved = env.watermarks.advance(run["catalog"], Side.PARTNER_CENTRAL, started, run["run_id"])
+        env.watermarks.advance(run["catalog"], Side.HUBSPOT, started, run["run_id"])
+    calls: Counter[str] = Counter()
+    for res in (ci.pc_res, ci.hs_res):
+        calls.update(res.get("api_calls") or {})
+    return {
+        "entries": entries,
+        "audit_entries": written,
+        "queued_for_retry": len(retry),
+        "watermark_advanced": moved,
+        "api_calls": dict(calls),
+    }

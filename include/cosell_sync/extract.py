@@ -1,0 +1,377 @@
+"""The extract steps: read what changed on each side since the watermark, as economically as possible.
+
+Both steps only read. Each writes its snapshot to S3 as Parquet and returns the key (and counts) for
+XCom; the next steps read those keys, never a name rebuilt from a convention.
+
+- :func:`extract_partner_central`: ``ListOpportunities`` over the window, then ``GetOpportunity`` only
+  where ``LastModifiedDate`` differs from the baseline, plus every record in the retry queue. A record
+  that could not be read is returned in ``failures`` and goes to the retry queue at commit.
+- :func:`extract_hubspot`: deal search windowed past the 10,000-result cap, company and contact searches
+  mapped back to their deals, batch reads of deals of new opportunities and of retry-queue records.
+  The values of objects that were not read are taken from the baseline: unchanged by definition.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, json_default, parse_ts, ts_key
+from cosell_sync.errors import SyncError
+from cosell_sync.hubspot_api import HubSpotGateway
+from cosell_sync.storage import run_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cosell_sync.config import SyncConfig
+    from cosell_sync.env import SyncEnv
+
+log = logging.getLogger(__name__)
+
+#: HubSpot deal properties every extract reads besides the mapped ones.
+DEAL_SYSTEM_PROPERTIES = ("hs_lastmodifieddate", "hubspot_owner_id", "pipeline", "dealstage")
+
+
+def hubspot_properties(cfg: SyncConfig, obj: str) -> list[str]:
+    """The HubSpot properties to read for one object type: the mapped ones plus what the sync needs.
+
+    Args:
+        cfg: the sync configuration.
+        obj: ``deal``, ``company`` or ``contact``.
+
+    Returns:
+        Sorted property names.
+    """
+    props = {f.hubspot for f in cfg.fields if f.object == obj}
+    props.add(HUBSPOT_OBJECTS[obj].modified_property)
+    if obj == DEAL.name:
+        props |= {
+            cfg.link_property,
+            cfg.cosell_property,
+            cfg.submission.solution_ids_property,
+            *DEAL_SYSTEM_PROPERTIES,
+        }
+    return sorted(props)
+
+
+def window_filters(prop: str, since: str | None, until: str | None) -> list[dict[str, str]]:
+    """HubSpot search filters for ``since <= prop < until`` (epoch milliseconds, as HubSpot compares)."""
+    filters = []
+    for operator, value in (("GTE", since), ("LT", until)):
+        stamp = parse_ts(value)
+        if stamp is not None:
+            filters.append(
+                {"propertyName": prop, "operator": operator, "value": str(int(stamp.timestamp() * 1000))}
+            )
+    return filters
+
+
+# ---------------------------------------------------------------------------------------------------
+def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]:
+    """List opportunities changed in the window and ``GetOpportunity`` only those that really changed.
+
+    A summary whose ``LastModifiedDate`` equals the baseline's was already synced (the overlap re-lists
+    it); records in the retry queue are read again even when unchanged.
+
+    Args:
+        env: clients and stores.
+        run: the run description from ``prepare``.
+
+    Returns:
+        ``key`` (the snapshot), ``listed``, ``read``, ``failures`` (one per record not read, with the
+        typed error) and ``api_calls``.
+    """
+    from cosell_sync.mapping import opportunities_to_frame
+
+    cfg, pc = env.config, env.partner_central
+    calls: Counter[str] = Counter()
+    base = env.baseline.load(columns=["pc_last_modified"])
+    base_lm = base["pc_last_modified"].to_dict() if "pc_last_modified" in base.columns else {}
+    wanted: set[str] = set()
+    listed = 0
+    if run["opportunity_ids"]:
+        wanted |= set(run["opportunity_ids"])
+    else:
+        kwargs: dict[str, Any] = {
+            "Catalog": run["catalog"],
+            "MaxResults": 100,
+            "Sort": {"SortBy": "LastModifiedDate", "SortOrder": "ASCENDING"},
+        }
+        window: dict[str, Any] = {}
+        if run["since_partner_central"]:
+            window["AfterLastModifiedDate"] = parse_ts(run["since_partner_central"])
+        if run["until"]:
+            window["BeforeLastModifiedDate"] = parse_ts(run["until"])
+        if window:
+            kwargs["LastModifiedDate"] = window
+        for page in pc.paginate("list_opportunities", **kwargs):
+            calls["ListOpportunities"] += 1
+            for summary in page.get("OpportunitySummaries", []):
+                listed += 1
+                oid = summary["Id"]
+                if base_lm.get(oid) != ts_key(summary.get("LastModifiedDate")):
+                    wanted.add(oid)
+    retry_items = [r for r in env.retry.list() if r.get("opportunity_id")]
+    wanted |= {r["opportunity_id"] for r in retry_items}
+
+    opportunities: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for oid in sorted(wanted):
+        calls["GetOpportunity"] += 1
+        try:
+            opp = pc.call("get_opportunity", Catalog=run["catalog"], Identifier=oid)
+        except SyncError as err:
+            log.error("GetOpportunity failed for %s: %s", oid, err.message)
+            failures.append({"opportunity_id": oid, "error": err.to_dict()})
+            continue
+        opp.pop("ResponseMetadata", None)
+        opportunities.append(opp)
+    frame = opportunities_to_frame(opportunities, cfg)
+    raw = {o["Id"]: json.dumps(o, default=json_default, sort_keys=True) for o in opportunities}
+    frame["_raw"] = frame.index.map(raw)
+    frame["_lm_key"] = frame.index.map({o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities})
+    key = run_key(run["catalog"], run["run_id"], "partner_central")
+    env.snapshots.put_frame(frame, key)
+    log.info(
+        "Partner Central: %d listed, %d read (%d from the retry queue), %d failed reads",
+        listed,
+        len(opportunities),
+        len(retry_items),
+        len(failures),
+    )
+    return {
+        "key": key,
+        "listed": listed,
+        "read": len(opportunities),
+        "failures": failures,
+        "api_calls": dict(calls),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]) -> dict[str, Any]:
+    """Read the HubSpot side of every record that changed on either side (see the module doc).
+
+    Args:
+        env: clients and stores.
+        run: the run description from ``prepare``.
+        pc_result: what :func:`extract_partner_central` returned (its snapshot key).
+
+    Returns:
+        ``key`` (linked records), ``new_key`` (co-sell deals without an opportunity), counts and
+        ``api_calls``.
+    """
+    from cosell_sync.mapping import hubspot_to_frame
+
+    cfg = env.config
+    gw = HubSpotGateway(env.hubspot)
+    link = cfg.link_property
+    base = env.baseline.load()
+    base_deal = base["deal_id"].dropna().to_dict() if "deal_id" in base.columns else {}
+    deal_to_opp = {str(d): o for o, d in base_deal.items()}
+    deal_props = hubspot_properties(cfg, DEAL.name)
+    deals: dict[str, dict[str, Any]] = {}
+
+    if run["opportunity_ids"]:
+        found, _ = gw.batch_read(DEAL.plural, run["opportunity_ids"], deal_props, id_property=link)
+        deals.update({d["id"]: d for d in found})
+    else:
+        window = window_filters(DEAL.modified_property, run["since_hubspot"], run["until"])
+        groups = [
+            {"filters": [*window, {"propertyName": link, "operator": "HAS_PROPERTY"}]},
+            {"filters": [*window, {"propertyName": cfg.cosell_property, "operator": "EQ", "value": "true"}]},
+        ]
+        for deal in gw.search(DEAL.plural, groups, deal_props, DEAL.modified_property):
+            deals[deal["id"]] = deal
+
+    # Opportunities that changed but whose deal we don't know yet (new, or linked by hand).
+    pc_frame = env.snapshots.get_frame(pc_result["key"], columns=["_lm_key"])
+    linked_now = {d["properties"].get(link) for d in deals.values()}
+    unknown = [o for o in pc_frame.index if o not in base_deal and o not in linked_now]
+    if unknown:
+        found, _ = gw.batch_read(DEAL.plural, unknown, deal_props, id_property=link)
+        deals.update({d["id"]: d for d in found})
+    # Records in the retry queue (failed or deferred last time): read their deals again, because a
+    # HubSpot change that could not be applied must not be mistaken for "unchanged since the baseline".
+    retry_deals: set[str] = set()
+    for item in env.retry.list():
+        deal_id = item.get("deal_id") or base_deal.get(item.get("opportunity_id"))
+        if deal_id and str(deal_id) not in deals:
+            retry_deals.add(str(deal_id))
+    if retry_deals:
+        found, _ = gw.batch_read(DEAL.plural, retry_deals, deal_props)
+        deals.update({d["id"]: d for d in found})
+
+    related, related_deals = _changed_companies_and_contacts(
+        env, gw, run, base, base_deal, deal_to_opp, deals
+    )
+    _related_of_new_links(cfg, gw, deals, base_deal, related, related_deals)
+
+    # Split deals: linked ones go into the record frame; unlinked co-sell deals become new opportunities.
+    linked = [d for d in deals.values() if d["properties"].get(link)]
+    unlinked = [
+        d
+        for d in deals.values()
+        if not d["properties"].get(link)
+        and str(d["properties"].get(cfg.cosell_property, "")).lower() == "true"
+    ]
+    # Deals touched only through a company/contact change: stand-ins carrying just the link.
+    stubs: set[str] = set()
+    for obj in (COMPANY.name, CONTACT.name):
+        for deal_id in related_deals[obj]:
+            if deal_id not in deals and deal_id in deal_to_opp:
+                deals[deal_id] = {"id": deal_id, "properties": {link: deal_to_opp[deal_id]}}
+                stubs.add(deal_id)
+                linked.append(deals[deal_id])
+    companies = dict(related[COMPANY.name])
+    contacts = dict(related[CONTACT.name])
+    frame = hubspot_to_frame(
+        linked, companies, contacts, related_deals[COMPANY.name], related_deals[CONTACT.name], cfg
+    )
+    frame = fill_unread_from_baseline(
+        frame,
+        base,
+        cfg,
+        read={
+            DEAL.name: {d["id"] for d in linked if d["id"] not in stubs},
+            COMPANY.name: set(companies),
+            CONTACT.name: set(contacts),
+        },
+    )
+    new_frame = hubspot_to_frame(
+        [{**d, "properties": {**d["properties"], link: f"new:{d['id']}"}} for d in unlinked],
+        companies,
+        contacts,
+        related_deals[COMPANY.name],
+        related_deals[CONTACT.name],
+        cfg,
+    )
+    key = run_key(run["catalog"], run["run_id"], "hubspot")
+    new_key = run_key(run["catalog"], run["run_id"], "hubspot_new")
+    env.snapshots.put_frame(frame, key)
+    env.snapshots.put_frame(new_frame, new_key)
+    log.info(
+        "HubSpot: %d linked deals changed, %d new co-sell deals, %d companies and %d contacts "
+        "changed; %d API calls",
+        len(frame),
+        len(new_frame),
+        len(companies),
+        len(contacts),
+        gw.total_calls,
+    )
+    return {
+        "key": key,
+        "new_key": new_key,
+        "deals": len(frame),
+        "new_deals": len(new_frame),
+        "api_calls": dict(gw.calls),
+    }
+
+
+def _changed_companies_and_contacts(
+    env: SyncEnv,
+    gw: HubSpotGateway,
+    run: dict[str, Any],
+    base: pd.DataFrame,
+    base_deal: dict[str, Any],
+    deal_to_opp: dict[str, str],
+    deals: dict[str, dict[str, Any]],
+) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, str]]]:
+    """Companies and contacts changed in the window, and the deals (of synced records) they belong to."""
+    cfg = env.config
+    related: dict[str, dict[str, dict[str, Any]]] = {COMPANY.name: {}, CONTACT.name: {}}
+    related_deals: dict[str, dict[str, str]] = {COMPANY.name: {}, CONTACT.name: {}}
+    if run["opportunity_ids"] or not run["since_hubspot"]:
+        return related, related_deals
+    for spec in (COMPANY, CONTACT):
+        if not any(f.object == spec.name for f in cfg.fields):
+            continue
+        window = window_filters(spec.modified_property, run["since_hubspot"], run["until"])
+        found = gw.search(
+            spec.plural, [{"filters": window}], hubspot_properties(cfg, spec.name), spec.modified_property
+        )
+        changed = {o["id"]: o for o in found}
+        if not changed:
+            continue
+        # The baseline knows which deal each synced company/contact belongs to; ask HubSpot's
+        # associations only for the ones it does not know (saves a call per 100 after large writes).
+        known: dict[str, list[str]] = {}
+        if spec.baseline_column in base.columns:
+            for opp_id, rid in base[spec.baseline_column].dropna().items():
+                if str(rid) in changed and opp_id in base_deal:
+                    known.setdefault(str(rid), []).append(str(base_deal[opp_id]))
+        unknown_ids = [rid for rid in changed if rid not in known]
+        owners = {**known, **(gw.associations(spec.plural, DEAL.plural, unknown_ids) if unknown_ids else {})}
+        for oid, deal_ids in owners.items():
+            for deal_id in deal_ids:
+                if deal_id in deal_to_opp or deal_id in deals:
+                    related[spec.name][oid] = changed[oid]
+                    related_deals[spec.name][deal_id] = oid
+    return related, related_deals
+
+
+def _related_of_new_links(
+    cfg: SyncConfig,
+    gw: HubSpotGateway,
+    deals: dict[str, dict[str, Any]],
+    base_deal: dict[str, Any],
+    related: dict[str, dict[str, dict[str, Any]]],
+    related_deals: dict[str, dict[str, str]],
+) -> None:
+    """Deals read in full that have no baseline need their company and contact too (filled in place)."""
+    link = cfg.link_property
+    new_links = [
+        d
+        for d, deal in deals.items()
+        if not deal["properties"].get(link) or deal["properties"][link] not in base_deal
+    ]
+    if not new_links:
+        return
+    for spec in (COMPANY, CONTACT):
+        if not any(f.object == spec.name for f in cfg.fields):
+            continue
+        assoc = gw.associations(DEAL.plural, spec.plural, new_links)
+        first = {d: ids[0] for d, ids in assoc.items() if ids}
+        missing = [i for i in set(first.values()) if i not in related[spec.name]]
+        if missing:
+            found, _ = gw.batch_read(spec.plural, missing, hubspot_properties(cfg, spec.name))
+            related[spec.name].update({o["id"]: o for o in found})
+        related_deals[spec.name].update(first)
+
+
+def fill_unread_from_baseline(
+    frame: pd.DataFrame, base: pd.DataFrame, cfg: SyncConfig, *, read: dict[str, set[str]]
+) -> pd.DataFrame:
+    """Replace the columns of objects that were not read with the baseline's (they did not change).
+
+    Args:
+        frame: the HubSpot extract frame (indexed by opportunity id).
+        base: the baseline.
+        cfg: the sync configuration.
+        read: object name -> ids of the objects of that type this run really read.
+
+    Returns:
+        A new frame (or ``frame`` itself when nothing needed filling).
+    """
+    if frame.empty or base.empty:
+        return frame
+    known = frame.index.intersection(base.index)
+    if known.empty:
+        return frame
+    frame = frame.copy()
+    for obj, spec in HUBSPOT_OBJECTS.items():
+        cols = [
+            f.name
+            for f in cfg.fields
+            if f.object == obj and f.name in base.columns and f.name in frame.columns
+        ]
+        if not cols:
+            continue
+        ids = frame.loc[known, spec.frame_column] if spec.frame_column in frame.columns else None
+        unread = known if ids is None else known[~ids.astype(str).isin(read.get(obj, set())).to_numpy()]
+        if len(unread):
+            frame.loc[unread, cols] = base.loc[unread, cols].to_numpy()
+    return frame

@@ -1,0 +1,140 @@
+"""The report step: the run's summary per direction, with the API calls of every step.
+
+:func:`run_summary` counts what the plan and the apply results say happened; :func:`format_report` lays it
+out as the fixed-width table the ``report`` task logs; :func:`finish_report` adds the extract steps' calls
+and rewrites ``report.json`` so it carries every step's API calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from cosell_sync.common import Direction
+
+if TYPE_CHECKING:
+    from cosell_sync.env import SyncEnv
+    from cosell_sync.plan import Plan
+
+log = logging.getLogger(__name__)
+
+
+def run_summary(
+    run: dict[str, Any],
+    plan: Plan,
+    pc_res: dict[str, Any],
+    hs_res: dict[str, Any],
+    api_calls: dict[str, int],
+    retried: int,
+) -> dict[str, Any]:
+    """Counts per direction for one run (no values: the report is what operators paste into tickets).
+
+    Args:
+        run: the run description.
+        plan: the run's plan.
+        pc_res: the Partner Central apply results (empty in a dry run).
+        hs_res: the HubSpot apply results.
+        api_calls: operation -> calls made by the apply steps.
+        retried: records queued for retry.
+
+    Returns:
+        The summary document.
+    """
+    pc_failed = pc_res.get("failed") or {}
+    hs_failed = hs_res.get("failed") or {}
+    dry = run["dry_run"]
+    return {
+        "run_id": run["run_id"],
+        "catalog": run["catalog"],
+        "mode": run["mode"],
+        "direction": run["direction"],
+        "dry_run": dry,
+        Direction.TO_HUBSPOT.value: {
+            "created": len(plan.create_deals) if dry else len(hs_res.get("created") or {}),
+            "updated": len([o for o in plan.hubspot_updates if o not in hs_failed]),
+            "failed": len(hs_failed),
+        },
+        Direction.TO_PARTNER_CENTRAL.value: {
+            "created": len(plan.create_opportunities) if dry else len(pc_res.get("created") or {}),
+            "updated": len(plan.partner_central_updates) if dry else len(pc_res.get("updated") or {}),
+            "submitted": len(pc_res.get("submitted") or []),
+            "deferred": len({i["opportunity_id"] for i in plan.deferred}),
+            "blocked": len(plan.blocked),
+            "failed": len(pc_failed),
+            "superseded": len(pc_res.get("superseded") or {}),
+        },
+        "read_failures": len(plan.read_failures),
+        "conflicts": len(plan.conflicts),
+        "unchanged_converged": len(plan.converged),
+        "queued_for_retry": retried,
+        "api_calls": api_calls,
+    }
+
+
+def format_report(report: dict[str, Any], pc_calls: int | None = None, hs_calls: int | None = None) -> str:
+    """The run summary as a fixed-width table for the task log."""
+    to_hs, to_pc = report[Direction.TO_HUBSPOT.value], report[Direction.TO_PARTNER_CENTRAL.value]
+    lines = [
+        f"co-sell sync run {report['run_id']} ({report['catalog']}, {report['mode']}, "
+        f"{report['direction']}{', DRY RUN' if report['dry_run'] else ''})",
+        f"{'':28}{'created':>9}{'updated':>9}{'deferred':>9}{'blocked':>9}{'failed':>8}",
+        f"{'Partner Central -> HubSpot':28}{to_hs['created']:>9}{to_hs['updated']:>9}{'-':>9}{'-':>9}"
+        f"{to_hs['failed']:>8}",
+        f"{'HubSpot -> Partner Central':28}{to_pc['created']:>9}{to_pc['updated']:>9}{to_pc['deferred']:>9}"
+        f"{to_pc['blocked']:>9}{to_pc['failed']:>8}",
+        f"submitted to AWS: {to_pc['submitted']}   conflicts (manual): {report['conflicts']}   "
+        f"converged: {report['unchanged_converged']}   queued for retry: {report['queued_for_retry']}",
+    ]
+    if report.get("read_failures"):
+        lines.append(f"records that could not be read (retried next run): {report['read_failures']}")
+    calls = report.get("api_calls") or {}
+    if calls:
+        lines.append("API calls: " + ", ".join(f"{k}={v}" for k, v in sorted(calls.items())))
+    if pc_calls is not None or hs_calls is not None:
+        lines.append(f"API calls total: Partner Central {pc_calls}, HubSpot {hs_calls}")
+    return "\n".join(lines)
+
+
+def finish_report(
+    env: SyncEnv, run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any], committed: dict[str, Any]
+) -> dict[str, Any]:
+    """Log the run's summary table with the API calls of every step, and store it in ``report.json``.
+
+    Args:
+        env: clients and stores.
+        run: the run description.
+        pc: the Partner Central extract's result.
+        hs: the HubSpot extract's result.
+        committed: the commit step's result (its ``report``).
+
+    Returns:
+        The report key, the call totals and the per-direction counts (small, for XCom).
+    """
+    from cosell_sync.audit import RunReport
+
+    summary = committed["report"]
+    calls = dict(summary.get("api_calls") or {})
+    for extract in (pc, hs):
+        for op, count in (extract.get("api_calls") or {}).items():
+            calls[op] = calls.get(op, 0) + count
+    # Partner Central operations are CamelCase; the HubSpot gateway names its calls in lower case.
+    pc_calls = sum(v for k, v in calls.items() if k[:1].isupper())
+    hs_calls = sum(v for k, v in calls.items() if not k[:1].isupper())
+    summary = {
+        **summary,
+        "api_calls": calls,
+        "api_calls_total": {"partner_central": pc_calls, "hubspot": hs_calls},
+    }
+    if summary.get("report_key") and not run.get("dry_run"):
+        # report.json gets every step's API calls, not only the apply steps' the commit saw.
+        RunReport(env.snapshots, run["catalog"], run["run_id"]).write_report(summary)
+    log.info("\n%s", format_report(summary, pc_calls, hs_calls))
+    return {
+        "report_key": summary.get("report_key"),
+        "partner_central_calls": pc_calls,
+        "hubspot_calls": hs_calls,
+        **{
+            k: summary[k]
+            for k in (Direction.TO_HUBSPOT.value, Direction.TO_PARTNER_CENTRAL.value, "conflicts")
+        },
+    }

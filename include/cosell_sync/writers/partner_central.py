@@ -1,0 +1,390 @@
+"""The one Partner Central writer: every create, update, association and submission goes through here.
+
+Reconcile, conflict resolution and rollback all write opportunities with :class:`PartnerCentralWriter`,
+so the API's rules are applied in one place:
+
+- **Full record, optimistic lock.** UpdateOpportunity replaces the whole record and rejects a stale
+  ``LastModifiedDate`` with ``ConflictException``: the change is merged into the record just read and
+  sent with that record's ``LastModifiedDate``.
+- **Gated on the record written.** The review-state rules (:mod:`cosell_sync.gating`) are applied to the
+  record the change is merged into, on every attempt: after a ``ConflictException`` the fresh record is
+  gated again, so a record AWS moved to ``Submitted`` meanwhile gets no write.
+- **Re-diffed after a conflict.** When the caller says which value each field had when the change was
+  planned (``expected``), a field whose value in the fresh record differs was edited in Partner Central
+  after the plan: it is not overwritten but returned as ``superseded``, so the next run's three-way diff
+  and the conflict strategy decide, with the fresh value.
+- **Idempotent.** A payload the record already matches is not sent (a retried task re-sends nothing);
+  creates carry a ``ClientToken`` derived from the deal.
+- **Solutions first.** A move to ``Committed``/``Launched`` and a submission need one to ten associated
+  partner solutions: they are associated (checked against ``ListSolutions``) before the write, and with
+  none known the write waits with :class:`SolutionsRequiredError`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cosell_sync.common import Direction, clean, ts_key
+from cosell_sync.errors import ConflictError, ValidationError
+
+if TYPE_CHECKING:
+    from cosell_sync.clients import PartnerCentralApi
+    from cosell_sync.config import SyncConfig
+
+log = logging.getLogger(__name__)
+
+#: Stages Partner Central accepts only with an associated solution (or AWS product / Marketplace offer).
+STAGES_NEEDING_SOLUTION = ("Committed", "Launched")
+#: At most this many solutions may be associated with an opportunity.
+MAX_SOLUTIONS = 10
+#: Gate reason for a field mapped Partner Central -> HubSpot only.
+READ_ONLY_IN_PARTNER_CENTRAL = "READ_ONLY_IN_PARTNER_CENTRAL"
+
+
+class SolutionsRequiredError(ValidationError):
+    """No partner solution is associated or known for a write that needs one: the write waits."""
+
+
+@dataclass
+class PartnerCentralWrite:
+    """Outcome of :meth:`PartnerCentralWriter.update`.
+
+    Attributes:
+        written: field -> value sent in an UpdateOpportunity (or already held).
+        gated: field -> reason code the review state gave for not writing it.
+        superseded: field -> the value Partner Central holds now, for fields edited there after the plan
+            was made (not overwritten; the next run decides).
+        already_applied: the record already held every allowed value (nothing sent).
+        last_modified: the record's ``LastModifiedDate`` after the write (or as read).
+        review_status: the ``ReviewStatus`` the decision was made on.
+        attempts: UpdateOpportunity attempts (more than one after ``ConflictException``).
+        associated: solution ids associated before the write.
+    """
+
+    written: dict[str, str | None] = field(default_factory=dict)
+    gated: dict[str, str] = field(default_factory=dict)
+    superseded: dict[str, str | None] = field(default_factory=dict)
+    already_applied: bool = False
+    last_modified: str | None = None
+    review_status: str | None = None
+    attempts: int = 0
+    associated: list[str] = field(default_factory=list)
+
+
+def payload_matches(payload: dict[str, Any], current: dict[str, Any]) -> bool:
+    """True when sending ``payload`` would not change ``current`` (a retried task's second pass).
+
+    Args:
+        payload: an UpdateOpportunity request.
+        current: the GetOpportunity response it was merged into.
+
+    Returns:
+        Whether every member of the payload already has that value in the record.
+    """
+    from cosell_sync.mapping import get_path
+
+    def same(value: Any, path: str) -> bool:
+        if isinstance(value, dict):
+            return all(same(v, f"{path}.{k}" if path else k) for k, v in value.items())
+        if isinstance(value, list):
+            other = get_path(current, path)
+            return (
+                isinstance(other, list)
+                and len(other) == len(value)
+                and all(same(v, f"{path}[{i}]") for i, v in enumerate(value))
+            )
+        return get_path(current, path) == value
+
+    return all(
+        same(v, k) for k, v in payload.items() if k not in ("LastModifiedDate", "Catalog", "Identifier")
+    )
+
+
+def parse_solution_ids(value: str | None) -> list[str]:
+    """Solution ids from the deal property (``;``, ``,`` or whitespace separated), de-duplicated in order."""
+    if not value:
+        return []
+    parts = [p.strip() for chunk in str(value).replace(",", ";").split(";") for p in chunk.split()]
+    return list(dict.fromkeys(p for p in parts if p))
+
+
+class PartnerCentralWriter:
+    """Writes opportunities of one catalog under the API's rules (see the module doc).
+
+    Args:
+        cfg: the sync configuration.
+        api: the Partner Central client.
+        catalog: the run's effective catalog; every call names it explicitly.
+        calls: the API call counter to update (one per step, for the run report).
+    """
+
+    def __init__(
+        self, cfg: SyncConfig, api: PartnerCentralApi, catalog: str, calls: Counter[str] | None = None
+    ) -> None:
+        self.cfg = cfg
+        self.api = api
+        self.catalog = catalog
+        self.calls: Counter[str] = calls if calls is not None else Counter()
+        self._active_solutions: set[str] | None = None
+        self._stage_field = next((f.name for f in cfg.fields if f.partner_central == "LifeCycle.Stage"), None)
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def get(self, opportunity_id: str) -> dict[str, Any]:
+        """``GetOpportunity`` without the response metadata."""
+        self.calls["GetOpportunity"] += 1
+        opp = self.api.call("get_opportunity", Catalog=self.catalog, Identifier=opportunity_id)
+        opp.pop("ResponseMetadata", None)
+        return opp
+
+    def canonical(self, opportunity: dict[str, Any]) -> dict[str, str | None]:
+        """The record's mapped fields as canonical values."""
+        from cosell_sync.mapping import opportunities_to_frame
+
+        row = opportunities_to_frame([opportunity], self.cfg).iloc[0]
+        return {f: clean(row.get(f)) for f in self.cfg.field_names()}
+
+    def gate(self, review_status: str | None, names: list[str]) -> dict[str, str]:
+        """The fields the review state (or the field's direction) forbids writing now.
+
+        Args:
+            review_status: the opportunity's ``LifeCycle.ReviewStatus``.
+            names: mapping field names.
+
+        Returns:
+            Field -> reason code, only for the fields that may not be written.
+        """
+        from cosell_sync.gating import UNKNOWN_REVIEW_STATUS, UnknownReviewStatusError, gate
+
+        out: dict[str, str] = {}
+        paths: dict[str, str] = {}
+        for name in names:
+            if self.cfg.field(name).direction == Direction.TO_HUBSPOT:
+                out[name] = READ_ONLY_IN_PARTNER_CENTRAL
+            else:
+                paths[name] = self.cfg.field(name).partner_central
+        if not paths:
+            return out
+        try:
+            decision = gate(review_status, paths.values())
+        except UnknownReviewStatusError:
+            return {**out, **dict.fromkeys(paths, UNKNOWN_REVIEW_STATUS)}
+        for name, path in paths.items():
+            reason = decision.deferred.get(path) or decision.blocked.get(path)
+            if reason:
+                out[name] = reason
+        return out
+
+    # -- solutions ------------------------------------------------------------------------------------
+    def active_solutions(self) -> set[str]:
+        """The partner's active solution ids in this catalog (``ListSolutions``, read once per writer)."""
+        if self._active_solutions is None:
+            found: set[str] = set()
+            for page in self.api.paginate("list_solutions", Catalog=self.catalog, Status=["Active"]):
+                self.calls["ListSolutions"] += 1
+                found |= {s["Id"] for s in page.get("SolutionSummaries", [])}
+            self._active_solutions = found
+        return self._active_solutions
+
+    def ensure_solutions(self, current: dict[str, Any], wanted: list[str]) -> list[str]:
+        """Associate solutions so the record has one to ten before a write that needs them.
+
+        Args:
+            current: the record as just read.
+            wanted: solution ids the deal asks for (empty: the config's defaults).
+
+        Returns:
+            The ids associated now (empty when the record already had a solution and wants no more).
+
+        Raises:
+            SolutionsRequiredError: none associated and none known, or a wanted id is not an active
+                solution of this catalog (names the property and the rule, never a customer value).
+            SyncError: AssociateOpportunity failed.
+        """
+        oid = current["Id"]
+        prop = self.cfg.submission.solution_ids_property
+        have = list((current.get("RelatedEntityIdentifiers") or {}).get("Solutions") or [])
+        wanted = wanted or list(self.cfg.submission.default_solution_ids)
+        missing = [s for s in wanted if s not in have]
+        if not missing:
+            if have:
+                return []
+            raise SolutionsRequiredError(
+                f"opportunity {oid}: no partner solution is associated and none is known; set the deal "
+                f"property {prop} (solution ids separated by ';') or submission.default_solution_ids. "
+                "Partner Central requires 1 to 10 solutions before submission and before stage "
+                "Committed or Launched; the write waits for the next run.",
+                service="partner_central",
+                code="SOLUTION_REQUIRED",
+                record_id=oid,
+            )
+        unknown = [s for s in missing if s not in self.active_solutions()]
+        if unknown:
+            raise SolutionsRequiredError(
+                f"opportunity {oid}: {prop} names {len(unknown)} id(s) that are not active solutions of "
+                f"the {self.catalog} catalog ({', '.join(unknown)}); the write waits for the next run.",
+                service="partner_central",
+                code="SOLUTION_NOT_FOUND",
+                record_id=oid,
+            )
+        if len(have) + len(missing) > MAX_SOLUTIONS:
+            raise SolutionsRequiredError(
+                f"opportunity {oid}: {prop} would associate {len(have) + len(missing)} solutions; "
+                f"Partner Central accepts at most {MAX_SOLUTIONS}.",
+                service="partner_central",
+                code="TOO_MANY_SOLUTIONS",
+                record_id=oid,
+            )
+        for sid in missing:
+            self.calls["AssociateOpportunity"] += 1
+            self.api.call(
+                "associate_opportunity",
+                Catalog=self.catalog,
+                OpportunityIdentifier=oid,
+                RelatedEntityType="Solutions",
+                RelatedEntityIdentifier=sid,
+            )
+        log.info("Associated %d solution(s) with opportunity %s", len(missing), oid)
+        return missing
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def update(
+        self,
+        opportunity_id: str,
+        changes: dict[str, str | None],
+        *,
+        current: dict[str, Any] | None = None,
+        expected: dict[str, str | None] | None = None,
+        solution_ids: list[str] | None = None,
+    ) -> PartnerCentralWrite:
+        """Write canonical field values to an opportunity: Get -> gate -> re-diff -> merge -> Update.
+
+        Args:
+            opportunity_id: the opportunity.
+            changes: field -> canonical value.
+            current: a recent GetOpportunity response to start from (saves a read); a stale one costs
+                one ``ConflictException`` and a re-read.
+            expected: field -> the Partner Central value the change was planned against; a field whose
+                value in the record differs is left alone and returned in ``superseded``.
+            solution_ids: the deal's solution ids, for a move to a stage that needs a solution.
+
+        Returns:
+            What was written, gated and superseded.
+
+        Raises:
+            ConflictError: still conflicting after ``conflict_retries`` re-reads.
+            SolutionsRequiredError: the change needs a solution and none is known.
+            SyncError: any other Partner Central failure.
+        """
+        from cosell_sync.mapping import merge_into_opportunity
+
+        result = PartnerCentralWrite()
+        for attempt in range(self.cfg.conflict_retries + 1):
+            if current is None:
+                current = self.get(opportunity_id)
+            result.review_status = (current.get("LifeCycle") or {}).get("ReviewStatus")
+            result.last_modified = ts_key(current.get("LastModifiedDate"))
+            # Gated on the record we merge into, not on an older read: AWS may have moved the review since.
+            result.gated = self.gate(result.review_status, list(changes))
+            allowed = {k: v for k, v in changes.items() if k not in result.gated}
+            if expected:
+                # Re-diff: a field Partner Central changed after the plan was made keeps its newer value.
+                now = self.canonical(current)
+                result.superseded = {k: now[k] for k in allowed if k in expected and now[k] != expected[k]}
+                if result.superseded:
+                    log.warning(
+                        "Opportunity %s changed in Partner Central after the plan: %s not overwritten",
+                        opportunity_id,
+                        ", ".join(sorted(result.superseded)),
+                    )
+                allowed = {k: v for k, v in allowed.items() if k not in result.superseded}
+            if not allowed:
+                return result
+            if self._stage_field and allowed.get(self._stage_field) in STAGES_NEEDING_SOLUTION:
+                associated = self.ensure_solutions(current, solution_ids or [])
+                if associated:
+                    result.associated += associated
+                    current = self.get(opportunity_id)  # the association moved LastModifiedDate
+                    continue
+            payload = merge_into_opportunity(current, allowed, self.cfg)
+            if payload_matches(payload, current):
+                result.already_applied = True
+                result.written = allowed
+                return result
+            try:
+                self.calls["UpdateOpportunity"] += 1
+                result.attempts = attempt + 1
+                updated = self.api.call("update_opportunity", **payload)
+            except ConflictError as err:
+                # Someone changed the record since we read it: re-read, re-gate, re-diff, try again.
+                log.warning(
+                    "ConflictException on %s (attempt %d): %s", opportunity_id, attempt + 1, err.message
+                )
+                current = None
+                if attempt == self.cfg.conflict_retries:
+                    raise
+                continue
+            result.written = allowed
+            result.last_modified = ts_key(updated.get("LastModifiedDate")) or result.last_modified
+            return result
+        raise ConflictError(
+            f"opportunity {opportunity_id}: still changing after {self.cfg.conflict_retries} re-reads",
+            service="partner_central",
+            code="ConflictException",
+            record_id=opportunity_id,
+        )
+
+    def create(self, deal_id: str, values: dict[str, str | None]) -> dict[str, Any]:
+        """Create the opportunity of a HubSpot deal (idempotent ClientToken) and read it back.
+
+        Args:
+            deal_id: the HubSpot deal id (``PartnerOpportunityIdentifier`` and the token's key).
+            values: field -> canonical value from the deal.
+
+        Returns:
+            ``opportunity_id``, ``last_modified``, ``review_status`` and the stored ``values``.
+        """
+        from cosell_sync.mapping import new_opportunity_request
+
+        request = new_opportunity_request(values, deal_id, self.cfg, self.catalog)
+        self.calls["CreateOpportunity"] += 1
+        created = self.api.call("create_opportunity", **request)
+        # Read it back: the deal gets the values Partner Central holds (review status, defaults) in this
+        # run, and the baseline starts from what Partner Central really stored.
+        stored = self.get(created["Id"])
+        return {
+            "opportunity_id": created["Id"],
+            "last_modified": ts_key(stored.get("LastModifiedDate")),
+            "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
+            "values": self.canonical(stored),
+        }
+
+    def submit(self, opportunity_id: str, solution_ids: list[str] | None = None) -> dict[str, Any]:
+        """Submit an opportunity to AWS (``StartEngagementFromOpportunityTask``), solutions first.
+
+        Args:
+            opportunity_id: the opportunity.
+            solution_ids: the deal's solution ids (empty: the config's defaults).
+
+        Returns:
+            ``opportunity_id``, ``task_id`` and the solutions ``associated`` now.
+
+        Raises:
+            SolutionsRequiredError: no solution associated or known; nothing was sent.
+            SyncError: the API refused the task.
+        """
+        from cosell_sync.mapping import client_token
+
+        current = self.get(opportunity_id)
+        associated = self.ensure_solutions(current, solution_ids or [])
+        self.calls["StartEngagementFromOpportunityTask"] += 1
+        task = self.api.call(
+            "start_engagement_from_opportunity_task",
+            Catalog=self.catalog,
+            Identifier=opportunity_id,
+            ClientToken=client_token(self.catalog, f"submit-{opportunity_id}"),
+            AwsSubmission={"InvolvementType": "Co-Sell", "Visibility": "Full"},
+        )
+        return {"opportunity_id": opportunity_id, "task_id": task.get("TaskId"), "associated": associated}

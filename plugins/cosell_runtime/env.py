@@ -1,0 +1,65 @@
+"""Build what a task works with from Airflow Connections: the two API hooks and the S3/DynamoDB stores."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cosell_sync.env import SyncEnv
+
+PARTNER_CENTRAL_CONN_ID = "partner_central_default"
+HUBSPOT_CONN_ID = "hubspot_default"
+AWS_CONN_ID = "aws_default"
+
+
+def build_env(catalog: str | None = None) -> SyncEnv:
+    """Build the :class:`~cosell_sync.env.SyncEnv` for a task from the three Connections.
+
+    Args:
+        catalog: the run's catalog (the run param, or what ``prepare`` fixed); None falls back to the
+            connection's ``catalog`` extra, else the sync config's ``catalog``.
+
+    Returns:
+        The environment, every part bound to one catalog.
+    """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from cosell_hooks.hubspot import HubSpotHook
+    from cosell_hooks.partner_central import PartnerCentralHook
+    from cosell_sync.audit import AuditTrail
+    from cosell_sync.config import load_config
+    from cosell_sync.env import SyncEnv
+    from cosell_sync.state import BaselineStore, ConflictStore, RetryQueue, WatermarkStore
+    from cosell_sync.storage import SnapshotStore
+
+    cfg = load_config()
+    quotas = cfg.quotas
+    pc = PartnerCentralHook(
+        PARTNER_CENTRAL_CONN_ID,
+        catalog=catalog or None,
+        default_catalog=cfg.catalog,
+        read_rate_per_s=quotas.partner_central_reads_per_second,
+        write_rate_per_s=quotas.partner_central_writes_per_second,
+    )
+    hs = HubSpotHook(
+        HUBSPOT_CONN_ID,
+        requests_per_10s=quotas.hubspot_requests_per_10s,
+        search_requests_per_s=quotas.hubspot_search_per_second,
+    )
+    s3 = S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
+    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    run_catalog = pc.catalog
+    snapshots = SnapshotStore(s3, cfg.storage.bucket, cfg.storage.prefix)
+    return SyncEnv(
+        config=cfg,
+        catalog=run_catalog,
+        partner_central=pc,
+        hubspot=hs,
+        snapshots=snapshots,
+        baseline=BaselineStore(snapshots, run_catalog),
+        watermarks=WatermarkStore(dynamodb, cfg.storage.state_table),
+        retry=RetryQueue(dynamodb, cfg.storage.state_table, run_catalog),
+        conflicts=ConflictStore(dynamodb, cfg.storage.state_table, run_catalog),
+        audit=AuditTrail(dynamodb, cfg.storage.audit_table, cfg.audit.retention_days),
+    )
