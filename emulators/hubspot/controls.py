@@ -7,6 +7,11 @@
   requests answer 500/503 (deterministic for a seed), after sleeping ``latency_ms``.
   ``{"fail_ids": ["<object id>", ...]}`` makes batch update/upsert items (and v4 batch association creates)
   touching those ids fail per item: the batch answers 207 with a ``StandardError`` for those items only.
+  ``{"endpoint_faults": {"POST /crm/v3/objects/tasks/batch/create": {"times": 1, "when": "before"}}}``
+  makes the next ``times`` calls of that endpoint (the key as ``/_emulator/calls`` names it) fail with
+  ``status`` (default 500): ``when: "before"`` fails without applying the request; ``when: "after"``
+  applies it, waits ``latency_ms`` (default 0) and then fails, like a timeout after the server applied a
+  write.
   Every key is optional; omitted keys keep their value. ``{}`` after a reset means no faults.
 """
 
@@ -63,6 +68,7 @@ class Faults:
             self.latency_ms = 0
             self.seed = 0
             self._rng = random.Random(0)
+            self.endpoint_faults: dict[str, dict[str, Any]] = {}
 
     def configure(self, body: dict[str, Any]) -> dict[str, Any]:
         """Apply ``POST /_emulator/faults`` (``fail_ids`` are handled by the caller)."""
@@ -77,7 +83,41 @@ class Faults:
             if "seed" in body or "error_rate" in body:
                 self.seed = int(body.get("seed", self.seed))
                 self._rng = random.Random(self.seed)
-            return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "seed": self.seed}
+            if "endpoint_faults" in body:
+                faults: dict[str, dict[str, Any]] = {}
+                for key, spec in (body["endpoint_faults"] or {}).items():
+                    when = spec.get("when", "before")
+                    if when not in ("before", "after"):
+                        raise ValueError("endpoint_faults: 'when' must be 'before' or 'after'")
+                    faults[str(key)] = {
+                        "times": int(spec.get("times", 1)),
+                        "when": when,
+                        "status": int(spec.get("status", 500)),
+                        "latency_ms": max(0, int(spec.get("latency_ms", 0))),
+                    }
+                self.endpoint_faults = faults
+            return {
+                "error_rate": self.error_rate,
+                "latency_ms": self.latency_ms,
+                "seed": self.seed,
+                "endpoint_faults": {k: dict(v) for k, v in self.endpoint_faults.items()},
+            }
+
+    def take(self, endpoint: str) -> dict[str, Any] | None:
+        """The fault for this call of ``endpoint``, if one is armed (each call uses one of its ``times``)."""
+        with self._lock:
+            spec = self.endpoint_faults.get(endpoint)
+            if not spec or spec["times"] <= 0:
+                return None
+            spec["times"] -= 1
+            return dict(spec)
+
+    @staticmethod
+    def fail_after(spec: dict[str, Any]) -> None:
+        """Raise the fault of an applied request (after its latency)."""
+        if spec["latency_ms"]:
+            time.sleep(spec["latency_ms"] / 1000)
+        raise InternalError(spec["status"])
 
     def apply(self) -> None:
         """Sleep the configured latency, then maybe raise an injected 5xx."""

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Request, Response
 from emulators.common.server import ThreadedServer
 from emulators.hubspot import schema
 from emulators.hubspot.controls import CallLog, Faults
-from emulators.hubspot.exceptions import HubSpotError, Unauthorized, correlation_id
+from emulators.hubspot.exceptions import HubSpotError, InternalError, Unauthorized, correlation_id
 from emulators.hubspot.limits import RateLimiter
 from emulators.hubspot.models import HubSpotBackend
 from emulators.hubspot.responses import Handlers
@@ -201,7 +201,12 @@ class HubSpotApp:
                 raise
             self.calls.record(key)
             self.faults.apply()
+            fault = self.faults.take(key)
+            if fault and fault["when"] == "before":
+                raise InternalError(fault["status"])
             status, body = getattr(self.handlers, str(rule.endpoint))(request, **args)
+            if fault:
+                self.faults.fail_after(fault)
         except HubSpotError as exc:
             if exc.status == 401:
                 self.calls.record(key)
@@ -274,6 +279,7 @@ class HubSpotApp:
             "latency_ms": self.faults.latency_ms,
             "seed": self.faults.seed,
             "fail_ids": sorted(self.backend.fail_ids),
+            "endpoint_faults": {k: dict(v) for k, v in self.faults.endpoint_faults.items()},
         }
 
     def _set_faults(self, request: Request) -> tuple[int, Any]:

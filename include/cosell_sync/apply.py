@@ -81,12 +81,15 @@ def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, 
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]
         try:
-            created = writer.create(deal_id, item["values"])
+            created = writer.create(deal_id, item["values"], plan.solution_ids.get(f"deal:{deal_id}"))
         except SyncError as err:
             log.error("CreateOpportunity for deal %s failed: %s", deal_id, err.message)
             results["failed"][f"deal:{deal_id}"] = err.to_dict()
             continue
         results["created"][deal_id] = created
+        if created.get("error"):
+            # Created, but its stage could not be set yet (no solution): the deal shows why.
+            results["failed"][f"deal:{deal_id}"] = created["error"]
         if item.get("submit"):
             submissions.append((created["opportunity_id"], plan.solution_ids.get(f"deal:{deal_id}", [])))
 
@@ -223,10 +226,13 @@ def apply_hubspot(
     for deal_id, created in (pc_results.get("created") or {}).items():
         # Values Partner Central holds that the deal does not (review status, defaults) go with the link.
         sent = sent_values.get(deal_id, {})
+        held_back = created.get("held_back") or {}
         pushed = {
             f: v
             for f, v in (created.get("values") or {}).items()
-            if cfg.field(f).direction != Direction.TO_PARTNER_CENTRAL and v != sent.get(f)
+            if cfg.field(f).direction != Direction.TO_PARTNER_CENTRAL
+            and v != sent.get(f)
+            and f not in held_back
         }
         props = changes_to_hubspot(pushed, cfg).get(DEAL.name, {}) if pushed else {}
         per_object[DEAL.plural].setdefault(deal_id, {}).update({**props, link: created["opportunity_id"]})
@@ -332,7 +338,12 @@ def _open_conflicts(
     waiting = env.conflicts.awaiting_task()
     if not waiting:
         return 0
-    tasks = writer.create_conflict_tasks(waiting)
+    try:
+        tasks = writer.create_conflict_tasks(waiting)
+    except SyncError as err:
+        # The conflicts stay pending without a task; the next run finds them here and tries again.
+        log.error("Creating HubSpot tasks for %d conflict(s) failed: %s", len(waiting), err.message)
+        return 0
     for conflict_id, task_id in tasks.items():
         env.conflicts.set_task(conflict_id, task_id)
     without_deal = [c["conflict_id"] for c in waiting if not c.get("deal_id")]

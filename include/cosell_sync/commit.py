@@ -163,33 +163,40 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
             )
         )
 
-    pc_ok = ci.pc_ok
     superseded = ci.pc_res.get("superseded") or {}
     gated = ci.pc_res.get("gated") or {}
+    # Fields the writer held back (review moved, or Partner Central changed after the plan) are deferred.
+    held: list[dict[str, Any]] = []
     for oid, changes in plan.partner_central_updates.items():
         written = ci.written_pc(oid)
-        ok = oid in pc_ok
-        # Old values are what Partner Central held when the change was planned (the writer checked them
-        # again after any ConflictException); fields it left alone are named in the metadata.
+        failed = pc_failed.get(oid)
+        # Old values are what Partner Central held when the change was planned (the writer checked
+        # them again after any ConflictException).
         before = plan.expected.get(oid) or {}
-        shown = written if ok else changes
-        extra: dict[str, Any] = {}
-        if superseded.get(oid):
-            extra["supersededFields"] = sorted(superseded[oid])
-        if gated.get(oid):
-            extra["gatedFields"] = gated[oid]["fields"]
-        entry(
-            oid,
-            ci.deal_of(oid),
-            Direction.TO_PARTNER_CENTRAL,
-            AuditAction.UPDATE_OPPORTUNITY,
-            FROM_HUBSPOT,
-            {f: (before.get(f, ci.base_value(oid, f)), v) for f, v in shown.items()},
-            ok or not pc_failed.get(oid),
-            pc_failed.get(oid),
-            ["GetOpportunity", "UpdateOpportunity"],
-            extra,
-        )
+        if written or failed:
+            entry(
+                oid,
+                ci.deal_of(oid),
+                Direction.TO_PARTNER_CENTRAL,
+                AuditAction.UPDATE_OPPORTUNITY,
+                FROM_HUBSPOT,
+                {f: (before.get(f, ci.base_value(oid, f)), v) for f, v in (written or changes).items()},
+                not failed,
+                failed,
+                ["GetOpportunity", "UpdateOpportunity"],
+            )
+        for name, reason in ((gated.get(oid) or {}).get("fields") or {}).items():
+            held.append({"opportunity_id": oid, "field": name, "reason": reason, "value": changes.get(name)})
+        for name, fresh in (superseded.get(oid) or {}).items():
+            held.append(
+                {
+                    "opportunity_id": oid,
+                    "field": name,
+                    "reason": "CHANGED_IN_PARTNER_CENTRAL",
+                    "value": changes.get(name),
+                    "old": fresh,
+                }
+            )
     for oid, changes in plan.hubspot_updates.items():
         entry(
             oid,
@@ -244,18 +251,13 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
             extra={"taskId": item.get("task_id"), "associatedSolutions": item.get("associated") or []},
         )
     for oid in ci.pc_res.get("submit_waiting") or []:
-        entry(
-            oid,
-            ci.deal_of(oid),
-            Direction.TO_PARTNER_CENTRAL,
-            AuditAction.DEFERRED,
-            FROM_HUBSPOT,
-            {},
-            False,
-            pc_failed.get(f"submit:{oid}"),
-            extra={"reasons": ["SOLUTION_REQUIRED"]},
+        held.append(
+            {"opportunity_id": oid, "field": "submission", "reason": "SOLUTION_REQUIRED", "value": None}
         )
-    for reason_items, action in ((plan.deferred, AuditAction.DEFERRED), (plan.blocked, AuditAction.SKIPPED)):
+    for reason_items, action in (
+        (plan.deferred + held, AuditAction.DEFERRED),
+        (plan.blocked, AuditAction.SKIPPED),
+    ):
         by_record: dict[str, list[dict[str, Any]]] = {}
         for item in reason_items:
             by_record.setdefault(item["opportunity_id"], []).append(item)
@@ -266,7 +268,10 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
                 Direction.TO_PARTNER_CENTRAL,
                 action,
                 FROM_HUBSPOT,
-                {i["field"]: (ci.base_value(oid, i["field"]), i.get("value")) for i in items},
+                {
+                    i["field"]: (i["old"] if "old" in i else ci.base_value(oid, i["field"]), i.get("value"))
+                    for i in items
+                },
                 extra={"reasons": sorted({i["reason"] for i in items})},
             )
     for item in plan.conflicts:

@@ -203,6 +203,13 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "aws_sync_error", "AWS Sync Error", "textarea", "Last co-sell sync error for this deal, if any."
         ),
         _prop(
+            cfg.submission.solution_ids_property,
+            "AWS Partner Solution IDs",
+            "string",
+            "Partner Central solution ids (S-...) separated by ';'. One to ten are associated with the "
+            "opportunity before it is submitted or moved to Committed/Launched.",
+        ),
+        _prop(
             "aws_last_sync_date", "AWS Last Sync Date", "datetime", "When co-sell sync last synced this deal."
         ),
         _prop(

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: Stages Partner Central accepts only with an associated solution (or AWS product / Marketplace offer).
 STAGES_NEEDING_SOLUTION = ("Committed", "Launched")
+#: The stage a new opportunity is created at when its deal is already past it (see ``create``).
+STAGE_BEFORE_SOLUTION = "Business Validation"
 #: At most this many solutions may be associated with an opportunity.
 MAX_SOLUTIONS = 10
 #: Gate reason for a field mapped Partner Central -> HubSpot only.
@@ -336,30 +338,54 @@ class PartnerCentralWriter:
             record_id=opportunity_id,
         )
 
-    def create(self, deal_id: str, values: dict[str, str | None]) -> dict[str, Any]:
+    def create(
+        self, deal_id: str, values: dict[str, str | None], solution_ids: list[str] | None = None
+    ) -> dict[str, Any]:
         """Create the opportunity of a HubSpot deal (idempotent ClientToken) and read it back.
+
+        A deal already at ``Committed`` or ``Launched`` cannot be created there (a new opportunity has no
+        solution yet): it is created at :data:`STAGE_BEFORE_SOLUTION`, its solutions are associated and
+        the stage is moved in a second write. When that second write cannot be made, the stage is
+        returned in ``held_back`` with the ``error``, so the caller reports it and leaves the deal's stage.
 
         Args:
             deal_id: the HubSpot deal id (``PartnerOpportunityIdentifier`` and the token's key).
             values: field -> canonical value from the deal.
+            solution_ids: the deal's solution ids (empty: the config's defaults).
 
         Returns:
-            ``opportunity_id``, ``last_modified``, ``review_status`` and the stored ``values``.
+            ``opportunity_id``, ``last_modified``, ``review_status``, the stored ``values`` and, when the
+            stage could not be set, ``held_back`` and ``error``.
         """
+        from cosell_sync.errors import SyncError
         from cosell_sync.mapping import new_opportunity_request
 
+        held: dict[str, str | None] = {}
+        if self._stage_field and values.get(self._stage_field) in STAGES_NEEDING_SOLUTION:
+            held = {self._stage_field: values[self._stage_field]}
+            values = {**values, self._stage_field: STAGE_BEFORE_SOLUTION}
         request = new_opportunity_request(values, deal_id, self.cfg, self.catalog)
         self.calls["CreateOpportunity"] += 1
         created = self.api.call("create_opportunity", **request)
         # Read it back: the deal gets the values Partner Central holds (review status, defaults) in this
         # run, and the baseline starts from what Partner Central really stored.
         stored = self.get(created["Id"])
-        return {
+        out: dict[str, Any] = {
             "opportunity_id": created["Id"],
             "last_modified": ts_key(stored.get("LastModifiedDate")),
             "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
             "values": self.canonical(stored),
         }
+        if held:
+            try:
+                moved = self.update(created["Id"], held, current=stored, solution_ids=solution_ids)
+            except SyncError as err:
+                log.error("Opportunity %s created; its stage waits: %s", created["Id"], err.message)
+                out.update({"held_back": held, "error": err.to_dict()})
+                return out
+            out["values"].update(moved.written)
+            out["last_modified"] = moved.last_modified
+        return out
 
     def submit(self, opportunity_id: str, solution_ids: list[str] | None = None) -> dict[str, Any]:
         """Submit an opportunity to AWS (``StartEngagementFromOpportunityTask``), solutions first.
