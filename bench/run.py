@@ -5,17 +5,20 @@ Phases, in order (one local stack for the API-economy phases, a second one for q
 1. ``cosell_hubspot_setup``; seed 10,000 opportunities; the initial ``cosell_reconcile`` load with quotas on
    (time_scale ``LOAD_SCALE``): wall time over the floor the quotas impose.
 2. A settling run (it re-lists the load's own writes once), then independent measurements while the
-   5-minute watermark overlap passes: DAG parse time, the diff and mapping step on 100,000 records, and
-   Partner Central write spacing under a real scheduler (time_scale 1).
+   5-minute watermark overlap passes: the HubSpot emulator's seed speed, DAG parse time, the diff and
+   mapping step on 100,000 records, and Partner Central write spacing under a real scheduler (time_scale 1).
 3. A quiet run, then a zero-change incremental run: its API calls.
 4. 1,000 AWS-side edits, reconcile: calls per changed record, Partner Central -> HubSpot.
 5. 1,000 HubSpot-side edits, reconcile: calls per changed record, HubSpot -> Partner Central (this run
    also re-lists the 1,000 deals the previous run wrote: that is the steady state).
 6. The same 2,000 changed records the per-record way (the seeds' Lambda handlers), same emulators.
+7. The soak (``bench/soak.py``, a stack of its own): a ``BENCH_SOAK_RECORDS`` (10,000) book with changes on
+   both sides under 20% throttling, 5% 5xx, read timeouts and random task failures, then runs until clean:
+   records lost, duplicated, and runs needed to converge.
 
 Environment knobs (for development only; ``make bench`` uses the defaults): ``BENCH_BOOK`` (10000),
-``BENCH_CHANGES`` (1000), ``BENCH_DIFF_RECORDS`` (100000), ``BENCH_SKIP`` (comma list of
-``scheduler,diff,parse,per_record``).
+``BENCH_CHANGES`` (1000), ``BENCH_DIFF_RECORDS`` (100000), ``BENCH_SOAK_RECORDS`` (10000), ``BENCH_SKIP``
+(comma list of ``scheduler,diff,parse,seed,per_record,soak``).
 """
 
 from __future__ import annotations
@@ -383,6 +386,19 @@ def phase_zero_change(stack: BenchStack, results: list[Result]) -> None:
     )
 
 
+def _soak(workdir: Path, records: int) -> list[Result]:
+    """The soak on a stack of its own; a soak that breaks down is a figure, not a lost bench."""
+    from bench.soak import SOAK_PREFIX, SoakSettings, soak_phase
+
+    _say(f"soak: {records:,}-record book, changes on both sides, under faults, then until clean ...")
+    try:
+        results, _ = soak_phase(workdir, SoakSettings(records=records))
+    except Exception as err:  # reported as a failed figure with its reason
+        log.exception("soak failed")
+        return [figure(f"{SOAK_PREFIX}completed", None, "", "<=", 0, f"The soak failed: {err!r}")]
+    return results
+
+
 # ---------------------------------------------------------------------------------------------------
 def main() -> int:
     """Run every phase; write and print the results. Returns the exit code (0 even if goals are missed)."""
@@ -412,6 +428,11 @@ def main() -> int:
         _quiet_run(stack)
         last_write = time.monotonic()
 
+        if "seed" not in skip:
+            from bench.emulator_seed import measure_seed_speed
+
+            _say("HubSpot emulator seed speed ...")
+            results.extend(measure_seed_speed())
         if "parse" not in skip:
             from bench.parse_time import measure_parse_times
 
@@ -440,8 +461,17 @@ def main() -> int:
         stop_stack_process(proc)
     elapsed = time.monotonic() - started
     results.append(
-        figure("make bench wall time", round(elapsed / 60, 1), "min", "<=", 20, "All phases, 2 cores.")
+        figure(
+            "make bench wall time",
+            round(elapsed / 60, 1),
+            "min",
+            "<=",
+            20,
+            "All phases but the soak (its wall time is its own figure), 2 cores.",
+        )
     )
+    if "soak" not in skip:
+        results.extend(_soak(workdir, int(os.environ.get("BENCH_SOAK_RECORDS", "10000"))))
     write_results(results, RESULTS_PATH)
     print()
     print(format_table(results))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from cosell_runtime.tasks import release_lease_on_failure
 from cosell_sync.schedule import reconcile_schedule
 
 DEFAULT_ARGS = {
@@ -43,6 +44,8 @@ DEFAULT_ARGS = {
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    # A failed run gives up the catalog's lease at once instead of blocking the next run until it expires.
+    on_failure_callback=release_lease_on_failure,
     default_args=DEFAULT_ARGS,
     tags=["cosell", "partner-central", "hubspot"],
     doc_md=__doc__,

@@ -12,6 +12,10 @@
   ``status`` (default 500): ``when: "before"`` fails without applying the request; ``when: "after"``
   applies it, waits ``latency_ms`` (default 0) and then fails, like a timeout after the server applied a
   write.
+  ``{"throttle_rate": 0.2, "retry_after_s": 1}`` answers that fraction of API requests (drawn before the
+  rate limiter, deterministic for a seed) with HubSpot's 429 ``TEN_SECONDLY_ROLLING`` body and a
+  ``Retry-After`` header of ``retry_after_s`` whole seconds (default 1); nothing is applied and, as with
+  HubSpot, the refused request uses no budget.
   Every key is optional; omitted keys keep their value. ``{}`` after a reset means no faults.
 """
 
@@ -54,8 +58,13 @@ class CallLog:
             return {"total": self.total, "by_endpoint": dict(self.by_endpoint), "throttled": self.throttled}
 
 
+def _throttle_rng(seed: int) -> random.Random:
+    """The 429 draws' own sequence: throttling on or off never shifts which requests get a 5xx."""
+    return random.Random(seed * 7919 + 1)
+
+
 class Faults:
-    """Random 5xx answers and added latency, deterministic for a seed."""
+    """Random 429 and 5xx answers and added latency, deterministic for a seed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -65,9 +74,12 @@ class Faults:
         """No faults."""
         with self._lock:
             self.error_rate = 0.0
+            self.throttle_rate = 0.0
+            self.retry_after_s = 1
             self.latency_ms = 0
             self.seed = 0
             self._rng = random.Random(0)
+            self._throttle_rng = _throttle_rng(0)
             self.endpoint_faults: dict[str, dict[str, Any]] = {}
 
     def configure(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -78,11 +90,19 @@ class Faults:
                 if not 0 <= rate <= 1:
                     raise ValueError("error_rate must be between 0 and 1")
                 self.error_rate = rate
+            if "throttle_rate" in body:
+                throttle = float(body["throttle_rate"])
+                if not 0 <= throttle <= 1:
+                    raise ValueError("throttle_rate must be between 0 and 1")
+                self.throttle_rate = throttle
+            if "retry_after_s" in body:
+                self.retry_after_s = max(0, int(body["retry_after_s"]))
             if "latency_ms" in body:
                 self.latency_ms = max(0, int(body["latency_ms"]))
-            if "seed" in body or "error_rate" in body:
+            if "seed" in body or "error_rate" in body or "throttle_rate" in body:
                 self.seed = int(body.get("seed", self.seed))
                 self._rng = random.Random(self.seed)
+                self._throttle_rng = _throttle_rng(self.seed)
             if "endpoint_faults" in body:
                 faults: dict[str, dict[str, Any]] = {}
                 for key, spec in (body["endpoint_faults"] or {}).items():
@@ -98,10 +118,17 @@ class Faults:
                 self.endpoint_faults = faults
             return {
                 "error_rate": self.error_rate,
+                "throttle_rate": self.throttle_rate,
+                "retry_after_s": self.retry_after_s,
                 "latency_ms": self.latency_ms,
                 "seed": self.seed,
                 "endpoint_faults": {k: dict(v) for k, v in self.endpoint_faults.items()},
             }
+
+    def throttled(self) -> bool:
+        """Whether to refuse this request with an injected 429 (one draw per API request)."""
+        with self._lock:
+            return self.throttle_rate > 0 and self._throttle_rng.random() < self.throttle_rate
 
     def take(self, endpoint: str) -> dict[str, Any] | None:
         """The fault for this call of ``endpoint``, if one is armed (each call uses one of its ``times``)."""

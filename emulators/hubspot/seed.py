@@ -5,6 +5,12 @@ the 90 days before the seeding moment (distinct per record, all in the past), so
 move ``hs_lastmodifieddate`` forward. Seeding bypasses the API: it is not counted, not rate limited and fires
 no webhooks. Each deal is in the default sales pipeline, owned by a seeded owner, associated to one company
 (primary) and one or two of that company's contacts.
+
+Two options reproduce bulk edits at scale without thousands of API calls: ``modified_at`` gives every seeded
+record that one ``hs_lastmodifieddate`` (what a bulk import or a workflow touching many records in the same
+millisecond leaves behind), and ``deal_properties`` sets the same properties on every seeded deal (for
+example ``{"aws_sync_enabled": "true"}``). Both are checked against the portal's property definitions but,
+like the rest of seeding, bypass the API.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from emulators.hubspot.models import HubSpotBackend, Record, iso, now_ms
+from emulators.hubspot.models import HubSpotBackend, Record, iso, now_ms, parse_time
 
 _ADJ = (
     "Blue",
@@ -173,14 +179,48 @@ _DAY_MS = 86_400_000
 
 
 def seed(
-    backend: HubSpotBackend, deals: int = 0, contacts: int = 0, companies: int = 0, seed_value: int = 0
+    backend: HubSpotBackend,
+    deals: int = 0,
+    contacts: int = 0,
+    companies: int = 0,
+    seed_value: int = 0,
+    *,
+    modified_at: Any = None,
+    deal_properties: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Create the records and return their ids per type (plus the owner ids used)."""
+    """Create the records and return their ids per type (plus the owner ids used).
+
+    Args:
+        backend: the portal to seed.
+        deals: how many deals to create.
+        contacts: how many contacts to create.
+        companies: how many companies to create.
+        seed_value: the random seed (same seed, same data).
+        modified_at: when given (epoch ms or ISO-8601), every seeded record's ``hs_lastmodifieddate``;
+            otherwise timestamps are spread over the last 90 days.
+        deal_properties: properties set on every seeded deal (over the generated ones).
+
+    Raises:
+        ValueError: ``modified_at`` is not a time, or a deal property is not defined in the portal or has
+            unique values (one value on every deal would break the uniqueness HubSpot enforces).
+    """
     rng = random.Random(seed_value)
+    fixed_ms = None
+    if modified_at is not None:
+        fixed_ms = parse_time(modified_at)
+        if fixed_ms is None:
+            raise ValueError(f"modified_at is not a time: {modified_at!r}")
+    extra = {str(k): str(v) for k, v in (deal_properties or {}).items()}
     with backend.lock:
+        unknown = sorted(set(extra) - set(backend.properties["deals"]))
+        if unknown:
+            raise ValueError(f"deal_properties names properties deals do not have: {unknown}")
+        unique = sorted(k for k in extra if backend.properties["deals"][k].get("hasUniqueValue"))
+        if unique and deals > 1:
+            raise ValueError(f"deal_properties cannot give one value to many deals for unique {unique}")
         backend.seeding = True
         try:
-            return _seed(backend, rng, deals, contacts, companies)
+            return _seed(backend, rng, deals, contacts, companies, fixed_ms, extra)
         finally:
             backend.seeding = False
 
@@ -210,7 +250,13 @@ def _link(
 
 
 def _seed(
-    backend: HubSpotBackend, rng: random.Random, n_deals: int, n_contacts: int, n_companies: int
+    backend: HubSpotBackend,
+    rng: random.Random,
+    n_deals: int,
+    n_contacts: int,
+    n_companies: int,
+    fixed_ms: int | None = None,
+    deal_extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     now = now_ms()
     start = now - 90 * _DAY_MS
@@ -221,6 +267,9 @@ def _seed(
     def stamps() -> tuple[int, int]:
         clock[0] += step
         created = clock[0] - rng.randint(0, 30) * _DAY_MS // 4
+        if fixed_ms is not None:
+            # One modification time for every record: created no later than modified, as in HubSpot.
+            return min(created, fixed_ms), fixed_ms
         return min(created, clock[0]), clock[0]
 
     owners = [o["id"] for o in backend.owners if not o["archived"]]
@@ -312,6 +361,7 @@ def _seed(
             "deal_currency_code": "USD",
             "description": f"Opportunity {i + 1}: {rng.choice(_PRODUCTS).lower()} for {label}.",
             "createdate": iso(created),
+            **(deal_extra or {}),
         }
         rec = _put(backend, "deals", props, created, updated)
         deal_ids.append(rec.id)

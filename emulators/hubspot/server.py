@@ -1,8 +1,8 @@
 """WSGI app and routing (werkzeug ``Map``/``Rule``), plus :class:`HubSpotEmulator` to run it in a thread.
 
 Every API request goes through the same pipeline, in HubSpot's order: authentication (401), rate limits
-(429), injected faults (5xx), then the handler. Requests under ``/_emulator/`` are test controls: no auth,
-no limits, not counted.
+(429, injected ones first), injected faults (5xx), then the handler. Requests under ``/_emulator/`` are
+test controls: no auth, no limits, not counted.
 """
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from werkzeug.wrappers import Request, Response
 from emulators.common.server import ThreadedServer
 from emulators.hubspot import schema
 from emulators.hubspot.controls import CallLog, Faults
-from emulators.hubspot.exceptions import HubSpotError, InternalError, Unauthorized, correlation_id
+from emulators.hubspot.exceptions import (
+    HubSpotError,
+    InternalError,
+    RateLimited,
+    Unauthorized,
+    correlation_id,
+)
 from emulators.hubspot.limits import RateLimiter
 from emulators.hubspot.models import HubSpotBackend
 from emulators.hubspot.responses import Handlers
@@ -194,6 +200,10 @@ class HubSpotApp:
         headers: dict[str, str] = {}
         try:
             token = self._authenticate(request)
+            if self.faults.throttled():
+                self.calls.record(key, throttled=True)
+                headers = {"Retry-After": str(self.faults.retry_after_s)}
+                raise RateLimited("TEN_SECONDLY_ROLLING", "You have reached your ten_secondly_rolling limit.")
             try:
                 headers = self.limiter.check(token, is_search=rule.endpoint == "search")
             except HubSpotError:
@@ -266,6 +276,8 @@ class HubSpotApp:
             contacts=int(body.get("contacts", 0)),
             companies=int(body.get("companies", 0)),
             seed_value=int(body.get("seed", 0)),
+            modified_at=body.get("modified_at"),
+            deal_properties=body.get("deal_properties"),
         )
         return 200, result
 
@@ -276,6 +288,8 @@ class HubSpotApp:
     def _faults_state(self) -> dict[str, Any]:
         return {
             "error_rate": self.faults.error_rate,
+            "throttle_rate": self.faults.throttle_rate,
+            "retry_after_s": self.faults.retry_after_s,
             "latency_ms": self.faults.latency_ms,
             "seed": self.faults.seed,
             "fail_ids": sorted(self.backend.fail_ids),

@@ -18,8 +18,8 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.common import DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
-from cosell_sync.errors import SyncError
+from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
+from cosell_sync.errors import StalePlanError, SyncError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.plan import Plan
 from cosell_sync.storage import run_key
@@ -35,9 +35,31 @@ log = logging.getLogger(__name__)
 SYNC_ERROR_PROPERTY = "aws_sync_error"
 
 
-def load_plan(env: SyncEnv, planned: dict[str, Any]) -> Plan:
-    """The plan a ``plan`` step stored, by the key it returned."""
-    return Plan.from_document(env.snapshots.get_json(planned["key"]))
+def load_plan(env: SyncEnv, planned: dict[str, Any], *, for_commit: bool = False, check: bool = True) -> Plan:
+    """The plan a ``plan`` step stored, by the key it returned, checked to be current.
+
+    A plan is made from one baseline version. When another run has committed since (or a rollback
+    restored an older baseline), replaying the plan would write values older than what both systems
+    now agree on: so the step refuses. ``commit`` also accepts the version its own run committed (a
+    retried commit that died after writing the baseline).
+
+    Raises:
+        StalePlanError: the committed baseline is newer than the plan's.
+    """
+    plan = Plan.from_document(env.snapshots.get_json(planned["key"]))
+    if not check:
+        return plan
+    current = env.baseline.version()
+    if current == plan.baseline_version:
+        return plan
+    if for_commit and plan.run_id and current == env.baseline.committed_by(plan.run_id):
+        return plan
+    raise StalePlanError(
+        f"the plan of run {plan.run_id} was made from baseline version {plan.baseline_version or 'none'}, "
+        f"but the committed baseline is now {current}: another run (or a rollback) has committed since. "
+        "Writing this plan would put older values over newer ones, so nothing was written. "
+        "Clear the whole run from 'prepare' (or trigger a new one) to plan again."
+    )
 
 
 def _loads_opportunity(text: str) -> dict[str, Any]:
@@ -63,7 +85,15 @@ def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, 
         return {"key": None, "dry_run": True, "counts": {}}
     plan = load_plan(env, planned)
     calls: Counter[str] = Counter()
-    writer = PartnerCentralWriter(env.config, env.partner_central, run["catalog"], calls)
+    writer = PartnerCentralWriter(
+        env.config,
+        env.partner_central,
+        run["catalog"],
+        calls,
+        journal=env.journal,
+        run_id=run["run_id"],
+        run_started_at=run.get("started_at"),
+    )
     # The records extract read minutes ago: usually still current, which saves a GetOpportunity each.
     raw = env.snapshots.get_frame(plan.sources["partner_central"], columns=["_raw"])["_raw"].to_dict()
     results: dict[str, Any] = {
@@ -78,8 +108,17 @@ def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, 
     }
     submissions: list[tuple[str, list[str]]] = [(oid, plan.solution_ids.get(oid, [])) for oid in plan.submit]
 
+    # Creates a dead run journaled: resend their exact request (same ClientToken: the same opportunity
+    # comes back) so the deal gets linked, whatever happened to the deal since.
+    recovered = _recover_creates(env, writer, run, results)
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]
+        if deal_id in recovered:
+            continue  # its opportunity exists: the deal's newer values sync as an update next run
+        if f"deal:{deal_id}" in plan.invalid:
+            # A HubSpot value PC can never take: fail the create without a call (field + rule only).
+            results["failed"][f"deal:{deal_id}"] = _invalid_values(plan, f"deal:{deal_id}")
+            continue
         try:
             created = writer.create(deal_id, item["values"], plan.solution_ids.get(f"deal:{deal_id}"))
         except SyncError as err:
@@ -94,6 +133,10 @@ def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, 
             submissions.append((created["opportunity_id"], plan.solution_ids.get(f"deal:{deal_id}", [])))
 
     for oid, changes in plan.partner_central_updates.items():
+        if oid in plan.invalid:
+            # The record fails as a whole, like a value Partner Central rejects: nothing is sent.
+            results["failed"][oid] = _invalid_values(plan, oid)
+            continue
         current = _loads_opportunity(raw[oid]) if clean(raw.get(oid)) else None
         try:
             out = writer.update(
@@ -148,6 +191,43 @@ def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, 
     return {"key": key, "counts": counts}
 
 
+def _invalid_values(plan: Plan, key: str) -> dict[str, Any]:
+    """The failure of a record whose HubSpot values cannot be written (``plan.invalid[key]``), logged."""
+    from cosell_sync.transforms import InvalidValuesError
+
+    err = InvalidValuesError(plan.invalid[key], record_id=key)
+    log.error("Partner Central write for %s not sent: %s", key, err.message)
+    return err.to_dict()
+
+
+def _recover_creates(
+    env: SyncEnv, writer: PartnerCentralWriter, run: dict[str, Any], results: dict[str, Any]
+) -> set[str]:
+    """Finish the opportunity creates of runs that died before linking them; returns their deal ids."""
+    from cosell_sync.journal import FAILED
+
+    if env.journal is None:
+        return set()
+    done: set[str] = set()
+    for entry in env.journal.entries():
+        if (
+            entry.get("kind") != "CREATE_OPPORTUNITY"
+            or entry.get("run_id") == run["run_id"]
+            or entry.get("status") == FAILED
+            or not entry.get("request")
+        ):
+            continue
+        deal_id = str(entry["deal_id"])
+        try:
+            results["created"][deal_id] = writer.recover_create(entry)
+        except SyncError as err:
+            log.error("Recovering the create of deal %s failed: %s", deal_id, err.message)
+            results["failed"][f"deal:{deal_id}"] = err.to_dict()
+            continue
+        done.add(deal_id)
+    return done
+
+
 # ---------------------------------------------------------------------------------------------------
 def apply_hubspot(
     env: SyncEnv, run: dict[str, Any], planned: dict[str, Any], pc_applied: dict[str, Any]
@@ -176,7 +256,7 @@ def apply_hubspot(
     writer = HubSpotWriter(
         cfg,
         gw,
-        Checkpoints(env.snapshots, {"new_companies": marker("new_companies"), "notes": marker("notes")}),
+        Checkpoints(env.snapshots, {"notes": marker("notes")}),
     )
     link = cfg.link_property
     plan = load_plan(env, planned)
@@ -233,6 +313,8 @@ def apply_hubspot(
             if cfg.field(f).direction != Direction.TO_PARTNER_CENTRAL
             and v != sent.get(f)
             and f not in held_back
+            # A recovered create holds the values of its dead run: the deal's own are newer, keep them.
+            and not created.get("recovered_from")
         }
         props = changes_to_hubspot(pushed, cfg).get(DEAL.name, {}) if pushed else {}
         per_object[DEAL.plural].setdefault(deal_id, {}).update({**props, link: created["opportunity_id"]})
@@ -247,7 +329,8 @@ def apply_hubspot(
                 f"{error.get('code') or error.get('type')}: {error.get('message')}"[:1000]
             )
     # A record that synced now clears the error an earlier run left on its deal.
-    for deal_id in _deals_with_stale_error(plan, pc_results, hs, base, object_id) - failed_deals:
+    stale = _deals_with_stale_error(plan, pc_results, hs, base, object_id, env.retry.list())
+    for deal_id in stale - failed_deals:
         per_object[DEAL.plural].setdefault(deal_id, {})[SYNC_ERROR_PROPERTY] = ""
     outcome = writer.update_objects(per_object, owner_of)
     results["updated"], results["failed"] = outcome.updated, outcome.failed
@@ -266,6 +349,9 @@ def apply_hubspot(
         results["failed"].update(failed)
         results["created"] = created_deals
         results["related"] = writer.create_related(created_deals, related_props)
+    # 3b. deals created by a run that died before their company and contact: create those now
+    if plan.complete_deals:
+        results.setdefault("related", {}).update(_complete_deals(cfg, writer, plan, pc, hs))
     # 4. one note per deal summarising what the sync changed (checkpointed: never twice per run)
     notes: dict[str, str] = {}
     for oid, changes in plan.hubspot_updates.items():
@@ -275,7 +361,7 @@ def apply_hubspot(
             notes[deal_id] = f"<p>AWS Partner Central sync updated:</p><ul>{lines}</ul>"
     for deal_id, opp_id in results["linked"].items():
         notes[deal_id] = f"<p>Linked to AWS Partner Central opportunity {opp_id}.</p>"
-    results["notes"] = writer.write_notes(notes)
+    results["notes"] = writer.write_notes(notes, ref=run["run_id"])
     # 5. manual conflicts: a pending item, a task for the deal owner, a status on the deal
     results["tasks"] = _open_conflicts(env, writer, plan, run, object_id)
     results["api_calls"] = dict(gw.calls)
@@ -293,21 +379,59 @@ def apply_hubspot(
     return {"key": key, "counts": counts}
 
 
+def _complete_deals(
+    cfg: Any, writer: HubSpotWriter, plan: Plan, pc: Any, hs: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, str | None]]:
+    """Create the missing company/contact of deals a dead run created (upserts: never a second one)."""
+    from cosell_sync.mapping import new_deal_properties
+
+    props: dict[str, dict[str, dict[str, str]]] = {}
+    for oid in plan.complete_deals:
+        if oid not in pc.index:
+            continue
+        values = {c: clean(pc.at[oid, c]) for c in cfg.field_names() if c in pc.columns}
+        wanted = new_deal_properties(values, oid, cfg)
+        missing = {
+            obj: wanted[obj]
+            for obj in (COMPANY.name, CONTACT.name)
+            if wanted.get(obj) and not clean(hs.get(oid, {}).get(HUBSPOT_OBJECTS[obj].frame_column))
+        }
+        if missing:
+            props[oid] = missing
+    if not props:
+        return {}
+    return writer.create_related({o: plan.complete_deals[o] for o in props}, props)
+
+
 def _deals_with_stale_error(
     plan: Plan,
     pc_results: dict[str, Any],
     hs: dict[str, dict[str, Any]],
     base: dict[str, dict[str, Any]],
     object_id: Any,
+    retried: list[dict[str, Any]],
 ) -> set[str]:
-    """Deals of records written to Partner Central now whose deal may still show an old sync error.
+    """Deals of records synced to Partner Central now whose deal may still show an old sync error.
 
-    The error is cleared on deals of records that were in the retry queue (the only way an earlier
-    failure shows up here) and were written, or already held the value, this run.
+    The error is cleared on deals of records that were written, or already held the value, this run;
+    of deals whose opportunity was created now (an earlier create may have failed); and of records
+    queued after a failed write that this run read and found with nothing left to write (the user put
+    the HubSpot value back to what Partner Central holds) or failing. The caller keeps the error of
+    every deal that failed this run.
     """
     ok = set(pc_results.get("updated") or {}) | set(pc_results.get("skipped") or [])
     ok |= {s["opportunity_id"] for s in pc_results.get("submitted") or []}
     deals = {object_id(oid, DEAL.name) for oid in ok}
+    deals |= set(pc_results.get("created") or {})
+    unsettled = set(plan.partner_central_updates) | set(plan.invalid)
+    unsettled |= {i["opportunity_id"] for i in (*plan.deferred, *plan.blocked, *plan.read_failures)}
+    for item in retried:
+        oid = item.get("opportunity_id")
+        failed_before = (
+            item.get("reason") == "FAILED" and item.get("direction") == Direction.TO_PARTNER_CENTRAL
+        )
+        if oid and failed_before and oid in hs and oid not in unsettled:
+            deals.add(object_id(oid, DEAL.name))
     return {d for d in deals if d}
 
 

@@ -12,6 +12,8 @@ Item shape (the shared design's audit table, with keys made deterministic)::
     success, error, syncDurationMs, apiCalls
     metadata        {dealId, runId, dagId, triggeredBy, ...}: ids only
     ttl             epoch seconds = run timestamp + retention (the table's TTL attribute)
+    offloaded       only on an entry too large for DynamoDB: {key, attributes, bytes}, the S3 object holding
+                    its largest attributes (``storage.LargeItems``); reads put them back
 
 The sort key is derived from the *run* (its logical timestamp and id), never from the wall clock, so a
 retried task overwrites its own entries instead of adding copies. The contract names
@@ -21,14 +23,26 @@ other. Range queries on the timestamp prefix are unaffected.
 
 PII: ``changes`` holds field values (what the audit is for), so access to the table is the control;
 ``user`` and ``metadata`` are validated to contain no email address, and this module never logs an
-entry's values, only counts.
+entry's values, only counts. What ``changes`` keeps of each field is set per field by the config's
+``audit.value_policy`` (default ``audit.default_value_policy``, ``keep``), applied here as entries are
+written:
+
+- ``keep``: the old and new values, as they are: a rollback can restore them;
+- ``hash``: ``sha256:<hex>`` of each value (unsalted: it shows that a value changed and can confirm a
+  known value, it does not hide a guessable one); a rollback refuses the field;
+- ``drop``: no values (``None``); a rollback refuses the field.
+
+An item written under ``hash``/``drop`` lists those fields in ``valuePolicy``, so :meth:`AuditTrail.state_at`
+returns :class:`ValueNotKept` for them instead of a hash or a null a rollback would write back. Entries
+expire ``retention_days`` after their run (``audit.retention_days``, seven years by default).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cosell_sync.common import AuditAction
-from cosell_sync.storage import batch_write, from_item, query_all, run_key, to_item, utc_iso
+from cosell_sync.storage import LargeItems, batch_write, from_item, query_all, run_key, to_item, utc_iso
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,6 +79,61 @@ APPLIED_ACTIONS = frozenset(
         AuditAction.ROLLBACK,
     }
 )
+
+#: What the audit keeps of a field's values (config ``audit.value_policy``; see the module docstring).
+VALUE_POLICIES = ("keep", "hash", "drop")
+
+
+class ValueNotKept:
+    """A field value the audit did not keep (policy ``hash`` or ``drop``): a rollback cannot restore it.
+
+    Args:
+        policy: ``hash`` or ``drop``.
+    """
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+
+    def __repr__(self) -> str:
+        return f"ValueNotKept({self.policy!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ValueNotKept) and other.policy == self.policy
+
+    def __hash__(self) -> int:
+        return hash(("ValueNotKept", self.policy))
+
+
+def _hashed(value: Any) -> str | None:
+    return None if value is None else "sha256:" + hashlib.sha256(str(value).encode()).hexdigest()
+
+
+def apply_value_policy(record: dict[str, Any], policy_for: Callable[[str], str]) -> dict[str, Any]:
+    """The stored record with each field's values kept, hashed or dropped as its policy says.
+
+    Args:
+        record: an ``AuditEntry.to_record`` dict (not modified).
+        policy_for: field name -> ``keep``/``hash``/``drop``.
+
+    Returns:
+        The record to store; fields not kept are listed in ``valuePolicy``.
+    """
+    changes = record.get("changes") or {}
+    policies = {name: policy_for(name) for name in changes}
+    reduced = {name: p for name, p in policies.items() if p != "keep"}
+    if not reduced:
+        return record
+    out_changes = dict(changes)
+    for name, p in reduced.items():
+        change = changes[name]
+        if p == "hash":
+            out_changes[name] = {"old": _hashed(change.get("old")), "new": _hashed(change.get("new"))}
+        else:
+            out_changes[name] = {"old": None, "new": None}
+    return {**record, "changes": out_changes, "valuePolicy": reduced}
+
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ACTION = re.compile(r"^[A-Z][A-Z_]*$")
@@ -210,14 +279,38 @@ class AuditTrail:
         dynamodb_client: a boto3 DynamoDB client.
         table: the audit table (PK/SK strings, TTL on ``ttl``).
         retention_days: how long entries are kept (the shared design uses 2555, seven years).
+        snapshots: the S3 store that takes the values of entries too large for one DynamoDB item
+            (``storage.LargeItems``); reads put them back, so callers never see the difference.
+        value_policy: field -> ``keep``/``hash``/``drop``: what entries keep of its values (see the
+            module docstring); config ``audit.value_policy``.
+        default_value_policy: the policy of fields not in ``value_policy`` (``keep``).
     """
 
-    def __init__(self, dynamodb_client: Any, table: str, retention_days: int) -> None:
+    def __init__(
+        self,
+        dynamodb_client: Any,
+        table: str,
+        retention_days: int,
+        snapshots: SnapshotStore | None = None,
+        value_policy: Mapping[str, str] | None = None,
+        default_value_policy: str = "keep",
+    ) -> None:
         if retention_days <= 0:
             raise ValueError(f"retention_days must be positive, got {retention_days}")
+        for name, p in {**(value_policy or {}), "(default)": default_value_policy}.items():
+            if p not in VALUE_POLICIES:
+                raise ValueError(f"audit value policy of {name} must be one of {', '.join(VALUE_POLICIES)}")
         self.ddb = dynamodb_client
         self.table = table
         self.retention_days = retention_days
+        #: field -> keep/hash/drop; fields not listed get ``default_value_policy``.
+        self.value_policy = dict(value_policy or {})
+        self.default_value_policy = default_value_policy
+        self.large = LargeItems(snapshots, table)
+
+    def policy_for(self, name: str) -> str:
+        """The value policy of field ``name`` (``keep``, ``hash`` or ``drop``)."""
+        return self.value_policy.get(name, self.default_value_policy)
 
     def write(self, entries: Iterable[AuditEntry]) -> int:
         """Write entries with ``BatchWriteItem`` (25 per call, unprocessed items re-sent with backoff).
@@ -233,9 +326,11 @@ class AuditTrail:
         """
         records: dict[tuple[str, str], dict[str, Any]] = {}
         for entry in entries:
-            record = entry.to_record(self.retention_days)
+            record = apply_value_policy(entry.to_record(self.retention_days), self.policy_for)
             records[(record["PK"], record["SK"])] = record
-        items = [{"PutRequest": {"Item": to_item(r)}} for r in records.values()]
+        # An entry over DynamoDB's 400 KB item limit would fail its whole batch, and so the commit:
+        # its largest attributes go to S3 first, with a pointer in the item.
+        items = [{"PutRequest": {"Item": to_item(self.large.shrink(r))}} for r in records.values()]
         # BatchWriteItem takes 25 items per call and each call is a round trip: an initial load of 10k
         # records is 400 calls, so they go out on a few threads (boto3 clients are thread-safe).
         slices = [items[i : i + WRITE_SLICE] for i in range(0, len(items), WRITE_SLICE)]
@@ -266,7 +361,10 @@ class AuditTrail:
         Returns:
             The entries as plain dicts.
         """
-        return [from_item(i) for i in self._query(opportunity_id, start, end, newest_first=True, limit=limit)]
+        return [
+            self.large.restore(from_item(i))
+            for i in self._query(opportunity_id, start, end, newest_first=True, limit=limit)
+        ]
 
     def state_at(
         self, opportunity_id: str, timestamp: datetime, deal_id: str | None = None
@@ -283,12 +381,16 @@ class AuditTrail:
             deal_id: also replay the deal's entries from before it had an opportunity.
 
         Returns:
-            Field -> value.
+            Field -> value; :class:`ValueNotKept` for a field whose last applied entry did not keep its
+            value (``audit.value_policy`` hash/drop), which a rollback must refuse.
         """
-        items = [from_item(i) for i in self._query(opportunity_id, None, timestamp, newest_first=False)]
+        items = [
+            self.large.restore(from_item(i))
+            for i in self._query(opportunity_id, None, timestamp, newest_first=False)
+        ]
         if deal_id:
             items += [
-                from_item(i)
+                self.large.restore(from_item(i))
                 for i in self._query(AuditEntry.deal_pk(deal_id), None, timestamp, newest_first=False)
             ]
             items.sort(key=lambda i: i["SK"])
@@ -296,8 +398,10 @@ class AuditTrail:
         for item in items:
             if not item.get("success") or item.get("action") not in APPLIED_ACTIONS:
                 continue
+            not_kept = item.get("valuePolicy") or {}
             for field, change in (item.get("changes") or {}).items():
-                state[field] = change.get("new")
+                # A hash or a dropped value is no value to restore: say so instead of returning it.
+                state[field] = ValueNotKept(not_kept[field]) if field in not_kept else change.get("new")
         return state
 
     def _query(

@@ -183,7 +183,8 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
                 {f: (before.get(f, ci.base_value(oid, f)), v) for f, v in (written or changes).items()},
                 not failed,
                 failed,
-                ["GetOpportunity", "UpdateOpportunity"],
+                [] if oid in plan.invalid else ["GetOpportunity", "UpdateOpportunity"],
+                extra=plan.value_notes(oid),
             )
         for name, reason in ((gated.get(oid) or {}).get("fields") or {}).items():
             held.append({"opportunity_id": oid, "field": name, "reason": reason, "value": changes.get(name)})
@@ -221,7 +222,8 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
             {f: (None, v) for f, v in item["values"].items() if v},
             created is not None,
             pc_failed.get(f"deal:{deal_id}"),
-            ["CreateOpportunity"],
+            [] if f"deal:{deal_id}" in plan.invalid else ["CreateOpportunity"],
+            extra=plan.value_notes(f"deal:{deal_id}"),
         )
     names = ci.cfg.field_names()
     for oid in plan.create_deals:
@@ -350,8 +352,22 @@ def retry_set(ci: CommitInputs) -> tuple[list[dict[str, Any]], list[dict[str, An
         if oid in ci.pc:
             done.append({"opportunity_id": oid})
     linked_ok = set(ci.hs_res.get("linked") or {}) - set(hs_failed)
-    done.extend({"deal_id": str(d)} for d in (ci.pc_res.get("created") or {}) if d in linked_ok)
+    for deal_id in ci.pc_res.get("created") or {}:
+        if deal_id in linked_ok:
+            done.append({"deal_id": str(deal_id)})
+        else:
+            # Created, but the deal never got its link: read the deal again next run (its journaled
+            # create is kept too, so the same opportunity is linked, never a second one made).
+            error = hs_failed.get(deal_id) or pc_failed.get(f"deal:{deal_id}")
+            retry.append(item(None, "LINK_FAILED", error, Direction.TO_HUBSPOT, str(deal_id)))
     return retry, done
+
+
+def unlinked_creates(ci: CommitInputs) -> set[str]:
+    """Deals whose opportunity this run created but whose link write failed (their journal stays)."""
+    hs_failed = ci.hs_res.get("failed") or {}
+    linked_ok = set(ci.hs_res.get("linked") or {}) - set(hs_failed)
+    return {str(d) for d in (ci.pc_res.get("created") or {}) if d not in linked_ok}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -395,7 +411,11 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
             row[stage_field] = ci.base_value(oid, stage_field)
         row["deal_id"] = ci.deal_of(oid)
         for col in ("company_id", "contact_id"):
-            row[col] = clean(ci.hs.get(oid, {}).get(f"_{col}")) or ci.base_value(oid, col)
+            row[col] = (
+                clean(ci.hs.get(oid, {}).get(f"_{col}"))
+                or clean(((ci.hs_res.get("related") or {}).get(oid) or {}).get(col))
+                or ci.base_value(oid, col)
+            )
         updated = (pc_res.get("updated") or {}).get(oid)
         row["pc_last_modified"] = (
             updated["last_modified"]
@@ -436,6 +456,73 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
     return rows
 
 
+def journal_audit_entries(ci: CommitInputs, journal: list[dict[str, Any]]) -> list[AuditEntry]:
+    """Audit entries for the journaled writes of runs that died before their commit.
+
+    An entry with an outcome is audited as it happened. An intent without one (the run died during
+    the call) is compared with the record as this run read it: where Partner Central holds every
+    intended value the write is audited as applied, else as failed with ``OUTCOME_UNKNOWN`` (the
+    record is diffed again like any other, so nothing is lost either way).
+
+    Args:
+        ci: the commit inputs (this run's Partner Central read and create results).
+        journal: the journal entries of other runs.
+
+    Returns:
+        One entry per journaled write, keyed by the dead run's id (a retried commit rewrites them).
+    """
+    from cosell_sync.audit import AuditEntry
+    from cosell_sync.journal import APPLIED, INTENT
+
+    out: list[AuditEntry] = []
+    recovered = {deal: c for deal, c in (ci.pc_res.get("created") or {}).items() if c.get("recovered_from")}
+    for item in journal:
+        kind = str(item.get("kind"))
+        record = str(item.get("record"))
+        changes = {k: dict(v) for k, v in (item.get("changes") or {}).items()}
+        outcome = item.get("outcome") or {}
+        status = item.get("status")
+        oid: str | None = None if record.startswith("deal:") else record
+        success = status == APPLIED
+        error = outcome.get("error")
+        if kind == "CREATE_OPPORTUNITY":
+            made = recovered.get(str(item.get("deal_id")))
+            oid = outcome.get("opportunity_id") or (made or {}).get("opportunity_id")
+            success = success or made is not None
+        elif status == INTENT:
+            now = ci.pc.get(record)
+            success = now is not None and all(clean(now.get(f)) == c.get("new") for f, c in changes.items())
+        if status == INTENT and not success:
+            error = {
+                "code": "OUTCOME_UNKNOWN",
+                "message": "the run died during the call; the record is compared again by the next run",
+            }
+        out.append(
+            AuditEntry(
+                opportunity_id=oid,
+                deal_id=item.get("deal_id"),
+                run_id=str(item.get("run_id") or ci.run["run_id"]).replace("#", "_"),
+                run_timestamp=parse_ts(
+                    item.get("run_started_at") or item.get("started_at") or ci.run["started_at"]
+                ),
+                direction=Direction.TO_PARTNER_CENTRAL,
+                action=kind,
+                source=FROM_HUBSPOT,
+                user=f"airflow:{ci.run['dag_id']}",
+                changes=changes,
+                success=success,
+                error=error,
+                api_calls=["CreateOpportunity" if kind == "CREATE_OPPORTUNITY" else "UpdateOpportunity"],
+                metadata={
+                    "runId": item.get("run_id"),
+                    "journalStatus": status,
+                    "auditedByRun": ci.run["run_id"],
+                },
+            )
+        )
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------
 def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
     """Write the audit, then the baseline, the retry queue and, last, the watermark.
@@ -452,15 +539,31 @@ def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
 
     run = ci.run
     entries = audit_entries(ci)
+    journal = env.journal.entries() if env.journal is not None else []
+    # Writes of runs that died before their commit: audited now, under their own run id.
+    entries += journal_audit_entries(ci, [e for e in journal if e.get("run_id") != run["run_id"]])
     rows = next_baseline(ci)
     retry, done = retry_set(ci)
     written = env.audit.write(entries)
+    if env.journal is not None and journal:
+        # The audit holds every journaled write now (this run's through its results). A create whose
+        # deal did not get its link keeps its entry: the next run resends it and links the same record.
+        keep = unlinked_creates(ci)
+        env.journal.clear(
+            e["SK"]
+            for e in journal
+            if not (e.get("kind") == "CREATE_OPPORTUNITY" and str(e.get("deal_id")) in keep)
+        )
     if rows:
         frame = pd.DataFrame.from_dict(rows, orient="index")
         frame.index.name = "opportunity_id"
         env.baseline.commit(frame, run["run_id"])
     retried_now = {RetryKey.of(i) for i in retry}
-    env.retry.remove([i for i in done if RetryKey.of(i) not in retried_now])
+    # A queued record this run read on both sides and left with nothing to do (say the user put a failed
+    # value back to what Partner Central holds) is settled too: else it is re-read every run for good.
+    queued = {i["SK"] for i in env.retry.list()}
+    settled = [{"opportunity_id": oid} for oid in ci.pc if oid in ci.hs and f"OPP#{oid}" in queued]
+    env.retry.remove([i for i in (*done, *settled) if RetryKey.of(i) not in retried_now])
     env.retry.add(retry, run_id=run["run_id"])
     moved = False
     if run["advance_watermark"]:

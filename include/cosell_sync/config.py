@@ -32,6 +32,7 @@ __all__ = [
     "AuditConfig",
     "ConflictConfig",
     "FieldMapping",
+    "HubSpotSettings",
     "OpportunityDefaults",
     "QuotaConfig",
     "StageMapping",
@@ -186,10 +187,57 @@ class StorageConfig(_Model):
     state_table: str = "cosell-sync-state"
 
 
+class LeaseConfig(_Model):
+    """The per-catalog lease that keeps two writing runs apart (see ``cosell_sync.lease``)."""
+
+    #: How long a lease lives without renewal: a run killed mid-way blocks others at most this long.
+    ttl_seconds: int = Field(default=900, ge=60)
+    #: How long a run waits for another run's lease before it ends with a clear error.
+    wait_seconds: int = Field(default=120, ge=0)
+
+
+#: What the audit trail keeps of a field's values: the value itself (rollback can restore it), a
+#: SHA-256 of it (shows *that* it changed and lets a known value be matched; rollback refuses), or
+#: nothing (rollback refuses). See ``cosell_sync.audit``.
+ValuePolicy = Literal["keep", "hash", "drop"]
+
+
 class AuditConfig(_Model):
-    """Audit trail retention (the design asks for seven years)."""
+    """Audit trail retention (the design asks for seven years) and what it keeps of each field's values.
+
+    ``value_policy`` maps field names to ``keep``/``hash``/``drop``; fields not listed get
+    ``default_value_policy``. Entries expire ``retention_days`` after their run (DynamoDB TTL).
+    """
 
     retention_days: int = Field(default=2555, ge=1)
+    default_value_policy: ValuePolicy = "keep"
+    value_policy: dict[str, ValuePolicy] = Field(default_factory=dict)
+
+    def policy_for(self, name: str) -> str:
+        """The value policy of field ``name`` (its own, else the default)."""
+        return self.value_policy.get(name, self.default_value_policy)
+
+
+class HubSpotSettings(_Model):
+    """How HubSpot's free-text values are read.
+
+    ``default_phone_region`` (ISO-3166 alpha-2, e.g. ``US``) completes phone numbers typed without a
+    country code, when the result is a valid number there; None: every number needs its country code.
+    """
+
+    default_phone_region: str | None = None
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import phonenumbers
+
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a region with a phone numbering plan (ISO-3166 alpha-2)")
+        return region
 
 
 class QuotaConfig(_Model):
@@ -303,13 +351,26 @@ class SyncConfig(_Model):
     stages: list[StageMapping] = Field(default_factory=_default_stages)
     conflicts: ConflictConfig = Field(default_factory=ConflictConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    lease: LeaseConfig = Field(default_factory=LeaseConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    hubspot: HubSpotSettings = Field(default_factory=HubSpotSettings)
     quotas: QuotaConfig = Field(default_factory=QuotaConfig)
     conflict_retries: int = Field(default=3, ge=0)
     defaults: OpportunityDefaults = Field(default_factory=OpportunityDefaults)
     submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _runnable_schedule(cls, value: Any) -> str:
+        # The DAG reads the same key at import (schedule.reconcile_schedule); checking it here with the
+        # same rule makes a bad cron fail the config check instead of breaking the DAG's import.
+        from cosell_sync.schedule import DEFAULT_SCHEDULE, check_schedule
+
+        if value is None or value == "":
+            return DEFAULT_SCHEDULE  # as the DAG reads an absent or empty schedule
+        return check_schedule(value)
 
     @model_validator(mode="after")
     def _check_references(self) -> SyncConfig:
@@ -349,6 +410,9 @@ class SyncConfig(_Model):
                 raise ValueError(
                     f"@conflicts.manual_resolution[{i}]: {field_name!r} is not a field mapping name"
                 )
+        for field_name in self.audit.value_policy:
+            if field_name not in seen:
+                raise ValueError(f"@audit.value_policy.{field_name}: not a field mapping name")
         if self.defaults.origin == "AWS Referral" and self.catalog != "Sandbox":
             # API rule: Origin 'AWS Referral' is accepted only in the Sandbox catalog.
             raise ValueError("@defaults.origin: 'AWS Referral' is accepted only in the Sandbox catalog")

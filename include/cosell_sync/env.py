@@ -13,7 +13,9 @@ if TYPE_CHECKING:
     from cosell_sync.audit import AuditTrail
     from cosell_sync.clients import HubSpotApi, PartnerCentralApi
     from cosell_sync.config import SyncConfig
-    from cosell_sync.state import BaselineStore, ConflictStore, RetryQueue, WatermarkStore
+    from cosell_sync.conflict_store import ConflictStore
+    from cosell_sync.journal import WriteJournal
+    from cosell_sync.state import BaselineStore, RetryQueue, WatermarkStore
     from cosell_sync.storage import SnapshotStore
 
 
@@ -34,6 +36,8 @@ class SyncEnv:
         retry: records to read again next run.
         conflicts: manual conflicts waiting for a person.
         audit: the audit trail.
+        journal: intents and outcomes of Partner Central writes, until commit audits them (None:
+            writes are not journaled, e.g. in tools that write nothing).
     """
 
     config: SyncConfig
@@ -46,3 +50,4 @@ class SyncEnv:
     retry: RetryQueue
     conflicts: ConflictStore
     audit: AuditTrail
+    journal: WriteJournal | None = None

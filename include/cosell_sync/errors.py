@@ -84,5 +84,20 @@ class ConflictError(FatalError):
     """Optimistic-lock or idempotency conflict (ConflictException, 409): re-read and re-merge."""
 
 
+class StalePlanError(FatalError):
+    """A step's plan is older than the committed baseline: replaying it would write old values.
+
+    Clear the whole run (from ``prepare``) to plan again.
+    """
+
+
+class RunOverlapError(FatalError):
+    """Another run holds the catalog's lease: two runs at once would duplicate writes."""
+
+
 class ConfigError(FatalError):
     """The sync configuration is invalid; the message names the key and the reason."""
+
+
+class UnknownOpportunitiesError(NotFoundError):
+    """None of the opportunity ids a run was restricted to (``opportunity_ids``) exists in its catalog."""

@@ -6,9 +6,11 @@ XCom; the next steps read those keys, never a name rebuilt from a convention.
 - :func:`extract_partner_central`: ``ListOpportunities`` over the window, then ``GetOpportunity`` only
   where ``LastModifiedDate`` differs from the baseline, plus every record in the retry queue. A record
   that could not be read is returned in ``failures`` and goes to the retry queue at commit.
-- :func:`extract_hubspot`: deal search windowed past the 10,000-result cap, company and contact searches
-  mapped back to their deals, batch reads of deals of new opportunities and of retry-queue records.
-  The values of objects that were not read are taken from the baseline: unchanged by definition.
+- :func:`extract_hubspot`: deal search paged by timestamp and id past the 10,000-result cap, company
+  and contact searches mapped back to their deals, batch reads of deals of new opportunities and of
+  retry-queue records. The values of objects that were not read are taken from the baseline: unchanged
+  by definition. A search that cannot be read to the end raises (it never returns part of the window),
+  so the run does not commit and the HubSpot watermark stays before every change not read.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, json_default, parse_ts, ts_key
-from cosell_sync.errors import SyncError
+from cosell_sync.errors import NotFoundError, SyncError, UnknownOpportunitiesError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.storage import run_key
 
@@ -82,7 +84,10 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
 
     Returns:
         ``key`` (the snapshot), ``listed``, ``read``, ``failures`` (one per record not read, with the
-        typed error) and ``api_calls``.
+        typed error), ``unknown_ids`` (requested ``opportunity_ids`` that do not exist) and ``api_calls``.
+
+    Raises:
+        UnknownOpportunitiesError: the run was restricted to ``opportunity_ids`` and none exists.
     """
     from cosell_sync.mapping import opportunities_to_frame
 
@@ -119,16 +124,31 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
 
     opportunities: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    requested = set(run["opportunity_ids"])
+    unknown: list[str] = []
     for oid in sorted(wanted):
         calls["GetOpportunity"] += 1
         try:
             opp = pc.call("get_opportunity", Catalog=run["catalog"], Identifier=oid)
         except SyncError as err:
+            if oid in requested and isinstance(err, NotFoundError):
+                # A requested id that does not exist is a mistake in the run's params, not a failed
+                # read: it is reported (report.json), never queued to be read again every run.
+                log.warning("Requested opportunity %s does not exist in catalog %s", oid, run["catalog"])
+                unknown.append(oid)
+                continue
             log.error("GetOpportunity failed for %s: %s", oid, err.message)
             failures.append({"opportunity_id": oid, "error": err.to_dict()})
             continue
         opp.pop("ResponseMetadata", None)
         opportunities.append(opp)
+    if requested and len(unknown) == len(requested):
+        raise UnknownOpportunitiesError(
+            f"none of the {len(requested)} requested opportunity id(s) exists in catalog {run['catalog']}: "
+            f"{', '.join(unknown)}. Nothing was synced; check the run's opportunity_ids and catalog.",
+            service="partner_central",
+            code="ResourceNotFoundException",
+        )
     frame = opportunities_to_frame(opportunities, cfg)
     raw = {o["Id"]: json.dumps(o, default=json_default, sort_keys=True) for o in opportunities}
     frame["_raw"] = frame.index.map(raw)
@@ -147,6 +167,7 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
         "listed": listed,
         "read": len(opportunities),
         "failures": failures,
+        "unknown_ids": unknown,
         "api_calls": dict(calls),
     }
 
@@ -163,6 +184,11 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
     Returns:
         ``key`` (linked records), ``new_key`` (co-sell deals without an opportunity), counts and
         ``api_calls``.
+
+    Raises:
+        SyncError: a search page could not be read, or a search could not be completed
+            (:meth:`~cosell_sync.hubspot_api.HubSpotGateway.search`). Nothing is stored then: a partial
+            window must not reach ``commit``, which would move the watermark past what was not read.
     """
     from cosell_sync.mapping import hubspot_to_frame
 

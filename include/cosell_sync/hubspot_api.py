@@ -12,18 +12,24 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cosell_sync.clients import HubSpotApi
-from cosell_sync.errors import ValidationError
+from cosell_sync.common import parse_ts
+from cosell_sync.errors import FatalError, ValidationError
 
 log = logging.getLogger(__name__)
 
 #: HubSpot batch endpoints take at most 100 inputs.
 BATCH_SIZE = 100
-#: Search returns at most 200 results a page and 10,000 per query.
+#: Search returns at most 200 results a page and 10,000 per query (paging past them is a 400), which
+#: :meth:`HubSpotGateway.search` never pages into.
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
+#: Unique and sortable on every CRM object: orders the records that share one timestamp.
+ID_PROPERTY = "hs_object_id"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def association_to(object_id: str, type_id: int) -> list[dict[str, Any]]:
@@ -34,6 +40,47 @@ def association_to(object_id: str, type_id: int) -> list[dict[str, Any]]:
             "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
         }
     ]
+
+
+def _filter(prop: str, operator: str, value: int | str) -> dict[str, str]:
+    """One search filter (HubSpot compares datetimes given as epoch milliseconds)."""
+    return {"propertyName": prop, "operator": operator, "value": str(value)}
+
+
+def _has_next(page: dict[str, Any]) -> bool:
+    """Whether a search page says more results match its query."""
+    return bool(((page.get("paging") or {}).get("next") or {}).get("after"))
+
+
+def _stamp(obj: dict[str, Any], prop: str, object_type: str) -> int:
+    """``obj``'s datetime ``prop`` as epoch ms (HubSpot returns ISO-8601, filters compare in ms).
+
+    Computed in integers, so an equality filter built from it matches the record it came from exactly.
+    """
+    value = str((obj.get("properties") or {}).get(prop) or "")
+    if value.isdigit():
+        return int(value)
+    stamp = parse_ts(value)
+    if stamp is None:
+        raise _stalled(object_type, f"object {obj.get('id')} has no {prop}")
+    return (stamp - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _within(cursor: tuple[str, int] | None, stamp: int) -> bool:
+    """Whether ``stamp`` satisfies the search's lower bound (a sanity check on HubSpot's answer)."""
+    if cursor is None:
+        return True
+    operator, bound = cursor
+    return stamp > bound or (stamp == bound and operator == "GTE")
+
+
+def _stalled(object_type: str, why: str) -> FatalError:
+    """The error of a search that cannot be completed: its caller must not treat what it read as all."""
+    return FatalError(
+        f"HubSpot {object_type} search cannot be completed: {why}",
+        service="hubspot",
+        code="SEARCH_INCOMPLETE",
+    )
 
 
 def chunks(items: list[Any], size: int = BATCH_SIZE) -> Iterator[list[Any]]:
@@ -87,67 +134,117 @@ class HubSpotGateway:
     def search(
         self, object_type: str, filter_groups: list[dict[str, Any]], properties: list[str], sort_property: str
     ) -> Iterator[dict[str, Any]]:
-        """Yield every object matching ``filter_groups``, windowing past the 10,000-result cap.
+        """Yield every object matching ``filter_groups``, however many match, or raise.
 
-        HubSpot refuses to page beyond 10,000 results of one query. We sort ascending by a
-        modification timestamp and, when a window fills up, start a new query at ``GTE`` the last value
-        seen, de-duplicating the overlap by id.
+        HubSpot answers at most 200 results a page, refuses (400) to page past the 10,000th result of a
+        query and takes one sort rule. So no page is reached with an ``after`` offset: each page is its
+        own query (keyset paging), sorted ascending by ``sort_property`` (a modification timestamp every
+        object has) from ``GTE`` the last timestamp seen, skipping what was already yielded at it. No
+        query ever nears the cap, and a record modified while we read moves to a later timestamp where a
+        later page finds it (with offsets, the same move would shift an unread record past the cursor).
+        A page whose results all share one timestamp (a bulk import or a workflow writes thousands of
+        records in one millisecond) cannot move the cursor: that timestamp is read on its own, by
+        ``hs_object_id`` (see :meth:`_search_at`), and the search goes on ``GT`` it.
+
+        The search never ends early quietly: a caller that gets to the end has every match up to now,
+        and one that gets an exception must not advance any watermark (the extract task fails, so the
+        run never commits). An object changed during the search may be yielded twice, the newer copy
+        last: callers key by id.
+
+        Args:
+            object_type: ``deals``, ``companies``, ``contacts``...
+            filter_groups: HubSpot filter groups (ORed; each one's filters ANDed); at most 4 filters in
+                each, as the paging adds up to 2 to every group and HubSpot allows 6 (18 in all).
+            properties: the properties to return.
+            sort_property: a datetime property every match has (``hs_lastmodifieddate``).
+
+        Yields:
+            The matching objects (``id``, ``properties``...), in ascending ``sort_property`` order.
+
+        Raises:
+            SyncError: a page could not be read (from the hook, after its retries).
+            FatalError: HubSpot's answers did not let the search go on safely (no progress, or an
+                object without ``sort_property``).
         """
         search_api = self._objects(object_type).search_api
-        lower: str | None = None
-        seen_at_lower: set[str] = set()
+        groups = filter_groups or [{"filters": []}]
+        # Where the next page starts: ("GTE" | "GT", epoch ms), and the ids yielded at a GTE bound.
+        cursor: tuple[str, int] | None = None
+        done_at_cursor: set[str] = set()
         while True:
-            groups = filter_groups
-            if lower is not None:
-                groups = [
-                    {
-                        "filters": [
-                            *g.get("filters", []),
-                            {"propertyName": sort_property, "operator": "GTE", "value": lower},
-                        ]
-                    }
-                    for g in filter_groups
-                ]
-            after: str | None = None
-            fetched = 0
-            last_value: str | None = None
-            ids_at_last: set[str] = set()
-            while True:
-                body: dict[str, Any] = {
-                    "filterGroups": groups,
-                    "properties": properties,
-                    "sorts": [{"propertyName": sort_property, "direction": "ASCENDING"}],
-                    "limit": SEARCH_PAGE,
-                }
-                if after:
-                    body["after"] = after
-                page = self._raw(
-                    f"search:{object_type}", search_api.do_search, public_object_search_request=body
-                )
-                for obj in page.get("results", []):
-                    value = obj.get("properties", {}).get(sort_property)
-                    if lower is not None and value == lower and obj["id"] in seen_at_lower:
-                        continue
-                    if value != last_value:
-                        last_value, ids_at_last = value, set()
-                    ids_at_last.add(obj["id"])
+            bound = [] if cursor is None else [_filter(sort_property, cursor[0], cursor[1])]
+            page = self._search_page(object_type, search_api, groups, bound, properties, sort_property)
+            results = page.get("results", [])
+            for obj in results:
+                if obj["id"] not in done_at_cursor:
                     yield obj
-                fetched += len(page.get("results", []))
-                after = (page.get("paging") or {}).get("next", {}).get("after")
-                if not after or fetched + SEARCH_PAGE > SEARCH_CAP:
-                    break
-            if not after:
+            if not _has_next(page):
                 return
-            if last_value is None or last_value == lower:
-                # A single timestamp holds more than 10,000 records: nothing more can be windowed.
-                log.warning(
-                    "HubSpot search window stuck at %s=%s; remaining records are picked up by the next run",
-                    sort_property,
-                    lower,
-                )
+            if not results:
+                raise _stalled(object_type, "an empty page that says more results follow")
+            first = _stamp(results[0], sort_property, object_type)
+            last = _stamp(results[-1], sort_property, object_type)
+            if last < first or not _within(cursor, first):
+                raise _stalled(object_type, f"results out of {sort_property} order")
+            if first < last:
+                # The next page starts at the last timestamp of this one (more records may share it).
+                cursor = ("GTE", last)
+                done_at_cursor = {o["id"] for o in results if _stamp(o, sort_property, object_type) == last}
+                continue
+            # A full page at one timestamp: read all of it by id, then go on after it.
+            seen = {o["id"] for o in results} | (done_at_cursor if cursor and cursor[1] == last else set())
+            yield from self._search_at(object_type, search_api, groups, properties, sort_property, last, seen)
+            cursor, done_at_cursor = ("GT", last), set()
+
+    def _search_at(
+        self,
+        object_type: str,
+        search_api: Any,
+        groups: list[dict[str, Any]],
+        properties: list[str],
+        sort_property: str,
+        stamp: int,
+        seen: set[str],
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the matches whose ``sort_property`` is exactly ``stamp`` (epoch ms), except ``seen``.
+
+        Any number of records may share one millisecond. ``hs_object_id`` is unique and sortable, so
+        pages sorted by it and bounded by ``hs_object_id GT`` the last id read reach every one of them,
+        200 a query, and no query needs an offset (so none meets the 10,000 cap).
+        """
+        last_id: int | None = None
+        while True:
+            bound = [_filter(sort_property, "EQ", stamp)]
+            if last_id is not None:
+                bound.append(_filter(ID_PROPERTY, "GT", last_id))
+            page = self._search_page(object_type, search_api, groups, bound, properties, ID_PROPERTY)
+            results = page.get("results", [])
+            for obj in results:
+                if obj["id"] not in seen:
+                    yield obj
+            if not _has_next(page):
                 return
-            seen_at_lower = ids_at_last if last_value != lower else seen_at_lower | ids_at_last
-            lower = last_value
+            if not results or (last_id is not None and int(results[-1]["id"]) <= last_id):
+                raise _stalled(object_type, f"no progress past {ID_PROPERTY} {last_id}")
+            last_id = int(results[-1]["id"])
+
+    def _search_page(
+        self,
+        object_type: str,
+        search_api: Any,
+        groups: list[dict[str, Any]],
+        bound: list[dict[str, str]],
+        properties: list[str],
+        sort_property: str,
+    ) -> dict[str, Any]:
+        """One search request: ``bound`` added to every filter group, the first ``SEARCH_PAGE`` results."""
+        body: dict[str, Any] = {
+            "filterGroups": [{"filters": [*g.get("filters", []), *bound]} for g in groups],
+            "properties": properties,
+            "sorts": [{"propertyName": sort_property, "direction": "ASCENDING"}],
+            "limit": SEARCH_PAGE,
+        }
+        return self._raw(f"search:{object_type}", search_api.do_search, public_object_search_request=body)
 
     def batch_read(
         self, object_type: str, ids: Iterable[str], properties: list[str], id_property: str | None = None

@@ -10,7 +10,11 @@ field is set to null", docs/api-rules.md); :func:`new_opportunity_request` and
 :func:`new_deal_properties` build creations.
 
 A value that cannot be converted never aborts a batch: the frame builders record it in ``_error``
-and list the field in ``_skip_fields`` so the diff treats that field as unchanged on that side.
+(field and rule, never the value) and list the field in ``_skip_fields`` so the diff treats that field
+as unchanged on that side. The plan turns the HubSpot frame's errors into per-record failures
+(:func:`conversion_errors`), so a value that can never be written is reported, not silently skipped.
+A HubSpot value that was normalised (a phone completed with the default region, a country name turned
+into its code) is noted in ``_normalised`` for the audit of the write.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import pandas as pd
 
 from cosell_sync.config import WRITES_HUBSPOT, WRITES_PARTNER_CENTRAL
 from cosell_sync.pc_model import parse_path, pc_shape, shape_at
-from cosell_sync.transforms import TransformError, converters_for
+from cosell_sync.transforms import Converter, TransformError, converters_for
 
 if TYPE_CHECKING:
     from botocore.model import Shape
@@ -36,15 +40,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ERROR_COLUMN",
+    "NORMALISED_COLUMN",
     "SKIP_COLUMN",
     "SOLUTIONS_COLUMN",
     "changes_to_hubspot",
     "client_token",
+    "conversion_errors",
     "get_path",
     "hubspot_to_frame",
     "merge_into_opportunity",
     "new_deal_properties",
     "new_opportunity_request",
+    "normalised_values",
     "opportunities_to_frame",
     "set_path",
 ]
@@ -54,6 +61,9 @@ ERROR_COLUMN = "_error"
 #: Column with comma-separated field names whose value on this side is unknown (conversion error,
 #: or the associated HubSpot company/contact is missing): the diff treats them as unchanged.
 SKIP_COLUMN = "_skip_fields"
+#: Column of HubSpot frames with ``"field: rule; ..."`` for values that were normalised on the way to
+#: canonical (see ``Converter.normalisation``); the audit of a write of such a field says so.
+NORMALISED_COLUMN = "_normalised"
 #: Column of HubSpot frames: the deal's partner solution ids (``;``-separated), as the seller set them.
 SOLUTIONS_COLUMN = "_solution_ids"
 
@@ -285,6 +295,12 @@ def hubspot_to_frame(
         (name, cfg.field(name).object, cfg.field(name).hubspot, conv.fast_from_hubspot())
         for name, conv in convs.items()
     ]
+    # Only converters that may rewrite what the user typed are asked for a note (phone, country).
+    noting = {
+        name: conv.normalisation
+        for name, conv in convs.items()
+        if type(conv).normalisation is not Converter.normalisation
+    }
     link = cfg.link_property
     ids: list[str] = []
     deal_ids: list[str] = []
@@ -295,6 +311,7 @@ def hubspot_to_frame(
     modified_contact: list[Any] = []
     errors: list[str | None] = []
     skips: list[str | None] = []
+    notes: list[str | None] = []
     solution_ids: list[str | None] = []
     solutions_prop = cfg.submission.solution_ids_property
     columns: list[list[Any]] = [[] for _ in specs]
@@ -323,21 +340,38 @@ def hubspot_to_frame(
         modified_contact.append(_hs_modified(contact))
         record_errors: list[str] = []
         record_skips: list[str] = []
+        record_notes: list[str] = []
         for (name, obj, prop, convert), column in zip(specs, columns, strict=True):
             props = sources[obj]
             if props is None:
                 column.append(None)
                 record_skips.append(name)
                 continue
+            raw = props.get(prop)
             try:
-                column.append(convert(props.get(prop)))
+                value = convert(raw)
             except TransformError as err:
                 column.append(None)
                 record_errors.append(err.message)
                 record_skips.append(name)
+                continue
+            column.append(value)
+            if value is not None and name in noting:
+                note = noting[name](raw)
+                if note:
+                    record_notes.append(f"{name}: {note}")
         errors.append("; ".join(record_errors) or None)
         skips.append(",".join(record_skips) or None)
-    extra = ["_deal_id", "_company_id", "_contact_id", SOLUTIONS_COLUMN, ERROR_COLUMN, SKIP_COLUMN]
+        notes.append("; ".join(record_notes) or None)
+    extra = [
+        "_deal_id",
+        "_company_id",
+        "_contact_id",
+        SOLUTIONS_COLUMN,
+        ERROR_COLUMN,
+        SKIP_COLUMN,
+        NORMALISED_COLUMN,
+    ]
     if not ids:
         return _empty_frame(cfg, extra)
     data: dict[str, list[Any]] = {
@@ -349,6 +383,7 @@ def hubspot_to_frame(
     data[SOLUTIONS_COLUMN] = solution_ids
     data[ERROR_COLUMN] = errors
     data[SKIP_COLUMN] = skips
+    data[NORMALISED_COLUMN] = notes
     stamps = pd.DataFrame(
         {
             "deal": _to_utc(modified_deal),
@@ -357,6 +392,57 @@ def hubspot_to_frame(
         }
     )
     return _finish(ids, data, pd.DatetimeIndex(stamps.max(axis=1, skipna=True)), cfg)
+
+
+def _field_notes(text: Any) -> dict[str, str]:
+    """``"field: rule; field: rule"`` (an ``_error``/``_normalised`` cell) as ``{field: rule}``."""
+    if not isinstance(text, str) or not text:
+        return {}
+    out: dict[str, str] = {}
+    for part in text.split("; "):
+        name, sep, rule = part.partition(": ")
+        if sep:
+            out.setdefault(name, rule)
+    return out
+
+
+def conversion_errors(frame: pd.DataFrame, cfg: SyncConfig) -> dict[str, dict[str, str]]:
+    """Per record, the fields bound for Partner Central whose HubSpot value could not be converted.
+
+    Args:
+        frame: a :func:`hubspot_to_frame` frame.
+        cfg: the sync configuration (only fields written to Partner Central count: a one-way
+            Partner Central field is never written from HubSpot, so its HubSpot value blocks nothing).
+
+    Returns:
+        Index label (opportunity id) -> field -> the rule the value broke (never the value).
+    """
+    if ERROR_COLUMN not in frame.columns or frame.empty:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for key, text in frame[ERROR_COLUMN].dropna().items():
+        fields = {
+            name: rule
+            for name, rule in _field_notes(text).items()
+            if name in cfg.field_names() and cfg.field(name).direction in WRITES_PARTNER_CENTRAL
+        }
+        if fields:
+            out[str(key)] = fields
+    return out
+
+
+def normalised_values(frame: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Per record, the HubSpot values that were normalised on their way to canonical, with the rule.
+
+    Args:
+        frame: a :func:`hubspot_to_frame` frame.
+
+    Returns:
+        Index label (opportunity id) -> field -> the normalisation applied.
+    """
+    if NORMALISED_COLUMN not in frame.columns or frame.empty:
+        return {}
+    return {str(k): _field_notes(v) for k, v in frame[NORMALISED_COLUMN].dropna().items() if v}
 
 
 # --- Writing: HubSpot ---------------------------------------------------------------------------------
@@ -466,16 +552,33 @@ def _complete_required(request: dict[str, Any], cfg: SyncConfig) -> None:
         request["Customer"]["Contacts"] = [c for c in contacts if c]
 
 
+#: A model pattern that only bounds the length (``(?s).{0,255}``): its rule reads as a length.
+_LENGTH_PATTERN = re.compile(r"^\(\?s\)\.\{(\d+),(\d+)\}$")
+
+
 def _check_against_model(name: str, path: str, value: Any, root: Shape) -> None:
-    """Reject a value the PC model would refuse (pattern/length/enum), naming the field."""
+    """Reject a value the PC model would refuse (pattern/length/enum), naming the field and the rule.
+
+    The rule is stated without the value (``project_title: is 300 characters; Partner Central
+    Project.Title takes at most 255``): the message is logged and shown on the deal.
+    """
     leaf = shape_at(root, path)
     if leaf is None or not isinstance(value, str):
         return
     enum = getattr(leaf, "enum", None)
     if enum and value not in enum:
-        raise TransformError(name, value, f"is not a Partner Central {leaf.name} value")
+        raise TransformError(name, value, f"is not one of the Partner Central {leaf.name} values")
+    low, high = leaf.metadata.get("min"), leaf.metadata.get("max")
     pattern = leaf.metadata.get("pattern")
-    if pattern and "\\p{" not in pattern and re.fullmatch(pattern, value) is None:
+    bounds = _LENGTH_PATTERN.match(pattern or "")
+    if bounds:
+        low, high = int(bounds.group(1)), int(bounds.group(2))
+    if (low is not None and len(value) < int(low)) or (high is not None and len(value) > int(high)):
+        limits = f"{low or 0} to {high}" if high is not None else f"at least {low}"
+        raise TransformError(
+            name, value, f"is {len(value)} characters; Partner Central {path} takes {limits} characters"
+        )
+    if bounds is None and pattern and "\\p{" not in pattern and re.fullmatch(pattern, value) is None:
         raise TransformError(name, value, f"does not match the Partner Central {path} pattern {pattern!r}")
 
 

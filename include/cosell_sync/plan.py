@@ -59,6 +59,8 @@ class Plan:
         converged_values: opportunity id -> field -> the agreed value (for the baseline).
         expected: opportunity id -> field -> the Partner Central value each PC update was planned on.
         create_deals: opportunities without a deal: a deal is created for each.
+        complete_deals: opportunity id -> deal id, for linked deals never synced before that lack the
+            company or contact the sync creates with a deal (a run died between the two creates).
         create_opportunities: co-sell deals without an opportunity: ``deal_id``, ``values``, ``submit``.
         submit: opportunities to submit to AWS (their deal entered the submit stage).
         solution_ids: opportunity id (or ``deal:{id}``) -> the partner solutions its deal names.
@@ -66,6 +68,13 @@ class Plan:
         run_id: the run that made the plan.
         sources: the snapshot keys the plan was made from (``partner_central``, ``hubspot``).
         read_failures: opportunities the extract could not read (they go to the retry queue).
+        invalid: opportunity id (or ``deal:{id}`` for a create) -> field -> rule: HubSpot values that
+            cannot be converted for Partner Central. The record's Partner Central write fails as a whole
+            (``aws_sync_error``, a failed audit entry, the retry queue), like a value PC rejects.
+        normalised: opportunity id (or ``deal:{id}``) -> field -> rule: HubSpot values written to PC
+            in a normalised form (phone completed to E.164, country name to code), for the audit.
+        baseline_version: the version (S3 ETag) of the baseline the plan was diffed against; None
+            before the first commit. A write step refuses a plan whose baseline is no longer current.
     """
 
     hubspot_updates: dict[str, dict[str, str | None]] = field(default_factory=dict)
@@ -77,6 +86,7 @@ class Plan:
     converged_values: dict[str, dict[str, str | None]] = field(default_factory=dict)
     expected: dict[str, dict[str, str | None]] = field(default_factory=dict)
     create_deals: list[str] = field(default_factory=list)
+    complete_deals: dict[str, str] = field(default_factory=dict)
     create_opportunities: list[dict[str, Any]] = field(default_factory=list)
     submit: list[str] = field(default_factory=list)
     solution_ids: dict[str, list[str]] = field(default_factory=dict)
@@ -84,12 +94,18 @@ class Plan:
     run_id: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
     read_failures: list[dict[str, Any]] = field(default_factory=list)
+    invalid: dict[str, dict[str, str]] = field(default_factory=dict)
+    normalised: dict[str, dict[str, str]] = field(default_factory=dict)
+    baseline_version: str | None = None
 
     #: The members stored in ``plan.json`` (``converged_values`` stays in memory: commit does not need it).
     DOCUMENT_KEYS = (
         "run_id",
         "sources",
         "read_failures",
+        "invalid",
+        "normalised",
+        "baseline_version",
         "hubspot_updates",
         "partner_central_updates",
         "expected",
@@ -98,6 +114,7 @@ class Plan:
         "blocked",
         "converged",
         "create_deals",
+        "complete_deals",
         "create_opportunities",
         "submit",
         "solution_ids",
@@ -112,6 +129,23 @@ class Plan:
     def from_document(cls, document: dict[str, Any]) -> Plan:
         """Read a stored plan back."""
         return cls(**{k: document[k] for k in cls.DOCUMENT_KEYS if k in document})
+
+    def value_notes(self, key: str) -> dict[str, Any]:
+        """Audit metadata for a record's Partner Central write: normalised and unwritable fields.
+
+        Args:
+            key: the opportunity id, or ``deal:{id}`` for a create.
+
+        Returns:
+            ``{"normalised": {field: rule}, "invalidFields": {field: rule}}``, each only when non-empty
+            (rules only: the values are in the entry's ``changes``, under the audit's value policy).
+        """
+        out: dict[str, Any] = {}
+        if self.normalised.get(key):
+            out["normalised"] = dict(self.normalised[key])
+        if self.invalid.get(key):
+            out["invalidFields"] = dict(self.invalid[key])
+        return out
 
     def counts(self) -> dict[str, int]:
         """How many records each kind of action concerns (for XCom and the log)."""
@@ -320,7 +354,7 @@ def make_plan(
     from cosell_sync.writers.partner_central import parse_solution_ids
 
     cfg = env.config
-    base = env.baseline.load()
+    base, baseline_version = env.baseline.load_with_version()
     pc = env.snapshots.get_frame(pc_result["key"])
     hs = env.snapshots.get_frame(hs_result["key"])
     new_deals = env.snapshots.get_frame(hs_result["new_key"])
@@ -338,6 +372,7 @@ def make_plan(
         resolved = resolved[[k not in frozen for k in keys]]
     plan = build_plan(resolved, pc, base, cfg)
     plan.run_id = run["run_id"]
+    plan.baseline_version = baseline_version
     plan.sources = {"partner_central": pc_result["key"], "hubspot": hs_result["key"]}
     plan.diff_rows = len(resolved)
     plan.read_failures = list(pc_result.get("failures") or [])
@@ -355,9 +390,22 @@ def make_plan(
     # New records: opportunities no deal is linked to, and co-sell deals with no opportunity.
     if direction != Direction.TO_PARTNER_CENTRAL:
         errors = pc[ERROR_COLUMN] if ERROR_COLUMN in pc.columns else None
+        # An opportunity a dead run created for a deal is that deal's: apply links it (journal), it
+        # must not get a deal of its own.
+        recovering = _deals_with_journaled_create(env)
+        partner_ids = pc.get("_partner_opportunity_identifier")
         plan.create_deals = [
-            oid for oid in pc.index if oid not in linked and not (errors is not None and errors.get(oid))
+            oid
+            for oid in pc.index
+            if oid not in linked
+            and not (errors is not None and errors.get(oid))
+            and not (partner_ids is not None and str(partner_ids.get(oid)) in recovering)
         ]
+        # A deal the sync created whose company or contact create never ran: create them now (by
+        # upsert on the opportunity id, so never twice). Only pairs with no baseline: never synced.
+        for oid in hs.index.difference(base.index).intersection(pc.index):
+            if any(not clean(hs.at[oid, col]) for col in ("_company_id", "_contact_id") if col in hs.columns):
+                plan.complete_deals[oid] = str(hs.at[oid, "_deal_id"])
     if direction != Direction.TO_HUBSPOT:
         plan.create_opportunities = [
             {
@@ -375,7 +423,56 @@ def make_plan(
                     plan.solution_ids[key_of(deal)] = ids
     if cfg.submit_stage and direction != Direction.TO_HUBSPOT:
         _plan_submissions(plan, cfg, base, pc, hs)
+    if direction != Direction.TO_HUBSPOT:
+        _plan_value_checks(plan, cfg, hs, new_deals)
     return plan
+
+
+def _deals_with_journaled_create(env: SyncEnv) -> set[str]:
+    """Deals whose opportunity create a dead run journaled (``apply`` finishes and links those)."""
+    from cosell_sync.journal import FAILED
+
+    if env.journal is None:
+        return set()
+    return {
+        str(e["deal_id"])
+        for e in env.journal.entries()
+        if e.get("kind") == "CREATE_OPPORTUNITY" and e.get("status") != FAILED and e.get("deal_id")
+    }
+
+
+def _plan_value_checks(plan: Plan, cfg: SyncConfig, hs: pd.DataFrame, new_deals: pd.DataFrame) -> None:
+    """HubSpot values that cannot be written to Partner Central fail their record; normalised ones are noted.
+
+    The frame builder cannot convert such a value and the diff treats the field as unchanged, so
+    without this the edit would be skipped without a word, run after run. A field Partner Central
+    writes back to HubSpot in this run is left out: the PC value replaces the bad one.
+    """
+    from cosell_sync.mapping import conversion_errors, normalised_values
+
+    for oid, fields in conversion_errors(hs, cfg).items():
+        pushed = plan.hubspot_updates.get(oid) or {}
+        bad = {name: rule for name, rule in fields.items() if name not in pushed}
+        if bad:
+            plan.invalid[oid] = bad
+            # The record's PC write goes through apply (which fails it without a call) and commit
+            # (failed audit entry, retry item), even when it has no other change.
+            plan.partner_central_updates.setdefault(oid, {})
+    for oid, fields in normalised_values(hs).items():
+        written = {
+            name: rule for name, rule in fields.items() if name in plan.partner_central_updates.get(oid, {})
+        }
+        if written:
+            plan.normalised[oid] = written
+    deal_of = new_deals["_deal_id"].to_dict() if "_deal_id" in new_deals.columns else {}
+    for key, fields in conversion_errors(new_deals, cfg).items():
+        plan.invalid[f"deal:{deal_of.get(key)}"] = fields
+    creates = {f"deal:{item['deal_id']}": item["values"] for item in plan.create_opportunities}
+    for key, fields in normalised_values(new_deals).items():
+        values = creates.get(f"deal:{deal_of.get(key)}") or {}
+        written = {name: rule for name, rule in fields.items() if values.get(name) is not None}
+        if written:
+            plan.normalised[f"deal:{deal_of.get(key)}"] = written
 
 
 def _plan_submissions(
@@ -427,6 +524,10 @@ def log_plan(plan: Plan, dry_run: bool) -> None:
         log.info("Deferred %s.%s: %s", item["opportunity_id"], item["field"], item["reason"])
     for item in plan.blocked:
         log.info("Blocked %s.%s: %s", item["opportunity_id"], item["field"], item["reason"])
+    for key, fields in plan.invalid.items():
+        log.warning(
+            "Cannot write %s to Partner Central: %s", key, "; ".join(f"{f}: {r}" for f, r in fields.items())
+        )
     for item in plan.conflicts:
         log.info(
             "Manual conflict on %s.%s (conflict %s)",

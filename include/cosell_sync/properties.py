@@ -342,6 +342,19 @@ def custom_properties(cfg: SyncConfig) -> list[PropertyGroupSpec | PropertySpec]
             (
                 obj,
                 _prop(
+                    "aws_created_for",
+                    "AWS Created For Opportunity",
+                    "string",
+                    f"The AWS Partner Central opportunity co-sell sync created this {obj} for. Unique: "
+                    "the sync creates by upsert on it, so a retried run never makes a second one.",
+                    unique=True,
+                ),
+            )
+        )
+        props.append(
+            (
+                obj,
+                _prop(
                     "aws_contact_company_last_sync",
                     "AWS Contact/Company Last Sync",
                     "datetime",

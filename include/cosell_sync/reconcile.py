@@ -129,7 +129,8 @@ def commit(
     from cosell_sync.commit import load_inputs, write_commit
     from cosell_sync.report import run_summary
 
-    stored = load_plan(env, planned)
+    # A dry run writes nothing but its report: no need to check its plan is current.
+    stored = load_plan(env, planned, for_commit=True, check=not run["dry_run"])
     report_store = RunReport(env.snapshots, run["catalog"], run["run_id"])
     if run["dry_run"]:
         report = run_summary(run, stored, {}, {}, {}, 0)

@@ -87,6 +87,9 @@ def format_report(report: dict[str, Any], pc_calls: int | None = None, hs_calls:
     ]
     if report.get("read_failures"):
         lines.append(f"records that could not be read (retried next run): {report['read_failures']}")
+    if report.get("unknown_opportunity_ids"):
+        unknown = report["unknown_opportunity_ids"]
+        lines.append(f"requested opportunity ids that do not exist ({len(unknown)}): {', '.join(unknown)}")
     calls = report.get("api_calls") or {}
     if calls:
         lines.append("API calls: " + ", ".join(f"{k}={v}" for k, v in sorted(calls.items())))
@@ -125,6 +128,10 @@ def finish_report(
         "api_calls": calls,
         "api_calls_total": {"partner_central": pc_calls, "hubspot": hs_calls},
     }
+    if run.get("opportunity_ids"):
+        # A run restricted to ids names each one that does not exist (ids only, no values); when none
+        # exists the extract has already failed the run.
+        summary["unknown_opportunity_ids"] = sorted(pc.get("unknown_ids") or [])
     if summary.get("report_key") and not run.get("dry_run"):
         # report.json gets every step's API calls, not only the apply steps' the commit saw.
         RunReport(env.snapshots, run["catalog"], run["run_id"]).write_report(summary)

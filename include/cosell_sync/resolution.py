@@ -119,8 +119,8 @@ def resolve_conflict(
     import pandas as pd
 
     from cosell_sync.audit import AuditEntry
+    from cosell_sync.conflict_store import RESOLVED
     from cosell_sync.hubspot_api import HubSpotGateway
-    from cosell_sync.state import RESOLVED
     from cosell_sync.writers import HubSpotWriter, PartnerCentralWriter
 
     if resolution not in RESOLUTIONS:

@@ -10,6 +10,8 @@ A field is rolled back on both sides or not at all, so the two systems never end
 of a rollback. It is skipped, with the reason in the plan and the log, when:
 
 - the audit has no value for it at ``target`` (the sync never wrote it by then: the value is unknown);
+- the audit did not keep its value (``audit.value_policy`` is ``hash`` or ``drop`` for the field):
+  the plan says ``VALUE_NOT_KEPT`` rather than write a hash or a null back;
 - it has a pending manual conflict (a person decides that one with ``cosell_resolve_conflict``);
 - Partner Central would have to change but the review state forbids it (``Submitted``/``In review``,
   not editable in ``Action Required``, locked after ``Approved``, ``Rejected``);
@@ -31,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from cosell_sync.audit import ValueNotKept
 from cosell_sync.common import COMPANY, CONTACT, DEAL, AuditAction, Direction, Side, clean, parse_ts, ts_key
 from cosell_sync.errors import NotFoundError, SyncError
 
@@ -45,6 +48,7 @@ PC = Side.PARTNER_CENTRAL.value
 HS = Side.HUBSPOT.value
 #: Skip reasons (besides the review-state reason codes of :mod:`cosell_sync.gating`).
 NOT_IN_AUDIT = "NOT_IN_AUDIT_AT_TARGET"
+VALUE_NOT_KEPT = "VALUE_NOT_KEPT"
 PENDING_CONFLICT = "PENDING_CONFLICT"
 NO_HUBSPOT_OBJECT = "NO_HUBSPOT_OBJECT"
 ONE_WAY_FIELD = "ONE_WAY_FIELD"
@@ -117,7 +121,8 @@ def plan_rollback(
     Args:
         cfg: the sync configuration.
         names: the fields to consider.
-        target: field -> value at the target time (``AuditTrail.state_at``; absent = unknown).
+        target: field -> value at the target time (``AuditTrail.state_at``; absent = unknown;
+            :class:`~cosell_sync.audit.ValueNotKept` = hashed/dropped by the value policy: refused).
         current_pc: field -> current canonical Partner Central value.
         current_hs: field -> current canonical HubSpot value.
         pc_gated: field -> reason Partner Central may not be written now (review state).
@@ -132,6 +137,17 @@ def plan_rollback(
         mapping = cfg.field(name)
         known = name in target
         value = target.get(name) if known else None
+        if isinstance(value, ValueNotKept):
+            # Writing the hash (or a null) back would corrupt the record: refuse the field, saying why.
+            kept = "only a hash of the" if value.policy == "hash" else "no"
+            reason = (
+                f"{VALUE_NOT_KEPT}: the audit keeps {kept} values of this field "
+                f"(audit.value_policy: {value.policy}), so it cannot be restored"
+            )
+            plans.append(
+                FieldPlan(name, current_pc.get(name), current_hs.get(name), None, skip_reason=reason)
+            )
+            continue
         item = FieldPlan(name, current_pc.get(name), current_hs.get(name), value)
         plans.append(item)
         if not known:
@@ -307,7 +323,7 @@ def rollback(
     plans = plan_rollback(
         cfg,
         names,
-        {k: clean(v) for k, v in state.items()},
+        {k: v if isinstance(v, ValueNotKept) else clean(v) for k, v in state.items()},
         current_pc,
         current_hs,
         pc_gated=pc_writer.gate(review_status, names),

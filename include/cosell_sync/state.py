@@ -6,7 +6,7 @@
   been read *and committed*.
 * ``RetryQueue`` (DynamoDB): records that must be reconsidered next run even if unchanged since the
   watermark (failed writes, records Partner Central would not let us edit yet).
-* ``ConflictStore`` (DynamoDB): conflicts waiting for a human; their fields are frozen until resolved.
+* ``ConflictStore`` (:mod:`cosell_sync.conflict_store`): conflicts waiting for a human.
 
 The DynamoDB items share one state table (PK/SK strings), each kind in its own partition per catalog:
 ``WATERMARK#{catalog}``, ``RETRY#{catalog}``, ``CONFLICT#{catalog}``.
@@ -23,7 +23,6 @@ values. Nothing here logs a value; log lines carry counts and keys only.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from cosell_sync.errors import ConflictError, NotFoundError
 from cosell_sync.storage import (
+    LargeItems,
     batch_get,
     batch_write,
     from_item,
@@ -40,7 +40,6 @@ from cosell_sync.storage import (
     query_all,
     table_to_parquet,
     to_item,
-    to_value,
     utc_iso,
 )
 
@@ -112,6 +111,28 @@ class BaselineStore:
             return self.snapshots.get_frame(self.current_key, columns=columns)
         except NotFoundError:
             return _empty_baseline(columns)
+
+    def version(self) -> str | None:
+        """The current baseline's version (its S3 ETag); None before the first commit.
+
+        A plan is stamped with the version it was made from: a write step whose plan is older than the
+        committed baseline refuses to write (see ``apply.load_plan``).
+        """
+        return self.snapshots.etag(self.current_key)
+
+    def committed_by(self, run_id: str) -> str | None:
+        """The version a run's own commit produced (the ETag of its copy), or None if it committed none."""
+        try:
+            return self.snapshots.etag(self.version_key(run_id))
+        except ValueError:
+            return None
+
+    def load_with_version(self) -> tuple[pd.DataFrame, str | None]:
+        """The current baseline and its version, read together (one GET)."""
+        try:
+            return self.snapshots.get_frame_with_etag(self.current_key)
+        except NotFoundError:
+            return _empty_baseline(None), None
 
     def load_version(self, run_id: str) -> pd.DataFrame:
         """The baseline as committed by one run.
@@ -446,13 +467,18 @@ class RetryQueue:
         dynamodb_client: a boto3 DynamoDB client.
         table: the state table.
         catalog: Partner Central catalog.
+        snapshots: the S3 store that takes the attributes of an item too large for DynamoDB (a long
+            error description, say; ``storage.LargeItems``). ``list`` reads them back.
     """
 
-    def __init__(self, dynamodb_client: Any, table: str, catalog: str) -> None:
+    def __init__(
+        self, dynamodb_client: Any, table: str, catalog: str, snapshots: SnapshotStore | None = None
+    ) -> None:
         self.ddb = dynamodb_client
         self.table = table
         self.catalog = catalog
         self.pk = f"RETRY#{catalog}"
+        self.large = LargeItems(snapshots, table)
 
     @staticmethod
     def sort_key(record: Mapping[str, Any] | str) -> str:
@@ -522,7 +548,8 @@ class RetryQueue:
                     "last_run_id": run_id,
                 }
             )
-            requests.append({"PutRequest": {"Item": to_item(record)}})
+            # One item over 400 KB would fail the whole batch: its large attributes go to S3.
+            requests.append({"PutRequest": {"Item": to_item(self.large.shrink(record))}})
         written = batch_write(self.ddb, self.table, requests)
         log.info(
             "retry queue %s: %d records queued (%d already queued)", self.catalog, written, len(existing)
@@ -535,8 +562,9 @@ class RetryQueue:
         Returns:
             The items as plain dicts (``PK``/``SK`` included).
         """
+        # missing_ok: a lost S3 object costs an item its error text, never the run its retry queue.
         return [
-            from_item(i)
+            self.large.restore(from_item(i), missing_ok=True)
             for i in query_all(
                 self.ddb,
                 TableName=self.table,
@@ -560,304 +588,3 @@ class RetryQueue:
         removed = batch_write(self.ddb, self.table, requests)
         log.info("retry queue %s: %d records removed", self.catalog, removed)
         return removed
-
-
-# -- Conflicts --------------------------------------------------------------------------------------
-
-
-PENDING = "PENDING"
-RESOLVED = "RESOLVED"
-RESOLUTIONS = ("USE_HUBSPOT_VALUE", "USE_PARTNER_CENTRAL_VALUE")
-_CONFLICT_FIELDS = (
-    "opportunity_id",
-    "deal_id",
-    "field",
-    "hubspot_value",
-    "partner_central_value",
-    "hubspot_timestamp",
-    "partner_central_timestamp",
-)
-
-
-class ConflictStore:
-    """Conflicts waiting for a human decision; a field with a pending conflict is not synced.
-
-    One item per (opportunity, field): ``PK = CONFLICT#{catalog}``, ``SK = {opportunity_id}#{field}``.
-    A newer conflict on a field that already has a pending one updates it (same ``conflict_id``, same
-    HubSpot task); a conflict on a field whose previous conflict was resolved replaces the resolved item
-    with a new pending one (the resolution itself is kept in the audit trail).
-
-    Args:
-        dynamodb_client: a boto3 DynamoDB client.
-        table: the state table.
-        catalog: Partner Central catalog.
-    """
-
-    def __init__(self, dynamodb_client: Any, table: str, catalog: str) -> None:
-        self.ddb = dynamodb_client
-        self.table = table
-        self.catalog = catalog
-        self.pk = f"CONFLICT#{catalog}"
-
-    def _key(self, opportunity_id: str, field: str) -> dict[str, Any]:
-        return {"PK": {"S": self.pk}, "SK": {"S": f"{opportunity_id}#{field}"}}
-
-    def conflict_id(self, conflict: Mapping[str, Any]) -> str:
-        """A deterministic id for one occurrence of a conflict (same inputs, same id).
-
-        Args:
-            conflict: a dict with ``opportunity_id``, ``field`` and the two sides' timestamps.
-
-        Returns:
-            ``conf-`` and 16 hex digits.
-        """
-        parts = [self.catalog, *(str(conflict.get(k)) for k in _CONFLICT_FIELDS if "timestamp" in k)]
-        parts += [str(conflict["opportunity_id"]), str(conflict["field"])]
-        return "conf-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-    def open(self, conflicts: Iterable[Mapping[str, Any]], run_id: str | None = None) -> list[dict[str, Any]]:
-        """Record conflicts; returns only the ones newly created (each needs a HubSpot task).
-
-        A conflict already pending on the same field is updated in place with the newer values; one
-        whose same occurrence (same ``conflict_id``) was already resolved is left alone. So re-running a
-        task never opens a conflict twice.
-
-        Args:
-            conflicts: dicts with the ``_CONFLICT_FIELDS`` keys; ``detected_at`` (ISO string or
-                datetime) and ``conflict_id`` are optional.
-            run_id: the detecting run (stored for operators).
-
-        Returns:
-            The newly created items.
-        """
-        created: list[dict[str, Any]] = []
-        updated = 0
-        for conflict in conflicts:
-            missing = [k for k in ("opportunity_id", "field") if not conflict.get(k)]
-            if missing:
-                raise ValueError(f"conflict without {missing}")
-            detected = conflict.get("detected_at") or _now()
-            detected_iso = utc_iso(detected) if isinstance(detected, datetime) else str(detected)
-            cid = conflict.get("conflict_id") or self.conflict_id(conflict)
-            item = {k: conflict.get(k) for k in _CONFLICT_FIELDS}
-            item.update(
-                {
-                    "PK": self.pk,
-                    "SK": f"{conflict['opportunity_id']}#{conflict['field']}",
-                    "conflict_id": cid,
-                    "catalog": self.catalog,
-                    "detected_at": detected_iso,
-                    "last_detected_at": detected_iso,
-                    "status": PENDING,
-                    "run_id": run_id,
-                }
-            )
-            try:
-                self.ddb.put_item(
-                    TableName=self.table,
-                    Item=to_item(item),
-                    # Absent, or resolved and not this very occurrence (a re-run after resolution).
-                    ConditionExpression="attribute_not_exists(PK) OR (#st <> :pending AND #cid <> :cid)",
-                    ExpressionAttributeNames={"#st": "status", "#cid": "conflict_id"},
-                    ExpressionAttributeValues={":pending": {"S": PENDING}, ":cid": {"S": cid}},
-                )
-                created.append(item)
-                continue
-            except ClientError as err:
-                if not is_conditional_check_failed(err):
-                    raise
-            if self._refresh_pending(conflict, detected_iso):
-                updated += 1
-        log.info("conflicts %s: %d opened, %d pending refreshed", self.catalog, len(created), updated)
-        return created
-
-    def _refresh_pending(self, conflict: Mapping[str, Any], detected_iso: str) -> bool:
-        # Newer values on an already-pending field: update them so the human decides on current data,
-        # but never let an older detection (a late retry) overwrite a newer one.
-        names = {"#st": "status", "#ld": "last_detected_at"}
-        values: dict[str, Any] = {":pending": {"S": PENDING}, ":ld": {"S": detected_iso}}
-        sets = ["#ld = :ld"]
-        for i, key in enumerate(k for k in _CONFLICT_FIELDS if k not in {"opportunity_id", "field"}):
-            names[f"#f{i}"] = key
-            values[f":f{i}"] = to_value(conflict.get(key))
-            sets.append(f"#f{i} = :f{i}")
-        try:
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=self._key(conflict["opportunity_id"], conflict["field"]),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="#st = :pending AND #ld <= :ld",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as err:
-            if is_conditional_check_failed(err):
-                return False  # resolved meanwhile, already resolved occurrence, or an older detection
-            raise
-        return True
-
-    def pending(self, opportunity_id: str | None = None) -> list[dict[str, Any]]:
-        """Pending conflicts, all of them or one opportunity's.
-
-        Args:
-            opportunity_id: restrict to this opportunity.
-
-        Returns:
-            The pending items as plain dicts.
-        """
-        key_condition = "PK = :pk"
-        values: dict[str, Any] = {":pk": {"S": self.pk}, ":pending": {"S": PENDING}}
-        if opportunity_id is not None:
-            # The "#" delimiter keeps "O1#" from matching "O10#...".
-            key_condition += " AND begins_with(SK, :opp)"
-            values[":opp"] = {"S": f"{opportunity_id}#"}
-        items = query_all(
-            self.ddb,
-            TableName=self.table,
-            KeyConditionExpression=key_condition,
-            FilterExpression="#st = :pending",
-            ExpressionAttributeNames={"#st": "status"},
-            ExpressionAttributeValues=values,
-            ConsistentRead=True,
-        )
-        return [from_item(i) for i in items]
-
-    def awaiting_task(self) -> list[dict[str, Any]]:
-        """Pending conflicts without a HubSpot task yet.
-
-        ``open`` returns new conflicts once; if the task creating their HubSpot tasks fails before
-        ``set_task``, its retry finds them here, so no conflict is left without a task.
-
-        Returns:
-            The pending items with no ``task_id``.
-        """
-        return [c for c in self.pending() if not c.get("task_id")]
-
-    def frozen_fields(self) -> set[tuple[str, str]]:
-        """The fields not to sync until their conflict is resolved.
-
-        Returns:
-            ``{(opportunity_id, field), ...}``.
-        """
-        return {(c["opportunity_id"], c["field"]) for c in self.pending()}
-
-    def get(self, conflict_id: str) -> dict[str, Any]:
-        """A conflict by id (pending or resolved).
-
-        Args:
-            conflict_id: the id from ``open``.
-
-        Returns:
-            The item.
-
-        Raises:
-            NotFoundError: no such conflict (or it was replaced by a newer one on the same field).
-        """
-        # Conflicts are few (manual-resolution fields only) and looked up by id only when a human acts,
-        # so a filtered query of the partition is cheaper than maintaining an index.
-        items = query_all(
-            self.ddb,
-            limit=1,
-            TableName=self.table,
-            KeyConditionExpression="PK = :pk",
-            FilterExpression="#cid = :cid",
-            ExpressionAttributeNames={"#cid": "conflict_id"},
-            ExpressionAttributeValues={":pk": {"S": self.pk}, ":cid": {"S": conflict_id}},
-            ConsistentRead=True,
-        )
-        for item in items:
-            return from_item(item)
-        raise NotFoundError(
-            f"conflict {conflict_id} not found in catalog {self.catalog}", record_id=conflict_id
-        )
-
-    def set_task(self, conflict_id: str, task_id: str) -> dict[str, Any]:
-        """Record the HubSpot task created for a conflict.
-
-        Args:
-            conflict_id: the conflict.
-            task_id: the HubSpot task id.
-
-        Returns:
-            The updated item.
-
-        Raises:
-            NotFoundError: no such conflict.
-        """
-        current = self.get(conflict_id)
-        resp = self.ddb.update_item(
-            TableName=self.table,
-            Key=self._key(current["opportunity_id"], current["field"]),
-            UpdateExpression="SET #task = :task",
-            ConditionExpression="#cid = :cid",
-            ExpressionAttributeNames={"#task": "task_id", "#cid": "conflict_id"},
-            ExpressionAttributeValues={":task": {"S": str(task_id)}, ":cid": {"S": conflict_id}},
-            ReturnValues="ALL_NEW",
-        )
-        return from_item(resp["Attributes"])
-
-    def resolve(self, conflict_id: str, resolution: str, reason: str, user: str) -> dict[str, Any]:
-        """Resolve a pending conflict; the caller then applies ``resolved_value`` and audits it.
-
-        Idempotent: resolving again with the same resolution returns the resolved item.
-
-        Args:
-            conflict_id: the conflict.
-            resolution: ``USE_HUBSPOT_VALUE`` or ``USE_PARTNER_CENTRAL_VALUE``.
-            reason: the human's reason (free text).
-            user: who resolved it: a user *id* (HubSpot owner id), not an email, to keep PII out.
-
-        Returns:
-            The resolved item, with ``resolution``, ``resolved_value``, ``resolved_by``, ``resolved_at``.
-
-        Raises:
-            ValueError: unknown resolution.
-            NotFoundError: no such conflict.
-            ConflictError: the conflict was already resolved differently.
-        """
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"unknown resolution {resolution!r}; expected one of {RESOLUTIONS}")
-        current = self.get(conflict_id)
-        side = "hubspot_value" if resolution == "USE_HUBSPOT_VALUE" else "partner_central_value"
-        try:
-            resp = self.ddb.update_item(
-                TableName=self.table,
-                Key=self._key(current["opportunity_id"], current["field"]),
-                UpdateExpression=(
-                    "SET #st = :resolved, #res = :res, #val = #side, #reason = :reason, #by = :by, #at = :at"
-                ),
-                ConditionExpression="#st = :pending AND #cid = :cid",
-                ExpressionAttributeNames={
-                    "#st": "status",
-                    "#res": "resolution",
-                    "#val": "resolved_value",
-                    "#side": side,
-                    "#reason": "resolution_reason",
-                    "#by": "resolved_by",
-                    "#at": "resolved_at",
-                    "#cid": "conflict_id",
-                },
-                ExpressionAttributeValues={
-                    ":resolved": {"S": RESOLVED},
-                    ":pending": {"S": PENDING},
-                    ":res": {"S": resolution},
-                    ":reason": to_value(reason),
-                    ":by": {"S": user},
-                    ":at": {"S": utc_iso(_now())},
-                    ":cid": {"S": conflict_id},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as err:
-            if not is_conditional_check_failed(err):
-                raise
-            again = self.get(conflict_id)
-            if again.get("status") == RESOLVED and again.get("resolution") == resolution:
-                return again
-            raise ConflictError(
-                f"conflict {conflict_id} is {again.get('status')} with {again.get('resolution')}; "
-                f"cannot resolve it with {resolution}",
-                record_id=conflict_id,
-            ) from err
-        log.info("conflict %s resolved with %s", conflict_id, resolution)
-        return from_item(resp["Attributes"])

@@ -15,6 +15,7 @@ S3Hook/DynamoDBHook), so it runs the same against AWS, moto or any S3-compatible
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -281,6 +282,19 @@ class SnapshotStore:
                 return False
             raise
         return True
+
+    def etag(self, key: str) -> str | None:
+        """The object's ETag (its content version), or None when it does not exist.
+
+        Args:
+            key: a key relative to the prefix.
+        """
+        try:
+            return str(self.s3.head_object(Bucket=self.bucket, Key=self.full_key(key))["ETag"])
+        except ClientError as err:
+            if _is_not_found(err):
+                return None
+            raise
 
     def list_keys(self, under: str) -> list[dict[str, Any]]:
         """The objects under a folder, paginated.
@@ -569,3 +583,124 @@ def utc_iso(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: pass a timezone-aware value")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# -- Large values: S3 with a pointer in the DynamoDB item --------------------------------------------
+# DynamoDB refuses an item over 400 KB, and one refused put fails its whole BatchWriteItem: one record
+# with six 65,000-character HubSpot texts in its audit entry used to stop every commit. Such an item's
+# largest attributes go to one S3 object (written first, so a pointer never dangles) and the item keeps
+# its keys, its small attributes and a pointer; readers put the attributes back.
+
+#: DynamoDB's limit on one item: attribute names and values, UTF-8.
+DYNAMODB_ITEM_LIMIT = 400 * 1024
+#: Items estimated above this move their largest attributes to S3. The estimate (the JSON of the plain
+#: record) over-counts a little; the margin keeps the item, pointer included, well inside the limit.
+OFFLOAD_THRESHOLD = 300 * 1024
+#: The item attribute holding the pointer: ``{"key", "attributes", "bytes"}``.
+OFFLOADED = "offloaded"
+_KEY_ATTRIBUTES = frozenset({"PK", "SK"})
+
+
+def record_size(record: Mapping[str, Any]) -> int:
+    """An upper estimate of a plain record's DynamoDB item size, in bytes.
+
+    Args:
+        record: attribute name -> Python value (before ``to_item``).
+
+    Returns:
+        The length of its compact UTF-8 JSON, which counts every name and value plus some punctuation.
+    """
+    return len(json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")).encode())
+
+
+class LargeItems:
+    """Keeps DynamoDB items of one table under the size limit by moving large attributes to S3.
+
+    ``shrink`` before a put, ``restore`` after a read; items that were never too large pass through
+    untouched (no S3 call). Objects live at ``offload/{table}/{sha256(PK, SK)}.json`` under the store's
+    prefix: one per item key, so a retried write overwrites its own object. An object is not deleted
+    with its item (a TTL expiry or a dequeue), and a later small item of the same key simply has no
+    pointer: give ``offload/`` an S3 lifecycle rule at least as long as the audit retention.
+
+    Args:
+        snapshots: the S3 store (the storage bucket); None leaves oversized items to fail as before.
+        table: the DynamoDB table the items belong to (part of the object key).
+        threshold: the estimated size above which attributes move.
+    """
+
+    def __init__(
+        self, snapshots: SnapshotStore | None, table: str, threshold: int = OFFLOAD_THRESHOLD
+    ) -> None:
+        self.snapshots = snapshots
+        self.table = table
+        self.threshold = threshold
+
+    def object_key(self, pk: str, sk: str) -> str:
+        """The S3 key (relative to the store's prefix) of one item's moved attributes."""
+        _check_part("table", self.table)
+        digest = hashlib.sha256(f"{pk}\x00{sk}".encode()).hexdigest()
+        return f"offload/{self.table}/{digest}.json"
+
+    def shrink(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record to put: itself when small, else without its largest attributes plus a pointer.
+
+        Attributes move largest first until the rest is under the threshold; the keys never move.
+
+        Args:
+            record: a plain record with ``PK`` and ``SK``.
+
+        Returns:
+            The record to serialise with ``to_item`` (a new dict when anything moved).
+        """
+        size = record_size(record)
+        if size <= self.threshold or self.snapshots is None:
+            return record
+        sizes = sorted(
+            ((record_size({k: v}), k) for k, v in record.items() if k not in _KEY_ATTRIBUTES),
+            reverse=True,
+        )
+        moved: dict[str, Any] = {}
+        for attr_size, name in sizes:
+            if size <= self.threshold:
+                break
+            moved[name] = record[name]
+            size -= attr_size
+        key = self.object_key(str(record["PK"]), str(record["SK"]))
+        self.snapshots.put_json(
+            {"table": self.table, "PK": record["PK"], "SK": record["SK"], "attributes": moved}, key
+        )
+        kept = {k: v for k, v in record.items() if k not in moved}
+        kept[OFFLOADED] = {"key": key, "attributes": sorted(moved), "bytes": record_size(moved)}
+        # Sizes only, never values: these are field values and error texts.
+        log.info("%s: item %s moved %d attribute(s) to S3", self.table, record["SK"], len(moved))
+        return kept
+
+    def restore(self, record: dict[str, Any], *, missing_ok: bool = False) -> dict[str, Any]:
+        """The record as it was written: moved attributes read back from S3, the pointer removed.
+
+        Args:
+            record: a record read from the table (``from_item``).
+            missing_ok: when the S3 object is gone, return the record as stored (pointer kept) instead
+                of raising.
+
+        Returns:
+            The full record.
+
+        Raises:
+            NotFoundError: the object is missing (and ``missing_ok`` is False), or there is no store.
+        """
+        pointer = record.get(OFFLOADED)
+        if not isinstance(pointer, Mapping):
+            return record
+        try:
+            if self.snapshots is None:
+                raise NotFoundError(f"{self.table}: item {record.get('SK')} points to S3 but no store is set")
+            stored = self.snapshots.get_json(str(pointer["key"]))
+        except NotFoundError:
+            if missing_ok:
+                log.warning("%s: item %s lost its S3 attributes %s", self.table, record.get("SK"), pointer)
+                return record
+            raise
+        full = {k: v for k, v in record.items() if k != OFFLOADED}
+        full.update(stored.get("attributes") or {})
+        return full

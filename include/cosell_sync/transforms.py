@@ -14,8 +14,14 @@ Canonical forms:
     email         lower-cased address
     phone         E.164 (``+14155550100``)
 
-A value a transform cannot convert raises :class:`TransformError`, which names the field and the
-value; callers record it against the record and carry on with the rest of the batch.
+A value a transform cannot convert raises :class:`TransformError`, which names the field and the rule
+it broke but never the value (values are customer data and the message reaches task logs, the deal's
+``aws_sync_error`` and retry items); callers record it against the record and carry on with the batch.
+
+A few HubSpot free-text values are *normalised* rather than rejected, where that is safe: a phone number
+without a country code is completed with ``hubspot.default_phone_region`` (checked against the numbering
+plan), and a country name becomes its ISO code. :meth:`Converter.normalisation` says which rule was
+applied, so the audit can record that the written value is not what the user typed.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ import weakref
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+import phonenumbers
+import pycountry
 
 from cosell_sync.errors import ValidationError
 from cosell_sync.pc_model import pc_enum
@@ -37,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "TRANSFORMS",
     "Converter",
+    "InvalidValuesError",
     "TransformError",
     "converters_for",
 ]
@@ -45,17 +56,46 @@ __all__ = [
 class TransformError(ValidationError):
     """A value could not be converted for a field.
 
+    The message is ``"{field}: {reason}"``: the field and the rule, never the value, because it is
+    logged and copied to the deal's ``aws_sync_error`` and to retry items, where an e-mail address or
+    a 20,000-character description must not end up. The value stays on the exception (``value``) for
+    the caller that needs it; it is not part of ``str()`` or :meth:`to_dict`.
+
     Args:
         field: the mapping name (``project_title``).
-        value: the offending value (shown with ``repr`` so whitespace and case are visible).
-        reason: why it was rejected.
+        value: the offending value (kept out of the message).
+        reason: the rule it broke, phrased to follow the field name (``is not a decimal amount``).
     """
 
+    code = "INVALID_VALUE"
+
     def __init__(self, field: str, value: Any, reason: str, *, record_id: str | None = None) -> None:
-        super().__init__(f"{field}: {value!r} {reason}", record_id=record_id)
+        super().__init__(f"{field}: {reason}", code=self.code, record_id=record_id)
         self.field = field
         self.value = value
         self.reason = reason
+
+
+class InvalidValuesError(ValidationError):
+    """A record holds HubSpot values that can never be written to Partner Central; nothing was sent.
+
+    The message lists each field with the rule its value broke (never the value), e.g.
+    ``HubSpot values cannot be written to Partner Central: contact_phone: is not a phone number ...``.
+
+    Args:
+        fields: field name -> rule.
+        record_id: the opportunity id, or ``deal:{id}`` for a create.
+    """
+
+    def __init__(self, fields: Mapping[str, str], *, record_id: str | None = None) -> None:
+        listed = "; ".join(f"{name}: {rule}" for name, rule in sorted(fields.items()))
+        super().__init__(
+            f"HubSpot values cannot be written to Partner Central: {listed}",
+            service="hubspot",
+            code=TransformError.code,
+            record_id=record_id,
+        )
+        self.fields = dict(fields)
 
 
 class Converter:
@@ -123,6 +163,21 @@ class Converter:
     def error(self, value: Any, reason: str) -> TransformError:
         """Build the error for ``value`` on this converter's field."""
         return TransformError(self.field_name, value, reason)
+
+    def normalisation(self, value: Any) -> str | None:
+        """The rule applied when a HubSpot value was *normalised* on its way to canonical, else None.
+
+        Only converters that rewrite what the user typed beyond whitespace and case (a phone number
+        completed with the default region, a country name turned into its code) return a note; the
+        frame builder records it so the audit of a write can say the value was normalised.
+
+        Args:
+            value: the raw HubSpot value (already known to convert).
+
+        Returns:
+            A short, value-free description of the rule, or None.
+        """
+        return None
 
     def fast_from_partner_central(self) -> Callable[[Any], str | None]:
         """:meth:`from_partner_central` for bulk use (frame building over 100k records).
@@ -428,29 +483,62 @@ _COUNTRY_NAMES = {
 }
 
 
+@lru_cache(maxsize=4096)
+def _iso_country(text: str) -> str | None:
+    """The alpha-2 code ISO 3166 gives a country name, official name or alpha-3 code, else None.
+
+    ``pycountry`` matches exactly (case-insensitive), never fuzzily: "Narnia" stays unknown rather
+    than becoming the nearest real country.
+    """
+    try:
+        return str(pycountry.countries.lookup(text).alpha_2)
+    except LookupError:
+        return None
+
+
 class CountryCodeConverter(Converter):
-    """ISO-3166 alpha-2 country codes (PC ``CountryCode`` enum); HubSpot may hold a common name."""
+    """ISO-3166 alpha-2 country codes (PC ``CountryCode`` enum); HubSpot may hold a country's name.
+
+    A name is looked up in the usual spellings (``UK``, ``USA``, ``England``) and then in ISO 3166
+    (names, official names, alpha-3 codes); the result must still be a code Partner Central accepts.
+    """
 
     name = "country_code"
+    _RULE = "is not an ISO-3166 country code or country name Partner Central accepts"
 
     def __init__(self, field: FieldMapping, cfg: SyncConfig | None = None) -> None:
         super().__init__(field, cfg)
         self._codes = _country_codes()
 
-    def _code(self, value: Any) -> str:
+    def _lookup(self, value: Any) -> tuple[str | None, bool]:
+        """(code or None, whether a name was translated)."""
         text = str(value).strip().upper()
         if text in self._codes:
-            return text
-        code = _COUNTRY_NAMES.get(text)
-        if code is not None:
-            return code
-        raise self.error(value, "is not an ISO-3166 alpha-2 country code Partner Central accepts")
+            return text, False
+        code = _COUNTRY_NAMES.get(text) or _iso_country(text)
+        return (code, True) if code in self._codes else (None, True)
+
+    def _code(self, value: Any) -> str:
+        code, _ = self._lookup(value)
+        if code is None:
+            raise self.error(value, self._RULE)
+        return code
 
     def _from_pc(self, value: Any) -> str | None:
         return self._code(value)
 
     def _from_hs(self, value: str) -> str | None:
         return self._code(value)
+
+    def normalisation(self, value: Any) -> str | None:
+        """A country name (not the code itself) was translated to its ISO-3166 alpha-2 code."""
+        if value is None or not str(value).strip():
+            return None
+        code, translated = self._lookup(value)
+        return "country name translated to its ISO-3166 alpha-2 code" if code and translated else None
+
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class EmailConverter(Converter):
@@ -467,7 +555,12 @@ class EmailConverter(Converter):
         return text.lower() if text else None
 
     def _from_hs(self, value: str) -> str | None:
-        return self._from_pc(value)
+        # HubSpot may hold any text in an e-mail property (imports, integrations); one that is not an
+        # address is reported for the record here rather than sent for Partner Central to refuse.
+        text = self._from_pc(value)
+        if text is not None and not _EMAIL.match(text):
+            raise self.error(value, "is not an e-mail address (name@domain)")
+        return text
 
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -478,25 +571,69 @@ class PhoneConverter(Converter):
     r"""Phone numbers in E.164 (PC ``PhoneNumber`` pattern ``\+[1-9]\d{1,14}``).
 
     HubSpot phone properties are free text; spaces, dashes, dots and brackets are dropped and a
-    leading ``00`` becomes ``+``. A number without a country code cannot be made E.164 safely, so
-    it is reported for the record instead of guessed.
+    leading ``00`` becomes ``+``. A HubSpot number without a country code is completed with the
+    config's ``hubspot.default_phone_region`` only when the result is a valid number of that region's
+    numbering plan (``phonenumbers``): ``(415) 555-0100`` becomes ``+14155550100`` for ``US``, while
+    ``5551234`` (no area code) is reported for the record rather than guessed. Without a default
+    region every number needs its country code. Partner Central values are already E.164.
     """
 
     name = "phone"
 
-    def _normalise(self, value: Any) -> str:
+    def __init__(self, field: FieldMapping, cfg: SyncConfig | None = None) -> None:
+        super().__init__(field, cfg)
+        settings = getattr(cfg, "hubspot", None)
+        self.region: str | None = getattr(settings, "default_phone_region", None)
+        if self.region:
+            self._rule = (
+                "is not a phone number: needs a country code (+ and up to 15 digits) "
+                f"or a valid number of the default region {self.region}"
+            )
+        else:
+            self._rule = "is not an E.164 phone number (+ country code and up to 15 digits)"
+
+    @staticmethod
+    def _strip(value: Any) -> str:
         text = str(value).strip().translate(_PHONE_PUNCTUATION)
-        if text.startswith("00"):
-            text = "+" + text[2:]
+        return "+" + text[2:] if text.startswith("00") else text
+
+    def _e164(self, value: Any) -> str:
+        text = self._strip(value)
         if not _E164.match(text):
             raise self.error(value, "is not an E.164 phone number (+ country code and up to 15 digits)")
         return text
 
+    def _with_region(self, value: Any) -> str | None:
+        """E.164 of a national number in the default region, when it is a valid number there."""
+        if not self.region:
+            return None
+        try:
+            number = phonenumbers.parse(str(value), self.region)
+        except phonenumbers.NumberParseException:
+            return None
+        if not phonenumbers.is_valid_number(number):
+            return None
+        out = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return out if _E164.match(out) else None
+
     def _from_pc(self, value: Any) -> str | None:
-        return self._normalise(value)
+        return self._e164(value)
 
     def _from_hs(self, value: str) -> str | None:
-        return self._normalise(value)
+        text = self._strip(value)
+        if _E164.match(text):
+            # Already international: kept as typed (no validity check), as before the default region.
+            return text
+        out = self._with_region(value) if not text.startswith("+") else None
+        if out is None:
+            raise self.error(value, self._rule)
+        return out
+
+    def normalisation(self, value: Any) -> str | None:
+        """A number without a country code was completed with the default region."""
+        if value is None or not str(value).strip() or _E164.match(self._strip(value)):
+            return None
+        return f"phone number completed to E.164 with the default region {self.region}"
 
 
 #: Transform name -> converter class. Config validation rejects any other name.

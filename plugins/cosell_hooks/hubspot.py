@@ -161,6 +161,42 @@ class HubSpotRetry(Retry):
             return True
         return super().is_retry(method, status_code, has_retry_after)
 
+    def increment(  # type: ignore[override]
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        """Never resend a create after a 5xx: HubSpot may have applied it (a 502/504 from its edge).
+
+        A create (``POST .../batch/create`` or ``POST /crm/v3/objects/{type}``) is not idempotent; a 429
+        was refused before any work and is safe to resend. After a 5xx the writer reads back what exists
+        and creates only what is missing (``HubSpotWriter``), so the error goes to it instead.
+        """
+        status = getattr(response, "status", None)
+        if method == "POST" and status and status >= 500 and is_create(url or ""):
+            raise urllib3.exceptions.MaxRetryError(
+                _pool,
+                url or "",
+                urllib3.exceptions.ResponseError(
+                    f"{status} on a create: not resent (it may have been applied)"
+                ),
+            )
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def is_create(url: str) -> bool:
+    """Whether a request path creates objects (not idempotent: never resent blindly)."""
+    path = url.split("?", 1)[0].rstrip("/")
+    if path.endswith("/batch/create"):
+        return "/associations/" not in path  # creating an association twice is harmless
+    parts = path.split("/")
+    # POST /crm/v3/objects/{type}: a single create (search, batch and merge have more segments)
+    return len(parts) >= 4 and parts[-3:-1] == ["v3", "objects"]
+
     def get_backoff_time(self) -> float:
         """``backoff_factor * 2 ** (n - 1)`` plus jitter, from the first retry on.
 
@@ -630,6 +666,30 @@ def _translate(err: Exception, operation: str, record_id: str | None) -> SyncErr
     return None
 
 
+_PROPERTY_ERRORS = "Property values were not valid: "
+
+
+def without_values(message: str) -> str:
+    """HubSpot's property-validation message reduced to property names and error codes.
+
+    HubSpot embeds a JSON list whose messages quote the rejected value (``foo was not one of the
+    allowed options``, an e-mail address, a 20,000-character text); the log, the deal's
+    ``aws_sync_error`` and retry items need only which property broke which rule.
+    """
+    if not message.startswith(_PROPERTY_ERRORS):
+        return message
+    try:
+        items = json.loads(message[len(_PROPERTY_ERRORS) :])
+    except ValueError:
+        return _PROPERTY_ERRORS + "(details withheld: they quote the values)"
+    if not isinstance(items, list):
+        return _PROPERTY_ERRORS + "(details withheld: they quote the values)"
+    named = [
+        f"{item.get('name')} ({item.get('error') or 'INVALID'})" for item in items if isinstance(item, dict)
+    ]
+    return _PROPERTY_ERRORS + ", ".join(named)
+
+
 def _error_for_status(
     status: int, body: bytes | str | None, operation: str, record_id: str | None, reason: str | None = None
 ) -> SyncError:
@@ -641,7 +701,7 @@ def _error_for_status(
             if isinstance(parsed, dict):
                 payload = parsed
     category = payload.get("category") or payload.get("policyName")
-    message = payload.get("message") or reason or "no message"
+    message = without_values(str(payload.get("message") or reason or "no message"))
     error_cls = ServiceUnavailableError if status >= 500 else _ERRORS_BY_STATUS.get(status, FatalError)
     details = f"HubSpot {operation} failed: HTTP {status}"
     if category:

@@ -18,6 +18,7 @@ Connection ``partner_central_default`` (type ``aws``), extra for example::
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,21 @@ CATALOGS = ("AWS", "Sandbox")
 RETRY_MODES = ("standard", "adaptive")
 
 # Error codes of the partnercentral-selling service model (plus the generic AWS auth codes), by class.
+#: ``Value 'x' at 'project.title'`` (AWS validation messages quote non-sensitive values) and botocore's
+#: ``..., value: x, type: ...`` (client-side parameter validation): the value goes, the rule stays.
+_QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
+_PARAM_VALUE = re.compile(r", value: [^\n]*?, (?=type:|valid )")
+
+
+def without_values(message: str) -> str:
+    """A service or botocore error message with the values it quotes removed (they may be PII).
+
+    The message names the parameter and the rule, which is what the task log, the deal's
+    ``aws_sync_error`` and retry items need.
+    """
+    return _PARAM_VALUE.sub(", ", _QUOTED_VALUE.sub("Value at '", message))
+
+
 _ERRORS_BY_CODE: dict[str, type[SyncError]] = {
     "ThrottlingException": ThrottledError,
     "TooManyRequestsException": ThrottledError,
@@ -338,7 +354,7 @@ class PartnerCentralHook(AwsBaseHook):
         except ClientError as err:
             error = err.response.get("Error", {})
             code = str(error.get("Code") or "Unknown")
-            message = str(error.get("Message") or err)
+            message = without_values(str(error.get("Message") or err))
             status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
             error_cls = _ERRORS_BY_CODE.get(code) or (
                 ServiceUnavailableError if status >= 500 else _ERRORS_BY_STATUS.get(status, FatalError)
@@ -357,7 +373,7 @@ class PartnerCentralHook(AwsBaseHook):
             ) from err
         except ParamValidationError as err:
             raise ValidationError(
-                f"{operation} rejected before sending: {err}",
+                f"{operation} rejected before sending: {without_values(str(err))}",
                 service=SERVICE,
                 code="ParamValidationError",
                 record_id=record_id,

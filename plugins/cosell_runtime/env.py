@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
+    from cosell_sync.lease import CatalogLease
 
 PARTNER_CENTRAL_CONN_ID = "partner_central_default"
 HUBSPOT_CONN_ID = "hubspot_default"
@@ -29,9 +30,11 @@ def build_env(catalog: str | None = None) -> SyncEnv:
     from cosell_hooks.partner_central import PartnerCentralHook
     from cosell_sync.audit import AuditTrail
     from cosell_sync.config import load_config
+    from cosell_sync.conflict_store import ConflictStore
     from cosell_sync.env import SyncEnv
-    from cosell_sync.state import BaselineStore, ConflictStore, RetryQueue, WatermarkStore
-    from cosell_sync.storage import SnapshotStore
+    from cosell_sync.journal import WriteJournal
+    from cosell_sync.state import BaselineStore, RetryQueue, WatermarkStore
+    from cosell_sync.storage import LargeItems, SnapshotStore
 
     cfg = load_config()
     quotas = cfg.quotas
@@ -59,7 +62,29 @@ def build_env(catalog: str | None = None) -> SyncEnv:
         snapshots=snapshots,
         baseline=BaselineStore(snapshots, run_catalog),
         watermarks=WatermarkStore(dynamodb, cfg.storage.state_table),
-        retry=RetryQueue(dynamodb, cfg.storage.state_table, run_catalog),
+        retry=RetryQueue(dynamodb, cfg.storage.state_table, run_catalog, snapshots),
         conflicts=ConflictStore(dynamodb, cfg.storage.state_table, run_catalog),
-        audit=AuditTrail(dynamodb, cfg.storage.audit_table, cfg.audit.retention_days),
+        audit=AuditTrail(
+            dynamodb,
+            cfg.storage.audit_table,
+            cfg.audit.retention_days,
+            snapshots,
+            value_policy=cfg.audit.value_policy,
+            default_value_policy=cfg.audit.default_value_policy,
+        ),
+        journal=WriteJournal(
+            dynamodb, cfg.storage.state_table, run_catalog, LargeItems(snapshots, cfg.storage.state_table)
+        ),
     )
+
+
+def build_lease(catalog: str) -> CatalogLease:
+    """The catalog's run lease in the state table (``cosell_sync.lease``), from the AWS connection."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    from cosell_sync.config import load_config
+    from cosell_sync.lease import CatalogLease
+
+    cfg = load_config()
+    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    return CatalogLease(dynamodb, cfg.storage.state_table, catalog, ttl_seconds=cfg.lease.ttl_seconds)

@@ -8,10 +8,12 @@ module turns the Airflow context into plain values, builds the task's :class:`~c
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from cosell_runtime.env import AWS_CONN_ID, HUBSPOT_CONN_ID, build_env
+from cosell_runtime.env import AWS_CONN_ID, HUBSPOT_CONN_ID, build_env, build_lease
 
 log = logging.getLogger(__name__)
 
@@ -45,59 +47,134 @@ def _run_timestamp(context: dict[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
+@contextmanager
+def _final_errors() -> Iterator[None]:
+    """Fail the task without retries on errors a retry cannot fix (another run's lease, a stale plan)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from cosell_sync.errors import RunOverlapError, StalePlanError
+
+    try:
+        yield
+    except (RunOverlapError, StalePlanError) as err:
+        raise AirflowFailException(err.message) from err
+
+
+@contextmanager
+def _leased(run: dict[str, Any]) -> Iterator[None]:
+    """Hold the catalog's lease while a writing run's step works (a dry run writes nothing: no lease)."""
+    if run.get("dry_run"):
+        yield
+        return
+    with _final_errors(), build_lease(run["catalog"]).held(run["run_id"]):
+        yield
+
+
+@contextmanager
+def _exclusive(catalog: str, run_id: str, enabled: bool = True) -> Iterator[None]:
+    """A one-task run (resolution, rollback) takes the catalog's lease, holds it and gives it up."""
+    if not enabled:
+        yield
+        return
+    from cosell_sync.config import load_config
+
+    lease = build_lease(catalog)
+    lease.acquire(run_id, wait_seconds=load_config().lease.wait_seconds)
+    try:
+        with lease.held(run_id):
+            yield
+    finally:
+        lease.release(run_id)
+
+
 # -- cosell_reconcile ----------------------------------------------------------------------------------
 def reconcile_prepare(context: dict[str, Any]) -> dict[str, Any]:
-    """``prepare``: fix the run's catalog (param, else connection extra, else config) and its window."""
+    """``prepare``: take the catalog's lease, then fix the run's catalog and its window.
+
+    The catalog is the run param, else the connection's ``catalog`` extra, else the config. The lease
+    is taken before the watermarks are read: a run that must wait for another reads what that one
+    committed.
+    """
     from cosell_sync import reconcile
+    from cosell_sync.config import load_config
 
     params = dict(context.get("params") or {})
-    return reconcile.prepare(build_env(params.get("catalog")), params, _run_info(context))
+    info = _run_info(context)
+    env = build_env(params.get("catalog"))
+    if not params.get("dry_run"):
+        wait = load_config().lease.wait_seconds
+        with _final_errors():
+            build_lease(env.catalog).acquire(str(info["run_id"]), wait_seconds=wait)
+    return reconcile.prepare(env, params, info)
 
 
 def reconcile_extract_partner_central(run: dict[str, Any]) -> dict[str, Any]:
     """``extract_partner_central``."""
     from cosell_sync import reconcile
 
-    return reconcile.extract_partner_central(build_env(run["catalog"]), run)
+    with _leased(run):
+        return reconcile.extract_partner_central(build_env(run["catalog"]), run)
 
 
 def reconcile_extract_hubspot(run: dict[str, Any], pc: dict[str, Any]) -> dict[str, Any]:
     """``extract_hubspot``."""
     from cosell_sync import reconcile
 
-    return reconcile.extract_hubspot(build_env(run["catalog"]), run, pc)
+    with _leased(run):
+        return reconcile.extract_hubspot(build_env(run["catalog"]), run, pc)
 
 
 def reconcile_plan(run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any]) -> dict[str, Any]:
     """``plan``."""
     from cosell_sync import reconcile
 
-    return reconcile.plan(build_env(run["catalog"]), run, pc, hs)
+    with _leased(run):
+        return reconcile.plan(build_env(run["catalog"]), run, pc, hs)
 
 
 def reconcile_apply_partner_central(run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
-    """``apply_partner_central``."""
+    """``apply_partner_central``: refuses a stale plan (another run committed since it was made)."""
     from cosell_sync import reconcile
 
-    return reconcile.apply_partner_central(build_env(run["catalog"]), run, planned)
+    with _leased(run), _final_errors():
+        return reconcile.apply_partner_central(build_env(run["catalog"]), run, planned)
 
 
 def reconcile_apply_hubspot(
     run: dict[str, Any], planned: dict[str, Any], pc_applied: dict[str, Any]
 ) -> dict[str, Any]:
-    """``apply_hubspot``."""
+    """``apply_hubspot``: refuses a stale plan."""
     from cosell_sync import reconcile
 
-    return reconcile.apply_hubspot(build_env(run["catalog"]), run, planned, pc_applied)
+    with _leased(run), _final_errors():
+        return reconcile.apply_hubspot(build_env(run["catalog"]), run, planned, pc_applied)
 
 
 def reconcile_commit(
     run: dict[str, Any], planned: dict[str, Any], pc_applied: dict[str, Any], hs_applied: dict[str, Any]
 ) -> dict[str, Any]:
-    """``commit``."""
+    """``commit``: records the run, then gives the catalog's lease up."""
     from cosell_sync import reconcile
 
-    return reconcile.commit(build_env(run["catalog"]), run, planned, pc_applied, hs_applied)
+    with _leased(run), _final_errors():
+        committed = reconcile.commit(build_env(run["catalog"]), run, planned, pc_applied, hs_applied)
+    if not run.get("dry_run"):
+        build_lease(run["catalog"]).release(run["run_id"])
+    return committed
+
+
+def release_lease_on_failure(context: dict[str, Any]) -> None:
+    """DAG ``on_failure_callback``: a failed run gives its lease up so the next run need not wait it out."""
+    dag_run = context.get("dag_run")
+    run_id = context.get("run_id") or getattr(dag_run, "run_id", None)
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    try:
+        # the run's catalog as prepare fixed it: the param, else the connection extra, else the config
+        catalog = conf.get("catalog") or build_env(None).catalog
+        if run_id:
+            build_lease(str(catalog)).release(str(run_id))
+    except Exception:  # a callback must never raise; the lease expires on its own
+        log.warning("could not release the lease of run %s; it expires on its own", run_id)
 
 
 def reconcile_report(
@@ -139,16 +216,18 @@ def resolve_conflict(context: dict[str, Any]) -> dict[str, Any]:
 
     params = dict(context.get("params") or {})
     info = _run_info(context)
-    return resolution.resolve_conflict(
-        build_env(),
-        str(params.get("conflict_id") or "").strip(),
-        str(params.get("resolution") or ""),
-        params.get("reason"),
-        str(params.get("resolved_by") or "").strip(),
-        str(info["run_id"]),
-        run_timestamp=_run_timestamp(context),
-        dag_id=str(info.get("dag_id") or "cosell_resolve_conflict"),
-    )
+    env = build_env()
+    with _final_errors(), _exclusive(env.catalog, str(info["run_id"])):
+        return resolution.resolve_conflict(
+            env,
+            str(params.get("conflict_id") or "").strip(),
+            str(params.get("resolution") or ""),
+            params.get("reason"),
+            str(params.get("resolved_by") or "").strip(),
+            str(info["run_id"]),
+            run_timestamp=_run_timestamp(context),
+            dag_id=str(info.get("dag_id") or "cosell_resolve_conflict"),
+        )
 
 
 def rollback(context: dict[str, Any]) -> dict[str, Any]:
@@ -158,14 +237,17 @@ def rollback(context: dict[str, Any]) -> dict[str, Any]:
     params = dict(context.get("params") or {})
     info = _run_info(context)
     dag_id = str(info.get("dag_id") or "cosell_rollback")
-    return rollback_module.rollback(
-        build_env(),
-        str(params.get("opportunity_id") or "").strip(),
-        str(params.get("target_timestamp") or ""),
-        list(params.get("fields") or []),
-        bool(params.get("dry_run", True)),
-        str(info["run_id"]),
-        f"airflow:{dag_id}",
-        run_timestamp=_run_timestamp(context),
-        dag_id=dag_id,
-    )
+    env = build_env()
+    dry_run = bool(params.get("dry_run", True))
+    with _final_errors(), _exclusive(env.catalog, str(info["run_id"]), enabled=not dry_run):
+        return rollback_module.rollback(
+            env,
+            str(params.get("opportunity_id") or "").strip(),
+            str(params.get("target_timestamp") or ""),
+            list(params.get("fields") or []),
+            dry_run,
+            str(info["run_id"]),
+            f"airflow:{dag_id}",
+            run_timestamp=_run_timestamp(context),
+            dag_id=dag_id,
+        )

@@ -130,9 +130,12 @@ class SyncStack:
     def audit(self, opportunity_id: str) -> list[dict[str, Any]]:
         from cosell_sync.audit import AuditTrail
         from cosell_sync.config import load_config
+        from cosell_sync.storage import SnapshotStore
 
         cfg = load_config()
-        return AuditTrail(self.aws("dynamodb"), cfg.storage.audit_table, 30).history(
+        # With the store, entries whose values went to S3 (too large for DynamoDB) read back whole.
+        store = SnapshotStore(self.aws("s3"), cfg.storage.bucket, cfg.storage.prefix)
+        return AuditTrail(self.aws("dynamodb"), cfg.storage.audit_table, 30, store).history(
             opportunity_id, limit=500
         )
 

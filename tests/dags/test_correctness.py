@@ -141,7 +141,7 @@ def test_conflict_whose_task_failed_gets_its_task_next_run(
     sync_stack: Any, tmp_path: Any, monkeypatch: Any
 ) -> None:
     from cosell_sync.config import load_config
-    from cosell_sync.state import ConflictStore
+    from cosell_sync.conflict_store import ConflictStore
 
     config_with(
         tmp_path,
@@ -156,7 +156,8 @@ def test_conflict_whose_task_failed_gets_its_task_next_run(
     set_pc(sync_stack, oid, {"next_steps": "Partner Central value"})
     set_hs(sync_stack, oid, {"next_steps": "HubSpot value"})
     endpoint = "POST /crm/v3/objects/tasks/batch/create"
-    sync_stack.hs_control("faults", {"endpoint_faults": {endpoint: {"times": 1, "when": "before"}}})
+    # Both tries of the run fail: the first create, and the one the writer makes after reading back.
+    sync_stack.hs_control("faults", {"endpoint_faults": {endpoint: {"times": 2, "when": "before"}}})
     first = sync_stack.report(sync_stack.run())
     assert first["conflicts"] == 1
 

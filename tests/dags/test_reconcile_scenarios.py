@@ -177,7 +177,7 @@ def test_manual_conflict_opens_pending_item_and_task_once(
     _, hs_calls = sync_stack.calls()
     assert "POST /crm/v3/objects/tasks/batch/create" not in hs_calls["by_endpoint"]
     from cosell_sync.config import load_config
-    from cosell_sync.state import ConflictStore
+    from cosell_sync.conflict_store import ConflictStore
 
     pending = ConflictStore(sync_stack.aws("dynamodb"), load_config().storage.state_table, "AWS").pending(oid)
     assert [(p["field"], p["status"]) for p in pending] == [("next_steps", "PENDING")]

@@ -37,7 +37,7 @@ def _set_hs_deal(stack: Any, oid: str, changes: dict[str, str]) -> None:
 
 def _conflicts(stack: Any) -> Any:
     from cosell_sync.config import load_config
-    from cosell_sync.state import ConflictStore
+    from cosell_sync.conflict_store import ConflictStore
 
     return ConflictStore(stack.aws("dynamodb"), load_config().storage.state_table, "AWS")
 

@@ -27,7 +27,7 @@ from cosell_sync.common import (
     Direction,
     clean,
 )
-from cosell_sync.errors import ValidationError, WriteBlockedError
+from cosell_sync.errors import ServiceUnavailableError, ValidationError, WriteBlockedError
 from cosell_sync.hubspot_api import HubSpotGateway, association_to, error_ids
 
 if TYPE_CHECKING:
@@ -35,6 +35,12 @@ if TYPE_CHECKING:
     from cosell_sync.storage import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+#: The unique company/contact property naming the opportunity a record was created for: the key its
+#: create is an upsert on, so no retry or interrupted run can create it twice.
+CREATED_FOR_PROPERTY = "aws_created_for"
+#: Every note the sync writes ends with this and the run id: how a retry finds the notes it made.
+NOTE_REF_PREFIX = "co-sell sync run "
 
 
 @dataclass
@@ -78,7 +84,7 @@ class HubSpotWriter:
     Args:
         cfg: the sync configuration.
         gateway: the counted HubSpot gateway.
-        checkpoints: per-run markers (``new_companies``, ``notes``); None where a caller needs none.
+        checkpoints: per-run markers (``notes``); None where a caller needs none.
     """
 
     def __init__(
@@ -133,20 +139,25 @@ class HubSpotWriter:
         link = self.cfg.link_property
         created: dict[str, str] = {}
         outcome = self.gw.batch_upsert(DEAL.plural, link, rows)
-        failed = {
-            oid: {"type": "ValidationError", "service": "hubspot", **err}
-            for oid, err in error_ids(outcome.errors).items()
-        }
+        errors = error_ids(outcome.errors)
         for obj in outcome.results:
             if (obj.get("properties") or {}).get(link):
                 created[obj["properties"][link]] = obj["id"]
         # Batch responses are not ordered like the inputs and need not echo every property: find the
         # deal of any upserted opportunity we could not match by reading it back on the link property.
-        unmatched = [oid for oid in rows if oid not in created and oid not in failed]
+        unmatched = [oid for oid in rows if oid not in created and oid not in errors]
         if unmatched:
             found, _ = self.gw.batch_read(DEAL.plural, unmatched, [link], id_property=link)
             for obj in found:
                 created[obj["properties"][link]] = obj["id"]
+        # A per-item error names the upsert key, or (for an existing deal) the deal's object id: map
+        # both back to the opportunity, and never report a failed item as created.
+        by_deal = {deal_id: oid for oid, deal_id in created.items()}
+        failed: dict[str, dict[str, Any]] = {}
+        for key, err in errors.items():
+            oid = key if key in rows else by_deal.get(key, key)
+            failed[oid] = {"type": "ValidationError", "service": "hubspot", **err}
+            created.pop(oid, None)
         return created, failed
 
     def create_related(
@@ -154,9 +165,12 @@ class HubSpotWriter:
     ) -> dict[str, dict[str, str | None]]:
         """Give each new deal its company and primary contact; returns their ids per opportunity.
 
-        Contacts are upserted on ``email`` (unique in HubSpot), so a retry finds them instead of making
-        duplicates; companies have no unique property, so their creation is checkpointed per run.
-        Ids are read back through the deal's associations: batch responses are not ordered like inputs.
+        Every create is an upsert on a unique key, so a retried task, a timeout HubSpot had applied or
+        a run killed half-way finds the record it made instead of making a second one: contacts with an
+        e-mail on ``email`` (unique in HubSpot), companies and contacts without one on
+        :data:`CREATED_FOR_PROPERTY` (the opportunity they were created for). The links to the deal are
+        default associations (associating twice leaves one). Ids are read back on those keys: batch
+        responses are not ordered like the inputs.
 
         Args:
             created: opportunity id -> new deal id.
@@ -165,80 +179,119 @@ class HubSpotWriter:
         Returns:
             Opportunity id -> ``{"company_id", "contact_id"}``.
         """
-        done: list[str] = (self.checkpoints.get("new_companies") if self.checkpoints else None) or []
-        company_inputs = [
-            {
-                "properties": props[oid][COMPANY.name],
-                "associations": association_to(deal_id, COMPANY.to_deal_association),
-            }
-            for oid, deal_id in created.items()
-            if props.get(oid, {}).get(COMPANY.name) and oid not in done
-        ]
-        if company_inputs:
-            self.gw.batch_create(COMPANY.plural, company_inputs)
-        by_email = {
-            p[CONTACT.name]["email"]: (oid, p[CONTACT.name])
-            for oid, p in props.items()
-            if oid in created and p.get(CONTACT.name, {}).get("email")
+        out: dict[str, dict[str, str | None]] = {
+            oid: {"company_id": None, "contact_id": None} for oid in created
         }
-        if by_email:
-            self.gw.batch_upsert(
-                CONTACT.plural, "email", {email: row for email, (_, row) in by_email.items()}
-            )
-            found, _ = self.gw.batch_read(CONTACT.plural, list(by_email), ["email"], id_property="email")
-            contact_ids = {str(c["properties"].get("email")): c["id"] for c in found}
-            pairs = [
-                (created[oid], contact_ids[email])
-                for email, (oid, _) in by_email.items()
-                if email in contact_ids
-            ]
-            self.gw.associate_default(DEAL.plural, CONTACT.plural, pairs)
-        without_email = [
-            {
-                "properties": props[oid][CONTACT.name],
-                "associations": association_to(deal_id, CONTACT.to_deal_association),
-            }
-            for oid, deal_id in created.items()
-            if props.get(oid, {}).get(CONTACT.name)
-            and not props[oid][CONTACT.name].get("email")
-            and oid not in done
-        ]
-        if without_email:
-            self.gw.batch_create(CONTACT.plural, without_email)
-        if (company_inputs or without_email) and self.checkpoints:
-            # Both creates are done: a retried task must not create these companies or contacts again.
-            self.checkpoints.put("new_companies", sorted({*done, *created}))
-        deal_ids = list(created.values())
-        companies = self.gw.associations(DEAL.plural, COMPANY.plural, deal_ids)
-        contacts = self.gw.associations(DEAL.plural, CONTACT.plural, deal_ids)
-        return {
-            oid: {"company_id": (companies.get(d) or [None])[0], "contact_id": (contacts.get(d) or [None])[0]}
-            for oid, d in created.items()
-        }
+        for spec, column in ((COMPANY, "company_id"), (CONTACT, "contact_id")):
+            by_key: dict[str, tuple[str, dict[str, str]]] = {}  # upsert key -> (opportunity, row)
+            key_property: dict[str, str] = {}
+            for oid in created:
+                row = dict(props.get(oid, {}).get(spec.name) or {})
+                if not row:
+                    continue
+                if spec is CONTACT and row.get("email"):
+                    key_property[row["email"]] = "email"
+                    by_key[row["email"]] = (oid, row)
+                else:
+                    row[CREATED_FOR_PROPERTY] = oid
+                    key_property[oid] = CREATED_FOR_PROPERTY
+                    by_key[oid] = (oid, row)
+            ids: dict[str, str] = {}
+            for id_property in sorted(set(key_property.values())):
+                rows = {k: row for k, (_, row) in by_key.items() if key_property[k] == id_property}
+                outcome = self.gw.batch_upsert(spec.plural, id_property, rows)
+                for key, err in error_ids(outcome.errors).items():
+                    log.error(
+                        "HubSpot rejected the new %s of opportunity %s: %s",
+                        spec.name,
+                        by_key.get(key, (key,))[0],
+                        err.get("message"),
+                    )
+                found, _ = self.gw.batch_read(spec.plural, list(rows), [id_property], id_property=id_property)
+                for obj in found:
+                    value = str((obj.get("properties") or {}).get(id_property) or "")
+                    if id_property == "email":
+                        value = next((k for k in rows if k.lower() == value.lower()), value)
+                    if value in rows:
+                        ids[value] = str(obj["id"])
+            pairs = [(created[oid], ids[key]) for key, (oid, _) in by_key.items() if key in ids]
+            if pairs:
+                self.gw.associate_default(DEAL.plural, spec.plural, pairs)
+            for key, (oid, _) in by_key.items():
+                out[oid][column] = ids.get(key)
+        return out
 
     # -- notes and tasks ------------------------------------------------------------------------------------
-    def write_notes(self, notes: dict[str, str]) -> int:
-        """One note per deal (``{deal id: HTML body}``), at most once per run (checkpointed).
+    def write_notes(self, notes: dict[str, str], ref: str | None = None) -> int:
+        """One note per deal (``{deal id: HTML body}``), at most once per run, whatever fails when.
+
+        Each note carries the run's reference. A create HubSpot may have applied without answering (a
+        5xx, a timeout, a task killed before its checkpoint) is never resent blindly: the deals' notes
+        are read back and only the missing ones are created.
+
+        Args:
+            notes: deal id -> HTML body.
+            ref: the run's reference (its run id); None writes without a read-back key.
 
         Returns:
             Notes created (or created by an earlier attempt of the same run).
         """
         if self.checkpoints:
             marker = self.checkpoints.get("notes")
-            if marker is not None:
+            if marker is not None and "count" in marker:
                 return int(marker["count"])
-        now_ms = str(int(time.time() * 1000))
-        inputs = [
-            {
-                "properties": {"hs_timestamp": now_ms, "hs_note_body": body},
-                "associations": association_to(deal_id, NOTE_TO_DEAL),
-            }
-            for deal_id, body in notes.items()
-        ]
-        count = len(self.gw.batch_create("notes", inputs).results) if inputs else 0
+            if marker is not None:
+                # An earlier attempt of this run started creating notes and did not finish.
+                notes = self._without_existing("notes", "hs_note_body", notes, ref)
+            else:
+                self.checkpoints.put("notes", {"started": True})
+        bodies = {d: f"{b}<p>{NOTE_REF_PREFIX}{ref}</p>" if ref else b for d, b in notes.items()}
+        count = self._create_once("notes", bodies, lambda deal, body: self._note_input(deal, body), ref)
         if self.checkpoints:
             self.checkpoints.put("notes", {"count": count})
         return count
+
+    @staticmethod
+    def _note_input(deal_id: str, body: str) -> dict[str, Any]:
+        return {
+            "properties": {"hs_timestamp": str(int(time.time() * 1000)), "hs_note_body": body},
+            "associations": association_to(deal_id, NOTE_TO_DEAL),
+        }
+
+    def _create_once(self, plural: str, bodies: dict[str, str], make: Any, ref: str | None) -> int:
+        """Create one object per deal; after an unanswered create, read back and create what is missing."""
+        if not bodies:
+            return 0
+        try:
+            return len(self.gw.batch_create(plural, [make(d, b) for d, b in bodies.items()]).results)
+        except ServiceUnavailableError as err:
+            if not ref:
+                raise
+            log.warning(
+                "Creating %d %s got no clear answer (%s): reading back", len(bodies), plural, err.code
+            )
+        missing = self._without_existing(plural, "hs_note_body", bodies, ref)
+        made = len(bodies) - len(missing)
+        if missing:
+            made += len(self.gw.batch_create(plural, [make(d, b) for d, b in missing.items()]).results)
+        return made
+
+    def _without_existing(
+        self, plural: str, body_property: str, items: dict[str, str], ref: str | None
+    ) -> dict[str, str]:
+        """The items whose deal has no ``plural`` object carrying ``ref`` yet (read back through the deal)."""
+        if not ref or not items:
+            return items
+        linked = self.gw.associations(DEAL.plural, plural, list(items))
+        object_ids = {o for ids in linked.values() for o in ids}
+        if not object_ids:
+            return items
+        found, _ = self.gw.batch_read(plural, object_ids, [body_property])
+        marked = {str(o["id"]) for o in found if ref in str((o.get("properties") or {}).get(body_property))}
+        done = {deal for deal, ids in linked.items() if marked & set(ids)}
+        if done:
+            log.info("%d %s of this run already exist: not created again", len(done), plural)
+        return {d: b for d, b in items.items() if d not in done}
 
     def create_conflict_tasks(self, conflicts: list[dict[str, Any]]) -> dict[str, str]:
         """A task on the deal for each conflict (``conflict_id``, ``field``, ``deal_id``); marks the deals.
@@ -249,41 +302,70 @@ class HubSpotWriter:
         with_deal = [c for c in conflicts if c.get("deal_id")]
         if not with_deal:
             return {}
-        inputs = [
-            {
-                "properties": {
-                    "hs_task_subject": f"Resolve co-sell conflict on {self.cfg.field(c['field']).hubspot}",
-                    "hs_task_body": (
-                        "HubSpot and AWS Partner Central both changed this field since the last sync. "
-                        f"Conflict id {c['conflict_id']}: resolve it with the cosell_resolve_conflict DAG."
-                    ),
-                    "hs_task_status": "NOT_STARTED",
-                    "hs_task_priority": "HIGH",
-                    "hs_timestamp": str(int(time.time() * 1000)),
-                },
-                "associations": association_to(str(c["deal_id"]), TASK_TO_DEAL),
-            }
-            for c in with_deal
-        ]
-        outcome = self.gw.batch_create("tasks", inputs)
+        # A task an earlier attempt created (then died before recording it) is found, not made twice.
+        tasks = self._existing_tasks(with_deal)
+        todo = [c for c in with_deal if c["conflict_id"] not in tasks]
+        inputs = [self._task_input(c) for c in todo]
+        results: list[dict[str, Any]] = []
+        if inputs:
+            try:
+                results = self.gw.batch_create("tasks", inputs).results
+            except ServiceUnavailableError as err:
+                log.warning(
+                    "Creating %d task(s) got no clear answer (%s): reading back", len(inputs), err.code
+                )
+                tasks.update(self._existing_tasks(todo))
+                todo = [c for c in todo if c["conflict_id"] not in tasks]
+                results = self.gw.batch_create("tasks", [self._task_input(c) for c in todo]).results
         # Created tasks are matched to conflicts by the conflict id in their body: batch responses are
         # not ordered like the inputs.
-        tasks: dict[str, str] = {}
-        for task in outcome.results:
-            subject = (task.get("properties") or {}).get("hs_task_body") or ""
+        for task in results:
+            body = (task.get("properties") or {}).get("hs_task_body") or ""
             match = next(
-                (c for c in with_deal if c["conflict_id"] in subject and c["conflict_id"] not in tasks), None
+                (c for c in todo if c["conflict_id"] in body and c["conflict_id"] not in tasks), None
             )
             if match is not None:
                 tasks[match["conflict_id"]] = str(task["id"])
-        if len(tasks) < len(outcome.results):
+        if len([c for c in todo if c["conflict_id"] in tasks]) < len(results):
             # The response did not echo the body: fall back to input order, which the emulator keeps.
-            for conflict, task in zip(with_deal, outcome.results, strict=False):
+            for conflict, task in zip(todo, results, strict=False):
                 tasks.setdefault(conflict["conflict_id"], str(task["id"]))
         deals = {str(c["deal_id"]) for c in with_deal if c["conflict_id"] in tasks}
         if deals:
             self.gw.batch_update(DEAL.plural, {d: {"aws_conflict_status": "Pending"} for d in deals})
         return tasks
+
+    def _task_input(self, conflict: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "properties": {
+                "hs_task_subject": f"Resolve co-sell conflict on {self.cfg.field(conflict['field']).hubspot}",
+                "hs_task_body": (
+                    "HubSpot and AWS Partner Central both changed this field since the last sync. "
+                    f"Conflict id {conflict['conflict_id']}: resolve it with the cosell_resolve_conflict DAG."
+                ),
+                "hs_task_status": "NOT_STARTED",
+                "hs_task_priority": "HIGH",
+                "hs_timestamp": str(int(time.time() * 1000)),
+            },
+            "associations": association_to(str(conflict["deal_id"]), TASK_TO_DEAL),
+        }
+
+    def _existing_tasks(self, conflicts: list[dict[str, Any]]) -> dict[str, str]:
+        """Conflict id -> id of a task on its deal that already names it (two reads per 100 deals)."""
+        linked = self.gw.associations(DEAL.plural, "tasks", {str(c["deal_id"]) for c in conflicts})
+        task_ids = {t for ids in linked.values() for t in ids}
+        if not task_ids:
+            return {}
+        found, _ = self.gw.batch_read("tasks", task_ids, ["hs_task_body"])
+        out: dict[str, str] = {}
+        for conflict in conflicts:
+            on_deal = set(linked.get(str(conflict["deal_id"])) or [])
+            for task in found:
+                body = str((task.get("properties") or {}).get("hs_task_body") or "")
+                if str(task["id"]) in on_deal and conflict["conflict_id"] in body:
+                    out[conflict["conflict_id"]] = str(task["id"])
+                    break
+        return out
 
     # -- one record ------------------------------------------------------------------------------------------
     def object_ids(self, deal_id: str | None, base_row: dict[str, Any] | None) -> dict[str, str | None]:

@@ -33,6 +33,7 @@ from cosell_sync.errors import ConflictError, ValidationError
 if TYPE_CHECKING:
     from cosell_sync.clients import PartnerCentralApi
     from cosell_sync.config import SyncConfig
+    from cosell_sync.journal import WriteJournal
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +125,23 @@ class PartnerCentralWriter:
     """
 
     def __init__(
-        self, cfg: SyncConfig, api: PartnerCentralApi, catalog: str, calls: Counter[str] | None = None
+        self,
+        cfg: SyncConfig,
+        api: PartnerCentralApi,
+        catalog: str,
+        calls: Counter[str] | None = None,
+        *,
+        journal: WriteJournal | None = None,
+        run_id: str | None = None,
+        run_started_at: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.api = api
         self.catalog = catalog
         self.calls: Counter[str] = calls if calls is not None else Counter()
+        self.journal = journal if run_id else None
+        self.run_id = run_id
+        self.run_started_at = run_started_at
         self._active_solutions: set[str] | None = None
         self._stage_field = next((f.name for f in cfg.fields if f.partner_central == "LifeCycle.Stage"), None)
 
@@ -147,6 +159,17 @@ class PartnerCentralWriter:
 
         row = opportunities_to_frame([opportunity], self.cfg).iloc[0]
         return {f: clean(row.get(f)) for f in self.cfg.field_names()}
+
+    # -- the write journal ------------------------------------------------------------------------------
+    def _begin(self, kind: str, record: str, **details: Any) -> str | None:
+        """Record the intent of a write before it is sent (``cosell_sync.journal``)."""
+        if self.journal is None or self.run_id is None:
+            return None
+        return self.journal.begin(self.run_id, kind, record, run_started_at=self.run_started_at, **details)
+
+    def _finish(self, key: str | None, status: str, outcome: dict[str, Any] | None = None) -> None:
+        if self.journal is not None and key is not None:
+            self.journal.finish(key, status, outcome)
 
     def gate(self, review_status: str | None, names: list[str]) -> dict[str, str]:
         """The fields the review state (or the field's direction) forbids writing now.
@@ -261,6 +284,41 @@ class PartnerCentralWriter:
         expected: dict[str, str | None] | None = None,
         solution_ids: list[str] | None = None,
     ) -> PartnerCentralWrite:
+        """Write canonical field values to an opportunity, journaled (see :meth:`_update`)."""
+        from cosell_sync.errors import SyncError
+        from cosell_sync.journal import APPLIED, FAILED
+
+        sent: dict[str, str | None] = {}
+        try:
+            out = self._update(
+                opportunity_id,
+                changes,
+                current=current,
+                expected=expected,
+                solution_ids=solution_ids,
+                sent=sent,
+            )
+        except SyncError as err:
+            self._finish(sent.get("key"), FAILED, {"error": err.to_dict()})
+            raise
+        if sent.get("key"):
+            self._finish(
+                sent["key"],
+                APPLIED if out.written and not out.already_applied else FAILED,
+                {"written": out.written, "last_modified": out.last_modified, "gated": out.gated},
+            )
+        return out
+
+    def _update(
+        self,
+        opportunity_id: str,
+        changes: dict[str, str | None],
+        *,
+        current: dict[str, Any] | None = None,
+        expected: dict[str, str | None] | None = None,
+        solution_ids: list[str] | None = None,
+        sent: dict[str, Any] | None = None,
+    ) -> PartnerCentralWrite:
         """Write canonical field values to an opportunity: Get -> gate -> re-diff -> merge -> Update.
 
         Args:
@@ -271,6 +329,7 @@ class PartnerCentralWriter:
             expected: field -> the Partner Central value the change was planned against; a field whose
                 value in the record differs is left alone and returned in ``superseded``.
             solution_ids: the deal's solution ids, for a move to a stage that needs a solution.
+            sent: filled with the journal ``key`` of the write once one is about to be sent.
 
         Returns:
             What was written, gated and superseded.
@@ -283,7 +342,9 @@ class PartnerCentralWriter:
         from cosell_sync.mapping import merge_into_opportunity
 
         result = PartnerCentralWrite()
-        for attempt in range(self.cfg.conflict_retries + 1):
+        conflicts = 0  # ConflictExceptions seen: only these use up ``conflict_retries``
+        rechecked = False  # one re-read after a rejection that a review-state change may explain
+        while True:
             if current is None:
                 current = self.get(opportunity_id)
             result.review_status = (current.get("LifeCycle") or {}).get("ReviewStatus")
@@ -291,9 +352,9 @@ class PartnerCentralWriter:
             # Gated on the record we merge into, not on an older read: AWS may have moved the review since.
             result.gated = self.gate(result.review_status, list(changes))
             allowed = {k: v for k, v in changes.items() if k not in result.gated}
+            now = self.canonical(current)
             if expected:
                 # Re-diff: a field Partner Central changed after the plan was made keeps its newer value.
-                now = self.canonical(current)
                 result.superseded = {k: now[k] for k in allowed if k in expected and now[k] != expected[k]}
                 if result.superseded:
                     log.warning(
@@ -304,39 +365,62 @@ class PartnerCentralWriter:
                 allowed = {k: v for k, v in allowed.items() if k not in result.superseded}
             if not allowed:
                 return result
-            if self._stage_field and allowed.get(self._stage_field) in STAGES_NEEDING_SOLUTION:
-                associated = self.ensure_solutions(current, solution_ids or [])
-                if associated:
-                    result.associated += associated
-                    current = self.get(opportunity_id)  # the association moved LastModifiedDate
-                    continue
-            payload = merge_into_opportunity(current, allowed, self.cfg)
-            if payload_matches(payload, current):
+            if all(now.get(k) == v for k, v in allowed.items()):
+                # The record already holds every value (a retried task's second pass, or a cleared
+                # field that is already empty): nothing to send.
                 result.already_applied = True
                 result.written = allowed
                 return result
+            if self._stage_field and allowed.get(self._stage_field) in STAGES_NEEDING_SOLUTION:
+                associated = self.ensure_solutions(current, solution_ids or [])
+                if associated:
+                    # The association moved LastModifiedDate: read again (this is not a conflict).
+                    result.associated += associated
+                    current = None
+                    continue
+            payload = merge_into_opportunity(current, allowed, self.cfg)
+            if sent is not None and "key" not in sent:
+                # Journal the intent before the first send: a run that dies now still gets audited.
+                sent["key"] = self._begin(
+                    "UPDATE_OPPORTUNITY",
+                    opportunity_id,
+                    changes={k: {"old": now.get(k), "new": v} for k, v in allowed.items()},
+                )
             try:
                 self.calls["UpdateOpportunity"] += 1
-                result.attempts = attempt + 1
+                result.attempts += 1
                 updated = self.api.call("update_opportunity", **payload)
             except ConflictError as err:
                 # Someone changed the record since we read it: re-read, re-gate, re-diff, try again.
+                conflicts += 1
                 log.warning(
-                    "ConflictException on %s (attempt %d): %s", opportunity_id, attempt + 1, err.message
+                    "ConflictException on %s (conflict %d): %s", opportunity_id, conflicts, err.message
                 )
                 current = None
-                if attempt == self.cfg.conflict_retries:
+                if conflicts > self.cfg.conflict_retries:
+                    raise ConflictError(
+                        f"opportunity {opportunity_id}: still changing after "
+                        f"{self.cfg.conflict_retries} re-reads",
+                        service="partner_central",
+                        code="ConflictException",
+                        record_id=opportunity_id,
+                    ) from err
+                continue
+            except ValidationError:
+                # Partner Central checks the review state before the lock: a record submitted since our
+                # read answers with a ValidationException. Re-read once; if the review now holds the
+                # fields back, they are gated (they wait), not failed.
+                if rechecked:
                     raise
+                fresh = self.get(opportunity_id)
+                status = (fresh.get("LifeCycle") or {}).get("ReviewStatus")
+                if status == result.review_status:
+                    raise
+                rechecked, current = True, fresh
                 continue
             result.written = allowed
             result.last_modified = ts_key(updated.get("LastModifiedDate")) or result.last_modified
             return result
-        raise ConflictError(
-            f"opportunity {opportunity_id}: still changing after {self.cfg.conflict_retries} re-reads",
-            service="partner_central",
-            code="ConflictException",
-            record_id=opportunity_id,
-        )
 
     def create(
         self, deal_id: str, values: dict[str, str | None], solution_ids: list[str] | None = None
@@ -365,8 +449,7 @@ class PartnerCentralWriter:
             held = {self._stage_field: values[self._stage_field]}
             values = {**values, self._stage_field: STAGE_BEFORE_SOLUTION}
         request = new_opportunity_request(values, deal_id, self.cfg, self.catalog)
-        self.calls["CreateOpportunity"] += 1
-        created = self.api.call("create_opportunity", **request)
+        created = self._create(deal_id, request, values)
         # Read it back: the deal gets the values Partner Central holds (review status, defaults) in this
         # run, and the baseline starts from what Partner Central really stored.
         stored = self.get(created["Id"])
@@ -386,6 +469,53 @@ class PartnerCentralWriter:
             out["values"].update(moved.written)
             out["last_modified"] = moved.last_modified
         return out
+
+    def _create(self, deal_id: str, request: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """Send a CreateOpportunity request, journaled with the request itself (for its recovery)."""
+        from cosell_sync.errors import SyncError
+        from cosell_sync.journal import APPLIED, FAILED
+
+        key = self._begin(
+            "CREATE_OPPORTUNITY",
+            f"deal:{deal_id}",
+            deal_id=deal_id,
+            changes={k: {"old": None, "new": v} for k, v in values.items() if v is not None},
+            request=request,
+        )
+        self.calls["CreateOpportunity"] += 1
+        try:
+            created = self.api.call("create_opportunity", **request)
+        except SyncError as err:
+            self._finish(key, FAILED, {"error": err.to_dict()})
+            raise
+        self._finish(key, APPLIED, {"opportunity_id": created["Id"]})
+        return created
+
+    def recover_create(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Finish a create a dead run journaled: resend its exact request and read the record back.
+
+        The same request with the same ClientToken returns the opportunity the first send made (or
+        makes it, if that send never arrived): never a second one, whatever happened to the deal since.
+
+        Args:
+            entry: the journal entry (``request``, ``deal_id``).
+
+        Returns:
+            Like :meth:`create`.
+        """
+        self.calls["CreateOpportunity"] += 1
+        created = self.api.call("create_opportunity", **entry["request"])
+        stored = self.get(created["Id"])
+        log.info(
+            "Recovered the opportunity a dead run created for deal %s: %s", entry["deal_id"], created["Id"]
+        )
+        return {
+            "opportunity_id": created["Id"],
+            "last_modified": ts_key(stored.get("LastModifiedDate")),
+            "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
+            "values": self.canonical(stored),
+            "recovered_from": entry.get("run_id"),
+        }
 
     def submit(self, opportunity_id: str, solution_ids: list[str] | None = None) -> dict[str, Any]:
         """Submit an opportunity to AWS (``StartEngagementFromOpportunityTask``), solutions first.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import requests
 
 from emulators.hubspot import HubSpotEmulator
@@ -276,7 +274,7 @@ def test_pipelines_and_owners(fast) -> None:
     assert bad_owner.status_code == 400
 
 
-def test_calls_counting_faults_and_seed_speed(fast, emu) -> None:
+def test_calls_counting_faults_and_seed(fast, emu) -> None:
     fast.control("DELETE", "calls")
     fast("GET", "/crm/v3/objects/0-3?limit=1")
     fast("POST", "/crm/v3/objects/deals/batch/update", {"inputs": []})
@@ -291,9 +289,9 @@ def test_calls_counting_faults_and_seed_speed(fast, emu) -> None:
             "GET /crm/v3/objects/deals/{id}": 1,
         },
     }
-    t0 = time.monotonic()
+    # How fast seeding is belongs to `make bench` (bench/emulator_seed.py), not to a test's assertions.
     ids = fast.control("POST", "seed", {"deals": 10_000, "companies": 2_000, "contacts": 4_000, "seed": 1})
-    assert time.monotonic() - t0 < 3
+    assert len(ids["deals"]) == 10_000
     assert fast.control("GET", "calls")["total"] == 3  # seeding is not an API call
     again = HubSpotEmulator().app
     from emulators.hubspot.seed import seed

@@ -138,10 +138,10 @@ def test_failed_deliveries_are_retried_with_backoff(fast, receiver) -> None:
             "retry_base_s": 0.1,
         },
     )
-    t0 = time.monotonic()
     resp = fast("POST", "/crm/v3/objects/companies", {"properties": {"name": "Retry Co"}})
     assert resp.status_code == 201
-    assert time.monotonic() - t0 < 1  # delivery never blocks the API request
+    # Delivery never blocks the API request: it answered before the retries (0.1 s, 0.2 s) were made.
+    assert len(receiver.requests) < 3
     receiver.wait_for(lambda reqs: len(reqs) >= 3)
     attempts = [json.loads(r["body"])[0]["attemptNumber"] for r in receiver.requests[:3]]
     assert attempts == [0, 1, 2]

@@ -166,8 +166,11 @@ def test_a_bad_value_is_recorded_per_record_not_raised(cfg):
     bad["LifeCycle"]["TargetCloseDate"] = "2025-02-30"
     frame = opportunities_to_frame([get_opportunity_response(), bad], cfg)
     assert frame.loc["O1234567", "_error"] is None
-    assert "company_industry: 'Other'" in frame.loc["O2", "_error"]
-    assert "target_close_date: '2025-02-30'" in frame.loc["O2", "_error"]
+    # Field and rule, never the value (the error reaches logs and the deal's aws_sync_error).
+    assert "company_industry: is not a Partner Central value" in frame.loc["O2", "_error"]
+    assert "target_close_date: is not a valid calendar date" in frame.loc["O2", "_error"]
+    assert "Other" not in frame.loc["O2", "_error"]
+    assert "2025-02-30" not in frame.loc["O2", "_error"]
     assert set(frame.loc["O2", "_skip_fields"].split(",")) == {"company_industry", "target_close_date"}
     assert frame.loc["O2", "project_title"] == "Data platform migration"
 
@@ -240,7 +243,8 @@ def test_missing_association_marks_fields_unknown_not_cleared(cfg):
 
 def test_hubspot_bad_value_is_recorded(cfg):
     frame = hubspot_to_frame([_deal("11", "O1", dealstage="mystery")], {}, {}, {}, {}, cfg)
-    assert "stage: 'mystery'" in frame.loc["O1", "_error"]
+    assert "stage: is not a HubSpot deal stage" in frame.loc["O1", "_error"]
+    assert "mystery" not in frame.loc["O1", "_error"]
     assert "stage" in frame.loc["O1", "_skip_fields"].split(",")
 
 
@@ -335,7 +339,8 @@ def test_merge_fills_required_spend_members_for_a_new_entry(cfg):
     [
         pytest.param(
             {"customer_business_problem": "Too short"},
-            "customer_business_problem: 'Too short'",
+            "customer_business_problem: is 9 characters; Partner Central "
+            "Project.CustomerBusinessProblem takes 20 to 2000 characters",
             id="below-pc-min-length",
         ),
         pytest.param({"review_status": "Approved"}, "review_status: direction", id="read-only-direction"),

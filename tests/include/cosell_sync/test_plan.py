@@ -213,3 +213,46 @@ def test_empty_diff_gives_an_empty_plan(cfg):
     plan = build_plan(resolve(three_way_diff(base, base, base, cfg), cfg), base, base, cfg)
     assert plan.summary() == dict.fromkeys(plan.summary(), 0)
     assert plan.to_frame().empty
+
+
+def test_gating_is_per_record_in_one_diff(cfg: SyncConfig) -> None:
+    # Several records in one diff: each PC-bound change is gated by its own record's review status.
+    statuses = ["Pending Submission", "In review", "Rejected", "Pending Submission"]
+    oids = ["O1", "O2", "O3", "O4"]
+    base = frame(cfg, {o: {} for o in oids}, "2025-01-01T00:00:00Z")
+    pc = frame(cfg, {o: {} for o in oids}, "2025-02-01T00:00:00Z", _review_status=statuses)
+    hs = frame(cfg, {o: {"next_steps": f"HS {o}"} for o in oids}, "2025-02-02T00:00:00Z")
+    plan = build_plan(resolve(three_way_diff(base, pc, hs, cfg), cfg), pc, base, cfg)
+    assert plan.partner_central_updates == {"O1": {"next_steps": "HS O1"}, "O4": {"next_steps": "HS O4"}}
+    assert [(d["opportunity_id"], d["reason"], d["value"]) for d in plan.deferred] == [
+        ("O2", "REVIEW_IN_PROGRESS", "HS O2")
+    ]
+    assert [(b["opportunity_id"], b["reason"]) for b in plan.blocked] == [("O3", "REJECTED_READ_ONLY")]
+
+
+def test_expected_holds_the_pc_value_each_update_was_planned_on(cfg: SyncConfig) -> None:
+    # The writer re-diffs against these after a ConflictException, so a newer console edit is not lost.
+    plan = plan_for(cfg, "Pending Submission", {"stage": "Prospect"}, {"project_title": "New"})
+    assert plan.partner_central_updates == {"O1": {"project_title": "New"}}
+    assert plan.expected == {"O1": {"project_title": "Migration"}}
+    assert plan.hubspot_updates == {"O1": {"stage": "Prospect"}}
+
+
+def test_stored_plan_round_trips_what_apply_and_commit_read(cfg: SyncConfig) -> None:
+    import json
+
+    from cosell_sync.plan import Plan
+
+    plan = plan_for(
+        cfg, "Pending Submission", {"project_title": "Same"}, {"project_title": "Same", "stage": "X"}
+    )
+    plan.read_failures = [{"opportunity_id": "O9", "error": {"type": "ThrottledError", "retriable": True}}]
+    plan.create_opportunities = [{"deal_id": "D7", "values": {"project_title": "New"}, "submit": False}]
+    plan.run_id = "scheduled__1"
+    plan.sources = {"partner_central": "runs/AWS/x/partner_central", "hubspot": "runs/AWS/x/hubspot"}
+    stored = Plan.from_document(json.loads(json.dumps(plan.to_document())))
+    for name in Plan.DOCUMENT_KEYS:
+        assert getattr(stored, name) == getattr(plan, name), name
+    # A record the extract could not read must survive plan.json, or commit never queues it for retry.
+    assert stored.read_failures == plan.read_failures
+    assert stored.counts() == plan.counts()

@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from cosell_sync.bootstrap import ensure_storage
+from cosell_sync.conflict_store import ConflictStore
 from cosell_sync.errors import ConflictError, NotFoundError, ValidationError
-from cosell_sync.state import BaselineStore, ConflictStore, RetryQueue, WatermarkStore
+from cosell_sync.state import BaselineStore, RetryQueue, WatermarkStore
 from cosell_sync.storage import SnapshotStore
 
 BUCKET = "cosell-test"
