@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO_HOME = ROOT / ".demo"
 #: Quotas stay on, sped up so the demo takes about a minute (1 write/s becomes 25 writes/s).
 TIME_SCALE = 25
+#: A partner solution the Partner Central emulator seeds (``ListSolutions``); the co-sell deals name it.
+DEMO_SOLUTION_ID = "S-1000001"
 
 
 def _configure_airflow() -> None:
@@ -171,6 +174,8 @@ def _edits(stack: Any, hs_client: Any, pc_client: Any, catalog: str) -> list[str
 def main() -> int:
     """Run the demo; returns the process exit code."""
     _configure_airflow()
+    # The local S3/DynamoDB server logs every request at INFO: keep the demo's output to its summaries.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     import boto3
     import hubspot
 
@@ -197,11 +202,13 @@ def main() -> int:
         _post(f"{hs_url}/_emulator/seed", {"deals": 120, "contacts": 150, "companies": 100, "seed": 7})
         hs_client = hubspot.Client.create(access_token=LOCAL_HUBSPOT_TOKEN, host=hs_url, base_url=hs_url)
         pc_client = boto3.client("partnercentral-selling", region_name="us-east-1", endpoint_url=pc_url)
-        # Mark some HubSpot deals for co-sell: each becomes a new opportunity.
+        # Mark some HubSpot deals for co-sell: each becomes a new opportunity. Each names the partner
+        # solution it sells (Partner Central needs one before a submission or stage Committed).
         page = hs_client.crm.deals.basic_api.get_page(limit=15)
+        cosell = {"aws_sync_enabled": "true", "aws_solution_ids": DEMO_SOLUTION_ID}
         hs_client.crm.deals.batch_api.update(
             batch_input_simple_public_object_batch_input={
-                "inputs": [{"id": d.id, "properties": {"aws_sync_enabled": "true"}} for d in page.results]
+                "inputs": [{"id": d.id, "properties": cosell} for d in page.results]
             }
         )
         print(
