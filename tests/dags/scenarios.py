@@ -190,3 +190,17 @@ def config_with(tmp_path: Any, monkeypatch: Any, conflicts: dict[str, Any]) -> N
     path = tmp_path / "sync_config.yaml"
     path.write_text(yaml.safe_dump(data))
     monkeypatch.setenv("COSELL_SYNC_CONFIG", str(path))
+
+
+def hubspot_total(stack: Any, plural: str) -> int:
+    """How many objects of a type HubSpot holds (its search ``total``): record counts in fault tests."""
+    import requests
+
+    r = requests.post(
+        f"{stack.hs_url}/crm/v3/objects/{plural}/search",
+        headers={"Authorization": "Bearer test-token"},
+        json={"limit": 1, "filterGroups": []},
+        timeout=30,
+    )
+    r.raise_for_status()
+    return int(r.json()["total"])

@@ -16,22 +16,11 @@ from typing import Any
 import pytest
 import requests
 
-from tests.dags.scenarios import canonical_pc, editable, set_hs, set_pc, synced_book
+from tests.dags.scenarios import canonical_pc, editable, hubspot_total, set_hs, set_pc, synced_book
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
 HEADERS = {"Authorization": "Bearer test-token"}
-
-
-def _total(stack: Any, plural: str) -> int:
-    r = requests.post(
-        f"{stack.hs_url}/crm/v3/objects/{plural}/search",
-        headers=HEADERS,
-        json={"limit": 1, "filterGroups": []},
-        timeout=30,
-    )
-    r.raise_for_status()
-    return int(r.json()["total"])
 
 
 def _opportunities(stack: Any) -> list[dict[str, Any]]:
@@ -125,7 +114,7 @@ def test_new_deals_get_one_company_each_though_the_create_answered_5xx_and_the_t
     task fails and is retried. Still one deal and one company per opportunity."""
     _no_hubspot_retries(monkeypatch)
     ids = sync_stack.pc_control("seed", {"opportunities": 8, "seed": 21, "catalog": "AWS"})["opportunity_ids"]
-    companies_before = _total(sync_stack, "companies")
+    companies_before = hubspot_total(sync_stack, "companies")
     applied_then_failed = {"times": 1, "when": "after", "status": 504}
     sync_stack.hs_control(
         "faults",
@@ -137,23 +126,23 @@ def test_new_deals_get_one_company_each_though_the_create_answered_5xx_and_the_t
         },
     )
     failed = sync_stack.run(expect="failed")  # apply_hubspot failed after HubSpot applied the companies
-    assert _total(sync_stack, "companies") - companies_before == len(ids)
+    assert hubspot_total(sync_stack, "companies") - companies_before == len(ids)
     _retry_task(sync_stack, failed, "apply_hubspot")
 
     for oid in ids:
         sync_stack.deal_by_opportunity(oid)  # exactly one deal each
-    assert _total(sync_stack, "companies") - companies_before == len(ids)
+    assert hubspot_total(sync_stack, "companies") - companies_before == len(ids)
     sync_stack.run()
-    assert _total(sync_stack, "companies") - companies_before == len(ids)
+    assert hubspot_total(sync_stack, "companies") - companies_before == len(ids)
 
     # A PC-side edit to 3 records: one note per deal, although the notes create answered 502.
     for oid in ids[:3]:
         set_pc(sync_stack, oid, {"next_steps": f"Edited in Partner Central {oid}"})
-    notes_before = _total(sync_stack, "notes")
+    notes_before = hubspot_total(sync_stack, "notes")
     fault = {"times": 1, "when": "after", "status": 502}
     sync_stack.hs_control("faults", {"endpoint_faults": {"POST /crm/v3/objects/notes/batch/create": fault}})
     sync_stack.run()
-    assert _total(sync_stack, "notes") - notes_before == 3
+    assert hubspot_total(sync_stack, "notes") - notes_before == 3
     assert len(_opportunities(sync_stack)) == len(ids)
 
 
@@ -192,8 +181,8 @@ def test_an_interrupted_create_is_linked_next_run_even_after_the_deal_was_edited
     """Opportunities created for 3 co-sell deals; HubSpot fails before the links; a seller edits 2."""
     _no_hubspot_retries(monkeypatch)
     deals = _cosell_deals(sync_stack, 3)
-    companies_before = _total(sync_stack, "companies")
-    deals_before = _total(sync_stack, "deals")
+    companies_before = hubspot_total(sync_stack, "companies")
+    deals_before = hubspot_total(sync_stack, "deals")
     sync_stack.hs_control(
         "faults", {"endpoint_faults": {"POST /crm/v3/objects/deals/batch/update": {"times": 5}}}
     )
@@ -209,8 +198,8 @@ def test_an_interrupted_create_is_linked_next_run_even_after_the_deal_was_edited
     opportunities = _opportunities(sync_stack)
     assert len(opportunities) == 3
     assert sorted(o["PartnerOpportunityIdentifier"] for o in opportunities) == sorted(deals)
-    assert _total(sync_stack, "deals") == deals_before
-    assert _total(sync_stack, "companies") == companies_before
+    assert hubspot_total(sync_stack, "deals") == deals_before
+    assert hubspot_total(sync_stack, "companies") == companies_before
     for summary in opportunities:
         deal = sync_stack.deal_by_opportunity(summary["Id"])
         assert deal["id"] == summary["PartnerOpportunityIdentifier"]

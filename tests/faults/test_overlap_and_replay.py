@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.scenarios import canonical_pc, editable, set_hs, synced_book
+from tests.dags.scenarios import canonical_pc, editable, hubspot_total, set_hs, synced_book
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -28,21 +28,7 @@ def _counts(stack: Any) -> tuple[int, int, int, int]:
     """(opportunities, deals, companies, notes) on the two sides."""
     pages = stack.pc.get_paginator("list_opportunities").paginate(Catalog="AWS")
     opportunities = sum(len(p["OpportunitySummaries"]) for p in pages)
-    import requests
-
-    headers = {"Authorization": "Bearer test-token"}
-
-    def total(plural: str) -> int:
-        r = requests.post(
-            f"{stack.hs_url}/crm/v3/objects/{plural}/search",
-            headers=headers,
-            json={"limit": 1, "filterGroups": []},
-            timeout=30,
-        )
-        r.raise_for_status()
-        return int(r.json()["total"])
-
-    return opportunities, total("deals"), total("companies"), total("notes")
+    return (opportunities, *(hubspot_total(stack, p) for p in ("deals", "companies", "notes")))
 
 
 def _no_wait(tmp_path: Any, monkeypatch: Any) -> None:
