@@ -64,6 +64,8 @@ HS_WRITE_ENDPOINTS = (
     "POST /crm/v3/objects/notes/batch/create",
 )
 _HEADERS = {"Authorization": f"Bearer {HS_TOKEN}"}
+#: How a note the sync wrote names its run (``cosell_sync.writers.hubspot.NOTE_REF_PREFIX``).
+NOTE_REF = "co-sell sync run "
 #: An active solution of the Partner Central emulator's catalog, named on the new co-sell deals.
 SOLUTION_ID = "S-1000001"
 
@@ -84,6 +86,8 @@ class SoakSettings:
         task_failure_rate: chance that a step raises before it starts, and again after it ends.
         read_timeout_s: the hooks' read timeout while faults are on (connection extra ``read_timeout``).
         timeout_windows: whether slow windows (requests over the read timeout) come and go under faults.
+        timeout_every_s: seconds between two slow windows (uniform between the two bounds); each lasts
+            0.25 s. Rarer windows let a faulted run reach its writes more often.
         time_scale: quotas (emulators and client pacing) sped up this much.
         seed: seeds every random choice (records, faults, failures).
     """
@@ -99,6 +103,7 @@ class SoakSettings:
     task_failure_rate: float = 0.06
     read_timeout_s: float = 2.0
     timeout_windows: bool = True
+    timeout_every_s: tuple[float, float] = (10.0, 25.0)
     time_scale: float = 50.0
     seed: int = 10
 
@@ -221,7 +226,7 @@ class TaskFailures:
     """Random task failures: a reconcile step raises before it starts or after it returns (its writes done).
 
     Patched into ``cosell_runtime.tasks`` (what each DAG task imports when it runs) for the block of
-    :meth:`active`; deterministic for a seed.
+    :meth:`installed`; deterministic for a seed.
     """
 
     def __init__(self, rate: float, seed: int) -> None:
@@ -292,7 +297,7 @@ class TimeoutWindows:
 
     def _loop(self) -> None:
         slow = int(self.settings.read_timeout_s * 1000) + 500
-        while not self._stop.wait(self.rng.uniform(3.0, 8.0)):
+        while not self._stop.wait(self.rng.uniform(*self.settings.timeout_every_s)):
             self._faults(slow)
             self.windows += 1
             self._stop.wait(0.25)
@@ -378,7 +383,9 @@ def _opportunities(stack: BenchStack) -> dict[str, dict[str, Any]]:
     return dict(state["stores"][CATALOG]["opportunities"])
 
 
-def _hs_objects(stack: BenchStack, plural: str, properties: list[str], associations: str = "") -> list[dict]:
+def hs_objects(
+    stack: BenchStack, plural: str, properties: list[str], associations: str = ""
+) -> list[dict[str, Any]]:
     """Every (unarchived) object of a type, through the list endpoint."""
     session = requests.Session()
     out: list[dict[str, Any]] = []
@@ -458,7 +465,7 @@ def make_changes(stack: BenchStack, settings: SoakSettings, expected: Expected) 
     rng = random.Random(settings.seed)
     with _quotas_off(stack):
         opps = _opportunities(stack)
-        deals = _deals_by_opportunity(_hs_objects(stack, "deals", ["aws_opportunity_id"]))
+        deals = _deals_by_opportunity(hs_objects(stack, "deals", ["aws_opportunity_id"]))
         book = sorted(expected.book)
         missing = [o for o in book if o not in deals]
         if missing:
@@ -519,7 +526,7 @@ def make_changes(stack: BenchStack, settings: SoakSettings, expected: Expected) 
             "deals",
             {d: {"aws_sync_enabled": "true", "aws_solution_ids": SOLUTION_ID} for d in seeded["deals"]},
         )
-        names = _hs_objects(stack, "deals", ["dealname"])
+        names = hs_objects(stack, "deals", ["dealname"])
         wanted = set(seeded["deals"])
         expected.new_deals = {
             d["id"]: d["properties"].get("dealname") or "" for d in names if d["id"] in wanted
@@ -556,12 +563,12 @@ def measure(stack: BenchStack, expected: Expected) -> tuple[list[str], dict[str,
     """
     with _quotas_off(stack):
         opps = _opportunities(stack)
-        deals = _hs_objects(
+        deals = hs_objects(
             stack, "deals", ["aws_opportunity_id", "aws_next_steps", "description", "dealname"]
         )
-        companies = _hs_objects(stack, "companies", ["aws_created_for"])
-        contacts = _hs_objects(stack, "contacts", ["aws_created_for"])
-        notes = _hs_objects(stack, "notes", ["hs_note_body"], associations="deals")
+        companies = hs_objects(stack, "companies", ["aws_created_for"])
+        contacts = hs_objects(stack, "contacts", ["aws_created_for"])
+        notes = hs_objects(stack, "notes", ["hs_note_body"], associations="deals")
     by_opp = _deals_by_opportunity(deals)
     deal_by_id = {d["id"]: d for d in deals}
     # Opportunities the sync created carry their deal's id as PartnerOpportunityIdentifier (seeded ones
@@ -641,7 +648,7 @@ def measure(stack: BenchStack, expected: Expected) -> tuple[list[str], dict[str,
     note_groups: dict[str, list[str]] = {}
     for note in notes:
         body = note["properties"].get("hs_note_body") or ""
-        ref = body.rsplit("co-sell sync run ", 1)[-1] if "co-sell sync run " in body else ""
+        ref = body.rsplit(NOTE_REF, 1)[-1].removesuffix("</p>") if NOTE_REF in body else ""
         if not ref:
             continue
         for assoc in ((note.get("associations") or {}).get("deals") or {}).get("results", []):

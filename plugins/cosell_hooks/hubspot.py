@@ -146,11 +146,14 @@ class _PacedHTTPAdapter(HTTPAdapter):
 
 
 class HubSpotRetry(Retry):
-    """urllib3 ``Retry`` that retries 429/5xx for *every* method, but read errors only for idempotent ones.
+    """urllib3 ``Retry`` for HubSpot: every request is resent after a 429, none that creates after a 5xx.
 
-    A 429 or 5xx answer means the request was refused or failed, so resending a POST batch write is what
-    HubSpot expects. A read timeout on a POST is different: HubSpot may have applied it, and resending could
-    create duplicates, so those keep urllib3's default (idempotent methods only).
+    - 429: refused before any work, so every request is resent (after ``Retry-After``).
+    - 5xx or a read timeout: resent when the request is idempotent, which at HubSpot is every request
+      but a create: searches, batch reads, updates and upserts are POSTs that may be repeated. A create
+      (:func:`is_create`) may have been applied; it is never resent, and the error goes to the writer,
+      which reads back what exists and creates only what is missing.
+    - A connection that could not be opened sent nothing: resent whatever the request.
     """
 
     RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -170,14 +173,18 @@ class HubSpotRetry(Retry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> Retry:
-        """Never resend a create after a 5xx: HubSpot may have applied it (a 502/504 from its edge).
+        """Never resend a create after a 5xx or a read timeout: HubSpot may have applied it.
 
         A create (``POST .../batch/create`` or ``POST /crm/v3/objects/{type}``) is not idempotent; a 429
-        was refused before any work and is safe to resend. After a 5xx the writer reads back what exists
-        and creates only what is missing (``HubSpotWriter``), so the error goes to it instead.
+        was refused before any work and is safe to resend. After a 5xx or a timeout the writer reads back
+        what exists and creates only what is missing (``HubSpotWriter``), so the error goes to it instead.
         """
         status = getattr(response, "status", None)
-        if method == "POST" and status and status >= 500 and is_create(url or ""):
+        creates = method == "POST" and is_create(url or "")
+        if creates and error is not None and not self._is_connection_error(error):
+            # Sent, then no answer (a read timeout): HubSpot may have applied it.
+            raise error.with_traceback(_stacktrace) if _stacktrace else error
+        if creates and status and status >= 500:
             raise urllib3.exceptions.MaxRetryError(
                 _pool,
                 url or "",
@@ -186,16 +193,6 @@ class HubSpotRetry(Retry):
                 ),
             )
         return super().increment(method, url, response, error, _pool, _stacktrace)
-
-
-def is_create(url: str) -> bool:
-    """Whether a request path creates objects (not idempotent: never resent blindly)."""
-    path = url.split("?", 1)[0].rstrip("/")
-    if path.endswith("/batch/create"):
-        return "/associations/" not in path  # creating an association twice is harmless
-    parts = path.split("/")
-    # POST /crm/v3/objects/{type}: a single create (search, batch and merge have more segments)
-    return len(parts) >= 4 and parts[-3:-1] == ["v3", "objects"]
 
     def get_backoff_time(self) -> float:
         """``backoff_factor * 2 ** (n - 1)`` plus jitter, from the first retry on.
@@ -216,6 +213,16 @@ def is_create(url: str) -> bool:
         if self.backoff_jitter:
             backoff += _jitter(self.backoff_jitter)
         return float(max(0.0, min(self.backoff_max, backoff)))
+
+
+def is_create(url: str) -> bool:
+    """Whether a request path creates objects (not idempotent: never resent blindly)."""
+    path = url.split("?", 1)[0].rstrip("/")
+    if path.endswith("/batch/create"):
+        return "/associations/" not in path  # creating an association twice is harmless
+    parts = path.split("/")
+    # POST /crm/v3/objects/{type}: a single create (search, batch and merge have more segments)
+    return len(parts) >= 4 and parts[-3:-1] == ["v3", "objects"]
 
 
 def _jitter(upper: float) -> float:
@@ -410,6 +417,8 @@ class HubSpotHook(BaseHook):
             backoff_jitter=settings.backoff_factor,
             backoff_max=settings.backoff_max,
             respect_retry_after_header=True,
+            # Read errors are retried for every method but creates (see HubSpotRetry.increment).
+            allowed_methods=None,
             retry_after_max=60,
             # Hand the last 429/5xx back to the SDK, which raises ApiException with HubSpot's body.
             raise_on_status=False,

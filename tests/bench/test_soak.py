@@ -15,9 +15,11 @@ import requests
 
 from bench.report import figure
 from bench.soak import (
+    NOTE_REF,
     SOAK_PREFIX,
     Expected,
     SoakSettings,
+    hs_objects,
     measure,
     merge_results,
     run_soak,
@@ -108,10 +110,27 @@ def test_soak_loses_and_duplicates_nothing(
         json={"catalog": CATALOG, "identifier": oid, "LifeCycle": {"NextSteps": "Not synced yet"}},
         timeout=30,
     ).raise_for_status()
-    lost, duplicates, _ = measure(stack, expected)
+    # ... and a second note of one run on one deal is a duplicate.
+    note = next(
+        n
+        for n in hs_objects(stack, "notes", ["hs_note_body", "hs_timestamp"], associations="deals")
+        if NOTE_REF in (n["properties"].get("hs_note_body") or "") and n.get("associations")
+    )
+    deal_id = note["associations"]["deals"]["results"][0]["id"]
+    copy = {k: note["properties"][k] for k in ("hs_note_body", "hs_timestamp")}
+    to_deal = [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 214}]
+    requests.post(
+        f"{stack.hs_url}/crm/v3/objects/notes/batch/create",
+        headers={"Authorization": "Bearer test-token"},
+        json={"inputs": [{"properties": copy, "associations": [{"to": {"id": deal_id}, "types": to_deal}]}]},
+        timeout=30,
+    ).raise_for_status()
+    lost, duplicates, examples = measure(stack, expected)
     assert len(lost) == 1
     assert lost[0].startswith(f"{oid}: Partner Central NextSteps 'Not synced yet'")
-    assert sum(duplicates.values()) == 0
+    assert duplicates["notes per deal per run"] == 1
+    assert sum(duplicates.values()) == 1
+    assert examples[0].startswith(f"notes per deal per run deal {deal_id} run ")
 
 
 def test_merge_results_replaces_only_the_soak_figures(tmp_path: Path) -> None:

@@ -398,3 +398,28 @@ class TestHubSpotHook:
             hook.call(hook.crm.deals.basic_api.get_page, limit=1)
         with pytest.raises(ServiceUnavailableError):
             hook.api_request("GET", "/crm/v3/objects/deals")
+
+
+def test_a_read_timeout_resends_a_search_but_never_a_create(hubspot_emulator, monkeypatch) -> None:
+    """A search answered too late is resent (it changes nothing); a create answered too late is not (it
+    may have been applied): the writer reads back instead."""
+    from cosell_sync.hubspot_api import HubSpotGateway
+
+    url = hubspot_emulator.url
+    _set_conn(monkeypatch, url, read_timeout=0.5, max_retries=2, backoff_factor=0.01)
+    slow = {"times": 1, "when": "after", "latency_ms": 1500}
+    search, create = "POST /crm/v3/objects/deals/search", "POST /crm/v3/objects/notes/batch/create"
+    requests.post(
+        f"{url}/_emulator/faults", json={"endpoint_faults": {search: slow, create: slow}}, timeout=10
+    )
+    requests.delete(f"{url}/_emulator/calls", timeout=10)
+    gw = HubSpotGateway(HubSpotHook("hubspot_default"))
+
+    found = list(gw.search("deals", [{"filters": []}], ["dealname"], "hs_lastmodifieddate"))
+    with pytest.raises(ServiceUnavailableError):
+        gw.batch_create("notes", [{"properties": {"hs_note_body": "once", "hs_timestamp": "1700000000000"}}])
+
+    calls = requests.get(f"{url}/_emulator/calls", timeout=10).json()["by_endpoint"]
+    assert found == []
+    assert calls[search] == 2  # timed out once, resent
+    assert calls[create] == 1  # timed out, applied, not resent
