@@ -23,6 +23,7 @@ Environment knobs (for development only; ``make bench`` uses the defaults): ``BE
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -470,12 +471,31 @@ def main() -> int:
             "All phases but the soak (its wall time is its own figure), 2 cores.",
         )
     )
+    kept: list[dict[str, Any]] = []
     if "soak" not in skip:
         results.extend(_soak(workdir, int(os.environ.get("BENCH_SOAK_RECORDS", "10000"))))
+    else:
+        kept = _previous_soak_figures()
     write_results(results, RESULTS_PATH)
+    if kept:
+        # A skipped soak keeps its last measured figures (it takes 15-25 minutes to measure again).
+        RESULTS_PATH.write_text(
+            json.dumps(json.loads(RESULTS_PATH.read_text(encoding="utf-8")) + kept, indent=2) + "\n",
+            encoding="utf-8",
+        )
     print()
     print(format_table(results))
     print(f"\nresults: {RESULTS_PATH.relative_to(ROOT)}   logs of the DAG runs: {workdir / 'dag_runs.log'}")
     if os.environ.get("BENCH_KEEP") != "1":
         shutil.rmtree(workdir / "airflow", ignore_errors=True)
     return 0
+
+
+def _previous_soak_figures() -> list[dict[str, Any]]:
+    """The soak figures ``bench/results.json`` holds now (kept when ``BENCH_SKIP`` names ``soak``)."""
+    from bench.soak import SOAK_PREFIX
+
+    if not RESULTS_PATH.exists():
+        return []
+    data = json.loads(RESULTS_PATH.read_text(encoding="utf-8"))
+    return [r for r in data if str(r.get("name", "")).startswith(SOAK_PREFIX)]
