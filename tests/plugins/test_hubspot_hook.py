@@ -200,14 +200,16 @@ class TestHubSpotHook:
             timeout=10,
         )
         hook = HubSpotHook()
-        started = time.monotonic()
         for _ in range(11):
             hook.call(
                 hook.crm.deals.search_api.do_search,
                 public_object_search_request={"filterGroups": [], "limit": 1},
             )
-        assert time.monotonic() - started >= 2.0  # 11 searches at 5/s
-        assert _calls(emulator)["throttled"] == 0
+        # 11 searches against HubSpot's 5/s: the emulator answers 429 to any search over it, so none
+        # refused and none resent means the hook paced them (the pacing's speed is a bench figure).
+        calls = _calls(emulator)
+        assert calls["throttled"] == 0
+        assert calls["total"] == 11
 
     def test_burst_limit_respected(self, emulator):
         """105 requests at a free-tier budget: the limiter spreads them so HubSpot never answers 429."""
@@ -217,10 +219,8 @@ class TestHubSpotHook:
             timeout=10,
         )
         hook = HubSpotHook()
-        started = time.monotonic()
         for _ in range(105):
             hook.call(hook.crm.deals.basic_api.get_page, limit=1)
-        assert time.monotonic() - started >= 10.0
         calls = _calls(emulator)
         assert calls["throttled"] == 0
         assert calls["total"] == 105
@@ -368,10 +368,10 @@ class TestHubSpotHook:
         _set_conn(monkeypatch, stub.server.url, read_timeout=0.3, max_retries=0)
         stub.answer(200, {}, delay=1.5)
         hook = HubSpotHook()
-        started = time.monotonic()
-        with pytest.raises(ServiceUnavailableError):
+        with pytest.raises(ServiceUnavailableError) as info:
             hook.call(hook.crm.deals.basic_api.get_page, limit=1)
-        assert time.monotonic() - started < 1.4
+        # The stub answers 200 after 1.5 s: only the connection's 0.3 s read timeout turns it into this.
+        assert "read timeout=0.3" in info.value.message
 
     def test_post_not_resent_after_read_timeout(self, stub, monkeypatch):
         """HubSpot may have applied a POST that timed out: resending it could duplicate records."""
