@@ -41,6 +41,7 @@ from bench.stack import (
     ROOT,
     BenchStack,
     hs_search,
+    output_to,
     pc_reads,
     pc_writes,
     required_list_pages,
@@ -92,22 +93,8 @@ def _configure_airflow(workdir: Path) -> subprocess.Popen[bytes]:
 
 def _quiet_run(stack: BenchStack, conf: dict[str, Any] | None = None) -> tuple[Any, float]:
     """``dag.test()`` with the task logs sent to a file (they print to stdout otherwise)."""
-    log_path = stack.workdir / "dag_runs.log"
-    with open(log_path, "a", encoding="utf-8") as sink:
-        saved = os.dup(1), os.dup(2)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            return stack.run("cosell_reconcile", conf)
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+    with output_to(stack.workdir / "dag_runs.log"):
+        return stack.run("cosell_reconcile", conf)
 
 
 def _run_setup(stack: BenchStack) -> None:

@@ -26,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -39,7 +38,7 @@ from typing import Any
 import requests
 
 from bench.report import Result, figure, format_table
-from bench.stack import CATALOG, HS_TOKEN, ROOT, BenchStack, connections
+from bench.stack import CATALOG, HS_TOKEN, ROOT, BenchStack, connections, output_to
 
 RESULTS_PATH = ROOT / "bench" / "results.json"
 #: Names of the soak's figures in results.json start with this (the file is one list of figures).
@@ -167,32 +166,12 @@ def _say(message: str) -> None:
 # ---------------------------------------------------------------------------------------------------
 # runs
 # ---------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _output_to(path: Path) -> Iterator[None]:
-    """Send this process's stdout/stderr (the task logs of ``dag.test()``) to ``path`` for the block."""
-    with open(path, "a", encoding="utf-8") as sink:
-        saved = os.dup(1), os.dup(2)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
 def _run_dag(stack: BenchStack, dag_id: str = "cosell_reconcile") -> Any:
     """One ``dag.test()`` run with ``retries=0`` on every task (the next run is the recovery)."""
     dag = stack.dag(dag_id)
     for task in dag.tasks:
         task.retries = 0
-    with _output_to(stack.workdir / "soak_runs.log"):
+    with output_to(stack.workdir / "soak_runs.log"):
         return dag.test(run_conf={})
 
 
@@ -676,7 +655,7 @@ def run_soak(stack: BenchStack, settings: SoakSettings, expected: Expected | Non
     rng = random.Random(settings.seed)
     stack.set_scale(settings.time_scale)
     _faults_off(stack)
-    with _output_to(stack.workdir / "soak_runs.log"):
+    with output_to(stack.workdir / "soak_runs.log"):
         stack.run("cosell_hubspot_setup")
 
     expected = expected if expected is not None else Expected()

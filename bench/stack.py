@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,3 +251,23 @@ def hs_search(calls: dict[str, Any]) -> int:
 def required_list_pages(records: int, page: int = 100) -> int:
     """ListOpportunities pages needed to list ``records`` (at least one call)."""
     return max(1, math.ceil(records / page))
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout/stderr (the task logs of ``dag.test()``) to ``path`` for the block."""
+    with open(path, "a", encoding="utf-8") as sink:
+        saved = os.dup(1), os.dup(2)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

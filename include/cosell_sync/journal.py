@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.storage import batch_write, from_item, query_all, to_item, utc_iso
+from cosell_sync.storage import batch_write, from_item, partition_items, to_item, utc_iso
 
 if TYPE_CHECKING:
     from cosell_sync.storage import LargeItems
@@ -117,18 +117,7 @@ class WriteJournal:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry not yet turned into audit entries, oldest run first."""
-        items = [
-            from_item(i)
-            for i in query_all(
-                self.ddb,
-                TableName=self.table,
-                KeyConditionExpression="PK = :pk",
-                ExpressionAttributeValues={":pk": {"S": self.pk}},
-                ConsistentRead=True,
-            )
-        ]
-        if self.large:
-            items = [self.large.restore(i, missing_ok=True) for i in items]
+        items = partition_items(self.ddb, self.table, self.pk, self.large)
         return sorted(items, key=lambda i: (str(i.get("started_at")), i["SK"]))
 
     def clear(self, keys: Iterable[str]) -> int:

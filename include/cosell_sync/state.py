@@ -37,7 +37,7 @@ from cosell_sync.storage import (
     batch_write,
     from_item,
     is_conditional_check_failed,
-    query_all,
+    partition_items,
     table_to_parquet,
     to_item,
     utc_iso,
@@ -562,17 +562,8 @@ class RetryQueue:
         Returns:
             The items as plain dicts (``PK``/``SK`` included).
         """
-        # missing_ok: a lost S3 object costs an item its error text, never the run its retry queue.
-        return [
-            self.large.restore(from_item(i), missing_ok=True)
-            for i in query_all(
-                self.ddb,
-                TableName=self.table,
-                KeyConditionExpression="PK = :pk",
-                ExpressionAttributeValues={":pk": {"S": self.pk}},
-                ConsistentRead=True,
-            )
-        ]
+        # A lost S3 object costs an item its error text, never the run its retry queue.
+        return partition_items(self.ddb, self.table, self.pk, self.large)
 
     def remove(self, keys: Iterable[Mapping[str, Any] | str]) -> int:
         """Dequeue records (call after the run that reconsidered them committed).

@@ -542,6 +542,34 @@ def query_all(
                 return
 
 
+def partition_items(
+    dynamodb_client: Any, table: str, pk: str, large: LargeItems | None = None
+) -> list[dict[str, Any]]:
+    """Every item of one partition (``PK = pk``), read consistently, as plain dicts.
+
+    Args:
+        dynamodb_client: a boto3 DynamoDB client.
+        table: the table.
+        pk: the partition key value.
+        large: puts back attributes an oversized item keeps in S3 (a lost object costs the item those
+            attributes, never the caller its read).
+
+    Returns:
+        The items, ``PK``/``SK`` included.
+    """
+    items = (
+        from_item(i)
+        for i in query_all(
+            dynamodb_client,
+            TableName=table,
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ConsistentRead=True,
+        )
+    )
+    return [large.restore(i, missing_ok=True) if large else i for i in items]
+
+
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     chunk: list[Any] = []
     for item in items:
