@@ -204,19 +204,10 @@ def _recover_creates(
     env: SyncEnv, writer: PartnerCentralWriter, run: dict[str, Any], results: dict[str, Any]
 ) -> set[str]:
     """Finish the opportunity creates of runs that died before linking them; returns their deal ids."""
-    from cosell_sync.journal import FAILED
-
     if env.journal is None:
         return set()
     done: set[str] = set()
-    for entry in env.journal.entries():
-        if (
-            entry.get("kind") != "CREATE_OPPORTUNITY"
-            or entry.get("run_id") == run["run_id"]
-            or entry.get("status") == FAILED
-            or not entry.get("request")
-        ):
-            continue
+    for entry in env.journal.creates_to_recover(current_run=run["run_id"]):
         deal_id = str(entry["deal_id"])
         try:
             results["created"][deal_id] = writer.recover_create(entry)

@@ -120,6 +120,22 @@ class WriteJournal:
         items = partition_items(self.ddb, self.table, self.pk, self.large)
         return sorted(items, key=lambda i: (str(i.get("started_at")), i["SK"]))
 
+    def creates_to_recover(self, current_run: str | None = None) -> list[dict[str, Any]]:
+        """Opportunity creates another run journaled and did not see fail: resend them to link them.
+
+        Args:
+            current_run: this run's id; its own entries are left out (its results cover them).
+        """
+        return [
+            e
+            for e in self.entries()
+            if e.get("kind") == "CREATE_OPPORTUNITY"
+            and e.get("status") != FAILED
+            and e.get("request")
+            and e.get("deal_id")
+            and e.get("run_id") != current_run
+        ]
+
     def clear(self, keys: Iterable[str]) -> int:
         """Delete entries once the audit holds them."""
         requests = [{"DeleteRequest": {"Key": {"PK": {"S": self.pk}, "SK": {"S": k}}}} for k in keys]

@@ -430,15 +430,9 @@ def make_plan(
 
 def _deals_with_journaled_create(env: SyncEnv) -> set[str]:
     """Deals whose opportunity create a dead run journaled (``apply`` finishes and links those)."""
-    from cosell_sync.journal import FAILED
-
     if env.journal is None:
         return set()
-    return {
-        str(e["deal_id"])
-        for e in env.journal.entries()
-        if e.get("kind") == "CREATE_OPPORTUNITY" and e.get("status") != FAILED and e.get("deal_id")
-    }
+    return {str(e["deal_id"]) for e in env.journal.creates_to_recover()}
 
 
 def _plan_value_checks(plan: Plan, cfg: SyncConfig, hs: pd.DataFrame, new_deals: pd.DataFrame) -> None:

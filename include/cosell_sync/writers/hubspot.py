@@ -242,56 +242,63 @@ class HubSpotWriter:
                 return int(marker["count"])
             if marker is not None:
                 # An earlier attempt of this run started creating notes and did not finish.
-                notes = self._without_existing("notes", "hs_note_body", notes, ref)
+                notes = self._notes_missing(notes, ref)
             else:
                 self.checkpoints.put("notes", {"started": True})
         bodies = {d: f"{b}<p>{NOTE_REF_PREFIX}{ref}</p>" if ref else b for d, b in notes.items()}
-        count = self._create_once("notes", bodies, lambda deal, body: self._note_input(deal, body), ref)
+        try:
+            count = self._create_notes(bodies)
+        except ServiceUnavailableError as err:
+            if not ref:
+                raise
+            log.warning("Creating %d notes got no clear answer (%s): reading back", len(bodies), err.code)
+            missing = self._notes_missing(bodies, ref)
+            count = len(bodies) - len(missing) + self._create_notes(missing)
         if self.checkpoints:
             self.checkpoints.put("notes", {"count": count})
         return count
 
-    @staticmethod
-    def _note_input(deal_id: str, body: str) -> dict[str, Any]:
-        return {
-            "properties": {"hs_timestamp": str(int(time.time() * 1000)), "hs_note_body": body},
-            "associations": association_to(deal_id, NOTE_TO_DEAL),
-        }
+    def _create_notes(self, bodies: dict[str, str]) -> int:
+        now_ms = str(int(time.time() * 1000))
+        inputs = [
+            {
+                "properties": {"hs_timestamp": now_ms, "hs_note_body": body},
+                "associations": association_to(deal_id, NOTE_TO_DEAL),
+            }
+            for deal_id, body in bodies.items()
+        ]
+        return len(self.gw.batch_create("notes", inputs).results) if inputs else 0
 
-    def _create_once(self, plural: str, bodies: dict[str, str], make: Any, ref: str | None) -> int:
-        """Create one object per deal; after an unanswered create, read back and create what is missing."""
-        if not bodies:
-            return 0
-        try:
-            return len(self.gw.batch_create(plural, [make(d, b) for d, b in bodies.items()]).results)
-        except ServiceUnavailableError as err:
-            if not ref:
-                raise
-            log.warning(
-                "Creating %d %s got no clear answer (%s): reading back", len(bodies), plural, err.code
-            )
-        missing = self._without_existing(plural, "hs_note_body", bodies, ref)
-        made = len(bodies) - len(missing)
-        if missing:
-            made += len(self.gw.batch_create(plural, [make(d, b) for d, b in missing.items()]).results)
-        return made
+    def _notes_missing(self, notes: dict[str, str], ref: str | None) -> dict[str, str]:
+        """The notes whose deal has no note of this run yet (``ref`` in its body)."""
+        if not ref or not notes:
+            return notes
+        done = self._find_marked("notes", "hs_note_body", {d: (d, ref) for d in notes})
+        if done:
+            log.info("%d notes of this run already exist: not created again", len(done))
+        return {d: b for d, b in notes.items() if d not in done}
 
-    def _without_existing(
-        self, plural: str, body_property: str, items: dict[str, str], ref: str | None
+    def _find_marked(
+        self, plural: str, body_property: str, wanted: dict[str, tuple[str, str]]
     ) -> dict[str, str]:
-        """The items whose deal has no ``plural`` object carrying ``ref`` yet (read back through the deal)."""
-        if not ref or not items:
-            return items
-        linked = self.gw.associations(DEAL.plural, plural, list(items))
+        """Which wanted objects exist already: ``key -> (deal id, token)`` gives ``key -> object id``.
+
+        An object counts when it is associated with the deal and ``token`` appears in its
+        ``body_property``: how a create that got no clear answer is found instead of made twice.
+        Two reads per 100 deals (associations, then the bodies).
+        """
+        linked = self.gw.associations(DEAL.plural, plural, {deal for deal, _ in wanted.values()})
         object_ids = {o for ids in linked.values() for o in ids}
         if not object_ids:
-            return items
+            return {}
         found, _ = self.gw.batch_read(plural, object_ids, [body_property])
-        marked = {str(o["id"]) for o in found if ref in str((o.get("properties") or {}).get(body_property))}
-        done = {deal for deal, ids in linked.items() if marked & set(ids)}
-        if done:
-            log.info("%d %s of this run already exist: not created again", len(done), plural)
-        return {d: b for d, b in items.items() if d not in done}
+        bodies = {str(o["id"]): str((o.get("properties") or {}).get(body_property) or "") for o in found}
+        out: dict[str, str] = {}
+        for key, (deal_id, token) in wanted.items():
+            match = next((o for o in linked.get(deal_id) or [] if token in bodies.get(str(o), "")), None)
+            if match is not None:
+                out[key] = str(match)
+        return out
 
     def create_conflict_tasks(self, conflicts: list[dict[str, Any]]) -> dict[str, str]:
         """A task on the deal for each conflict (``conflict_id``, ``field``, ``deal_id``); marks the deals.
@@ -351,21 +358,9 @@ class HubSpotWriter:
         }
 
     def _existing_tasks(self, conflicts: list[dict[str, Any]]) -> dict[str, str]:
-        """Conflict id -> id of a task on its deal that already names it (two reads per 100 deals)."""
-        linked = self.gw.associations(DEAL.plural, "tasks", {str(c["deal_id"]) for c in conflicts})
-        task_ids = {t for ids in linked.values() for t in ids}
-        if not task_ids:
-            return {}
-        found, _ = self.gw.batch_read("tasks", task_ids, ["hs_task_body"])
-        out: dict[str, str] = {}
-        for conflict in conflicts:
-            on_deal = set(linked.get(str(conflict["deal_id"])) or [])
-            for task in found:
-                body = str((task.get("properties") or {}).get("hs_task_body") or "")
-                if str(task["id"]) in on_deal and conflict["conflict_id"] in body:
-                    out[conflict["conflict_id"]] = str(task["id"])
-                    break
-        return out
+        """Conflict id -> id of a task on its deal that already names it."""
+        wanted = {c["conflict_id"]: (str(c["deal_id"]), c["conflict_id"]) for c in conflicts}
+        return self._find_marked("tasks", "hs_task_body", wanted)
 
     # -- one record ------------------------------------------------------------------------------------------
     def object_ids(self, deal_id: str | None, base_row: dict[str, Any] | None) -> dict[str, str | None]:
