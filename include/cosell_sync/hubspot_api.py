@@ -26,7 +26,6 @@ BATCH_SIZE = 100
 #: Search returns at most 200 results a page and 10,000 per query (paging past them is a 400), which
 #: :meth:`HubSpotGateway.search` never pages into.
 SEARCH_PAGE = 200
-SEARCH_CAP = 10_000
 #: Unique and sortable on every CRM object: orders the records that share one timestamp.
 ID_PROPERTY = "hs_object_id"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
