@@ -10,12 +10,19 @@ Each run:
    10,000-result cap, batch reads of linked deals, companies and contacts). Snapshots go to S3 as Parquet.
 3. **plan**: a three-way, per-field diff against the last-synced baseline, conflict strategies and
    Partner Central review-state gating. The full plan is written to S3.
-4. **apply_partner_central** (pool `partner_central_writes`, 1 write/s): creates, full-payload updates with
-   the current `LastModifiedDate` (re-read and re-merge on `ConflictException`), submissions.
-5. **apply_hubspot**: batched creates/updates (100 per call, 207 handled per item), a note per deal,
+4. **prepare_creates** (pool `partner_central_writes`): deals about to get an opportunity are looked up
+   with `SearchOpportunities` (a deal whose link was lost is linked, never duplicated); more than
+   `bulk.min_records` creates go as one `StartOpportunityBulkJob` (CSV in the state bucket).
+   **wait_for_bulk_jobs** defers to the triggerer (no worker slot) until the job finishes.
+5. **apply_partner_central** (pool `partner_central_writes`, 1 write/s): bulk results and single creates,
+   full-payload updates with the current `LastModifiedDate` (re-read and re-merge on
+   `ConflictException`), submissions.
+6. **apply_hubspot**: batched creates/updates (100 per call, 207 handled per item), a note per deal,
    tasks for manual conflicts.
-6. **commit**: audit entries (DynamoDB), baseline, retry queue and watermark — only for work that succeeded.
-7. **report**: a summary table per direction in the log and `report.json` in S3.
+7. **commit**: audit entries (DynamoDB), baseline, retry queue and watermark — only for work that succeeded.
+8. **sync_insights**: AWS insights (origin, co-sell motion, engagement and quality scores) from
+   `SearchOpportunities`, 100 opportunities per call, into the deals whose insights changed.
+9. **report**: a summary table per direction in the log and `report.json` in S3.
 
 Params: `mode` (`incremental` | `full`), `direction`, `dry_run` (writes nothing, logs and stores the plan),
 `since` (ISO timestamp overriding the watermark), `catalog` (`AWS` | `Sandbox`; empty = from the connection),
@@ -28,6 +35,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from cosell_runtime.tasks import release_lease_on_failure
+from cosell_runtime.triggers import PartnerCentralJobsSensor
 from cosell_sync.schedule import reconcile_schedule
 
 DEFAULT_ARGS = {
@@ -114,11 +122,18 @@ def cosell_reconcile() -> None:
         return reconcile_plan(run, pc, hs)
 
     @task(pool="partner_central_writes")
-    def apply_partner_central(run: dict, planned: dict) -> dict:
+    def prepare_creates(run: dict, planned: dict) -> dict:
+        """Link deals whose opportunity exists (search); start the bulk job of a large run."""
+        from cosell_runtime.tasks import reconcile_prepare_creates
+
+        return reconcile_prepare_creates(run, planned)
+
+    @task(pool="partner_central_writes")
+    def apply_partner_central(run: dict, planned: dict, creates: dict) -> dict:
         """Create, update (full payload, optimistic lock) and submit opportunities at 1 write/s."""
         from cosell_runtime.tasks import reconcile_apply_partner_central
 
-        return reconcile_apply_partner_central(run, planned)
+        return reconcile_apply_partner_central(run, planned, creates)
 
     @task
     def apply_hubspot(run: dict, planned: dict, pc_applied: dict) -> dict:
@@ -135,20 +150,33 @@ def cosell_reconcile() -> None:
         return reconcile_commit(run, planned, pc_applied, hs_applied)
 
     @task
-    def report(run: dict, pc: dict, hs: dict, committed: dict) -> dict:
+    def sync_insights(run: dict, committed: dict) -> dict:
+        """AWS insights (SearchOpportunities, 100 per call) into the deals whose insights changed."""
+        from cosell_runtime.tasks import reconcile_sync_insights
+
+        return reconcile_sync_insights(run)
+
+    @task
+    def report(run: dict, pc: dict, hs: dict, committed: dict, insights: dict) -> dict:
         """Log the run's summary table and store report.json."""
         from cosell_runtime.tasks import reconcile_report
 
-        return reconcile_report(run, pc, hs, committed)
+        return reconcile_report(run, pc, hs, committed, insights)
 
     run = prepare()
     pc = extract_partner_central(run)
     hs = extract_hubspot(run, pc)
     planned = plan(run, pc, hs)
-    pc_applied = apply_partner_central(run, planned)
+    creates = prepare_creates(run, planned)
+    # Deferred: the triggerer polls the job while no worker slot is held (a run without one passes at once).
+    waited = PartnerCentralJobsSensor(
+        task_id="wait_for_bulk_jobs", job_ids=creates["jobs"], catalog=run["catalog"], retries=3
+    )
+    pc_applied = apply_partner_central(run, planned, creates)
+    waited >> pc_applied
     hs_applied = apply_hubspot(run, planned, pc_applied)
     committed = commit(run, planned, pc_applied, hs_applied)
-    report(run, pc, hs, committed)
+    report(run, pc, hs, committed, sync_insights(run, committed))
 
 
 cosell_reconcile()

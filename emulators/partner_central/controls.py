@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from emulators.partner_central.instruments import CallLog, Faults
 from emulators.partner_central.models import PartnerCentralBackend
 from emulators.partner_central.quotas import Quotas
-from emulators.partner_central.seed import seed_opportunities
+from emulators.partner_central.seed import seed_engagements, seed_opportunities
 
 __all__ = ["ControlledApp", "Faults", "handle"]
 
@@ -46,7 +46,13 @@ def handle(
         ids = seed_opportunities(
             b, int(body.get("opportunities", 0)), int(body.get("seed", 0)), body.get("catalog", "AWS")
         )
-        return 200, {"opportunity_ids": ids, "seconds": round(time.perf_counter() - started, 3)}
+        out: dict[str, Any] = {"opportunity_ids": ids}
+        if body.get("engagements"):
+            # AWS-shared engagements (leads) for SearchEngagements and the engagement groups.
+            out["engagement_ids"] = seed_engagements(
+                b, int(body["engagements"]), int(body.get("seed", 0)), body.get("catalog", "AWS")
+            )
+        return 200, {**out, "seconds": round(time.perf_counter() - started, 3)}
     if route == "/calls":
         if method == "DELETE":
             app.calls.reset()
@@ -69,7 +75,25 @@ def handle(
             b.task_delay_ms = int(body["task_delay_ms"])
         if "events_enabled" in body:
             b.events.enabled = bool(body["events_enabled"])
-        return 200, {"task_delay_ms": b.task_delay_ms, "events_enabled": b.events.enabled}
+        if "search_enabled" in body:
+            # False: SearchOpportunities answers AccessDeniedException SEARCH_OPPORTUNITIES_NOT_ENABLED.
+            b.search_enabled = bool(body["search_enabled"])
+        # Customer accounts: emulator time until a match finishes, and an optional per-catalog account limit.
+        if "enrichment_delay_ms" in body:
+            b.enrichment_delay_ms = int(body["enrichment_delay_ms"])
+        if "customer_account_limit" in body:
+            limit = body["customer_account_limit"]
+            b.customer_account_limit = None if limit is None else int(limit)
+        # Bulk jobs: on/off, processing rate, report delay, S3 endpoint for s3:// FileURIs (bulk_jobs.py).
+        b.configure_bulk(body)
+        return 200, {
+            **b.bulk_settings(),
+            "task_delay_ms": b.task_delay_ms,
+            "events_enabled": b.events.enabled,
+            "search_enabled": b.search_enabled,
+            "enrichment_delay_ms": b.enrichment_delay_ms,
+            "customer_account_limit": b.customer_account_limit,
+        }
     if route == "/clock" and method == "POST":
         # Lets tests reach e.g. invitation expiry (15 days) without waiting.
         with b.lock:
@@ -102,6 +126,21 @@ def handle(
     if route == "/simulate/aws-update" and method == "POST":
         fields = {k: v for k, v in body.items() if k not in ("catalog", "identifier")}
         return 200, b.simulate_aws_update(body.get("catalog", "AWS"), body["identifier"], fields)
+    if route == "/customer-directory":
+        # The AWS customer directory customer account matching looks domains and DUNS numbers up in.
+        if method == "POST":
+            return 200, b.add_directory_entry(body)
+        return 200, {"entries": b.directory_entries()}
+    if route == "/simulate/insights" and method == "POST":
+        # AWS re-scores an opportunity; its LastModifiedDate does not move (insights are AWS's computation).
+        changes = {k: v for k, v in body.items() if k not in ("catalog", "opportunity_id")}
+        return 200, b.simulate_insights(body.get("catalog", "AWS"), body["opportunity_id"], changes)
+    if route.startswith("/reports/") and method == "GET":
+        # Bulk job report downloads (the URLs Get*BulkJobReportUrl hands out): CSV bytes, 403 once expired.
+        parts = route[len("/reports/") :].split("/")
+        if len(parts) != 4:
+            return 404, {"error": f"no report {path}"}
+        return b.bulk_report_content(*parts)
     if route == "/state" and method == "GET":
         return 200, json.loads(json.dumps(b.dump(), default=str))
     return 404, {"error": f"no control {method} {path}"}

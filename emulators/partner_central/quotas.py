@@ -18,8 +18,8 @@ DAY_SECONDS = 86_400.0
 
 
 def is_read(operation: str) -> bool:
-    """Get* and List* operations draw on the read quota; every other operation is a write."""
-    return operation.startswith(("Get", "List"))
+    """Get*, List* and Search* operations draw on the read quota; every other operation is a write."""
+    return operation.startswith(("Get", "List", "Search"))
 
 
 class TokenBucket:

@@ -118,6 +118,20 @@ HANDLERS: dict[str, Handler] = {
     "StartProspectingFromEngagementTask": lambda b, p: b.start_prospecting(p),
     "GetProspectingFromEngagementTask": _prospecting_task,
     "ListProspectingFromEngagementTasks": _list_prospecting,
+    # Search
+    "SearchOpportunities": lambda b, p: b.search_opportunities(p),
+    "SearchEngagements": lambda b, p: b.search_engagements(p),
+    "ListEngagementGroups": lambda b, p: b.list_engagement_groups(p),
+    # Bulk jobs
+    "StartOpportunityBulkJob": lambda b, p: b.start_opportunity_bulk_job(p),
+    "ListOpportunityBulkJobs": lambda b, p: b.list_opportunity_bulk_jobs(p),
+    "ListOpportunityBulkJobResults": lambda b, p: b.list_bulk_job_results("opportunity", p),
+    "GetOpportunityBulkJobReportUrl": lambda b, p: b.bulk_job_report_url("opportunity", p),
+    "StartCustomerAccountBulkJob": lambda b, p: b.start_customer_account_bulk_job(p),
+    "GetCustomerAccountBulkJob": lambda b, p: b.get_customer_account_bulk_job(p),
+    "ListCustomerAccountBulkJobs": lambda b, p: b.list_customer_account_bulk_jobs(p),
+    "ListCustomerAccountBulkJobResults": lambda b, p: b.list_bulk_job_results("customer_account", p),
+    "GetCustomerAccountBulkJobReportUrl": lambda b, p: b.bulk_job_report_url("customer_account", p),
     # Solutions, settings, tags
     "ListSolutions": lambda b, p: b.list_solutions(p),
     "GetSellingSystemSettings": lambda b, p: b.get_settings(p["Catalog"]),
@@ -127,4 +141,11 @@ HANDLERS: dict[str, Handler] = {
     "TagResource": lambda b, p: (b.tag(p["ResourceArn"], p["Tags"]), {})[1],
     "UntagResource": lambda b, p: (b.untag(p["ResourceArn"], p["TagKeys"]), {})[1],
     "ListTagsForResource": lambda b, p: {"Tags": b.list_tags(p["ResourceArn"])},
+    # Customer accounts
+    "CreateCustomerAccount": lambda b, p: b.create_customer_account(p),
+    "GetCustomerAccount": lambda b, p: b.get_customer_account(p),
+    "UpdateCustomerAccount": lambda b, p: b.update_customer_account(p),
+    "DeleteCustomerAccount": _none(lambda b, p: b.delete_customer_account(p)),
+    "SearchCustomerAccounts": lambda b, p: b.search_customer_accounts(p),
+    "GetCustomerAccountStatistics": lambda b, p: b.get_customer_account_statistics(p),
 }

@@ -11,7 +11,12 @@ import datetime as dt
 import random
 from typing import Any
 
-from emulators.partner_central.models import STAGES_NEEDING_OFFERING, PartnerCentralBackend, parse_ts
+from emulators.partner_central.models import (
+    AWS_ACCOUNT,
+    STAGES_NEEDING_OFFERING,
+    PartnerCentralBackend,
+    parse_ts,
+)
 
 _PREFIX = [
     "Blue",
@@ -221,3 +226,186 @@ def _opportunity(
         # one too. Picked from n, not rng, so every other field stays what this seed always produced.
         record["RelatedEntityIdentifiers"] = {"Solutions": [_SOLUTIONS[n % len(_SOLUTIONS)]]}
     return record
+
+
+# ------------------------------------------------------------------------------------------ engagements
+_USECASES = ["Generative AI", "Migration", "Analytics", "Security", "Modernization", "Cost optimization"]
+_SOURCES = [
+    ("Event", "evt-reinvent", "AWS re:Invent"),
+    ("Website", "web-free-tier", "AWS website"),
+    ("Campaign", "cmp-genai-2025", "GenAI campaign"),
+    ("Campaign", "cmp-summit-2024", "2024 Summit campaign"),
+    ("Referral", "ref-aws-seller", "AWS seller referral"),
+]
+_SEGMENTS = ["Enterprise", "Mid-Market", "SMB"]
+_MATURITY = ["New to AWS", "Experimenting", "Scaling", "Advanced"]
+_QUALIFICATION = ["Qualified", "Under Evaluation", "Disqualified"]
+_LEVELS = ["High", "Medium", "Low"]
+_FIRST = ["Jordan", "Avery", "Riley", "Casey", "Morgan", "Taylor"]
+_LAST = ["Lee", "Patel", "Garcia", "Kim", "Novak", "Schmidt"]
+_TITLES = ["CTO", "VP Engineering", "Head of Data", "IT Director", "CIO"]
+_GEO = {"US": ("AMER", "NAMER"), "CA": ("AMER", "NAMER"), "GB": ("EMEA", "UKI"), "DE": ("EMEA", "DACH")}
+_ID_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def seed_engagements(
+    backend: PartnerCentralBackend, count: int, seed: int = 0, catalog: str = "AWS"
+) -> list[str]:
+    """Add ``count`` AWS-shared engagements (leads) to ``catalog``; the same seed yields the same records.
+
+    Every engagement has a ``Lead`` context; every third one also a ``CustomerProject`` context and every
+    fourth (from the second) a ``ProspectingResult`` context, so all SearchEngagements keys have values. AWS
+    created them; half of them list this partner as a member too.
+    """
+    rng = random.Random(f"engagements-{seed}")
+    ids: list[str] = []
+    with backend.lock:
+        store = backend.store(catalog)
+        for n in range(count):
+            eid = "eng-" + "".join(rng.choice(_ID_CHARS) for _ in range(14))
+            while eid in store["engagements"]:
+                eid = "eng-" + "".join(rng.choice(_ID_CHARS) for _ in range(14))
+            record = _engagement(rng, n, catalog, eid, backend)
+            store["engagements"][eid] = record
+            ids.append(eid)
+        backend.advance_clock_to(max((store["engagements"][i]["ModifiedAt"] for i in ids), default=0))
+    return ids
+
+
+def _engagement(
+    rng: random.Random, n: int, catalog: str, eid: str, backend: PartnerCentralBackend
+) -> dict[str, Any]:
+    company = f"{rng.choice(_PREFIX)} {rng.choice(_SUFFIX)} {rng.choice(_FORM)}"
+    slug = company.split()[0].lower() + company.split()[1].lower()
+    city, state, postal, country = rng.choice(_CITIES)
+    industry = rng.choice(_INDUSTRIES)
+    usecase = rng.choice(_USECASES)
+    created = _BASE + rng.randrange(_YEAR_MS)
+    modified = created + rng.randrange(10 * 86_400_000) + n
+    interactions = []
+    for i in range(1 + rng.randrange(2)):
+        source_type, source_id, source_name = rng.choice(_SOURCES)
+        interactions.append(
+            {
+                "SourceType": source_type,
+                "SourceId": source_id,
+                "SourceName": source_name,
+                "Usecase": usecase if i == 0 else rng.choice(_USECASES),
+                "InteractionDate": created - (i + 1) * 86_400_000,
+                "CustomerAction": "Requested a follow-up",
+                "BusinessProblem": f"{company} wants help with {usecase.lower()} on AWS.",
+                "Contact": {
+                    "BusinessTitle": rng.choice(_TITLES),
+                    "Email": f"lead{n}.{i}@{slug}.com",
+                    "FirstName": rng.choice(_FIRST),
+                    "LastName": rng.choice(_LAST),
+                    "Phone": "+12065550100",
+                },
+            }
+        )
+    lead = {
+        "QualificationStatus": rng.choice(_QUALIFICATION),
+        "Insights": {
+            "LeadReadinessScore": rng.choice(_LEVELS),
+            "ChannelRecommendation": {
+                "RecommendedChannel": rng.choice(["EMAIL", "CALL"]),
+                "BestOutreachWindows": [{"Day": "TUESDAY", "StartTimeUtc": "14:00", "EndTimeUtc": "17:00"}],
+            },
+        },
+        "Customer": {
+            "Industry": industry,
+            "CompanyName": company,
+            "WebsiteUrl": f"https://www.{slug}.com",
+            "Address": {"City": city, "PostalCode": postal, "StateOrRegion": state, "CountryCode": country},
+            "AwsMaturity": rng.choice(_MATURITY),
+            "MarketSegment": rng.choice(_SEGMENTS),
+        },
+        "Interactions": interactions,
+    }
+    contexts: list[dict[str, Any]] = [{"Id": "1", "Type": "Lead", "Payload": {"Lead": lead}}]
+    if n % 3 == 0:
+        contexts.append(
+            {
+                "Id": str(len(contexts) + 1),
+                "Type": "CustomerProject",
+                "Payload": {
+                    "CustomerProject": {
+                        "Customer": {
+                            "Industry": industry,
+                            "CompanyName": company,
+                            "WebsiteUrl": f"https://www.{slug}.com",
+                            "CountryCode": country,
+                        },
+                        "Project": {
+                            "Title": f"{usecase} for {company.split()[0]}",
+                            "BusinessProblem": rng.choice(_PROBLEMS),
+                            "TargetCompletionDate": (
+                                dt.date(2026, 1, 1) + dt.timedelta(days=rng.randrange(365))
+                            ).isoformat(),
+                        },
+                    }
+                },
+            }
+        )
+    if n % 4 == 1:
+        geo, region = _GEO.get(country, ("APJ", "ANZ"))
+        task_id = "task-" + "".join(rng.choice(_ID_CHARS) for _ in range(14))
+        contexts.append(
+            {
+                "Id": str(len(contexts) + 1),
+                "Type": "ProspectingResult",
+                "Payload": {
+                    "ProspectingResult": {
+                        "Aws": {
+                            "Customer": {
+                                "AccountName": company,
+                                "Geo": geo,
+                                "Region": region,
+                                "SubRegion": region,
+                                "Country": country,
+                                "Industry": industry,
+                                "SubIndustry": industry,
+                                "Segment": rng.choice(_SEGMENTS),
+                                "CompanySize": rng.choice(["1-50", "51-500", "501-5000", "5000+"]),
+                                "EligiblePrograms": ["Migration Acceleration Program"],
+                                "PublicProfileSummary": f"{company}, {industry.lower()}, {city}.",
+                            },
+                            "Insights": {
+                                "MarketplaceEngagementScore": rng.choice(_LEVELS),
+                                "SolutionScore": str(rng.randrange(40, 100)),
+                                "SolutionCategory": usecase,
+                                "SolutionSubCategory": f"{usecase} services",
+                            },
+                            "StartTime": modified - 3_600_000,
+                            "EndTime": modified - 1_800_000,
+                            "TaskId": task_id,
+                            "TaskArn": backend.make_arn(catalog, "prospecting-from-engagement-task", task_id),
+                            "TaskName": "Quarterly prospecting",
+                        }
+                    }
+                },
+            }
+        )
+    members = [
+        {
+            "CompanyName": "Amazon Web Services",
+            "WebsiteUrl": "https://aws.amazon.com",
+            "AccountId": AWS_ACCOUNT,
+        }
+    ]
+    if n % 2 == 0:
+        members.append(backend.partner_member())
+    return {
+        "Id": eid,
+        "Arn": backend.make_arn(catalog, "engagement", eid),
+        "Title": f"{company.split()[0]} {usecase} lead"[:40],
+        "Description": f"{usecase} lead for {company} ({city}) shared by AWS.",
+        "CreatedAt": created,
+        "CreatedBy": AWS_ACCOUNT,
+        "ModifiedAt": modified,
+        "ModifiedBy": AWS_ACCOUNT,
+        "Contexts": contexts,
+        "Members": members,
+        "Catalog": catalog,
+        "Resources": [],
+    }

@@ -78,6 +78,9 @@ class PartnerCentralApp:
             status, payload = err.status if err.status != 400 else 400, err.body()
         except (ValueError, KeyError, TypeError) as err:
             status, payload = 400, {"error": f"{type(err).__name__}: {err}"}
+        if isinstance(payload, bytes):
+            # A download (bulk job reports), not a JSON control answer.
+            return Response(payload, status=status, content_type="text/csv; charset=utf-8")
         return Response(json.dumps(payload, default=str), status=status, content_type="application/json")
 
     def _error(self, err: PartnerCentralError) -> Response:
@@ -115,6 +118,8 @@ class PartnerCentralApp:
                 params = json.loads(request.get_data() or b"{}")
             except ValueError:
                 return self._error(_serialization_error())
+            # Report URLs (GetOpportunityBulkJobReportUrl...) point at the host the client called.
+            self.backend.base_url = request.host_url.rstrip("/")
             self.backend.run_due_tasks()
             shapes.validate_input(operation, params)
             result = HANDLERS[operation](self.backend, params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,6 +67,23 @@ class LocalStack:
             os.environ.setdefault(key, value)
 
 
+def configure_pc_s3(pc_url: str, s3_url: str) -> None:
+    """Tell the Partner Central emulator which S3 endpoint ``s3://`` bulk job FileURIs are read from.
+
+    Args:
+        pc_url: the emulator's base URL.
+        s3_url: the S3 endpoint (moto locally).
+    """
+    request = urllib.request.Request(  # noqa: S310 - the local emulator's http URL
+        f"{pc_url}/_emulator/config",
+        data=json.dumps({"s3_endpoint_url": s3_url}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local emulator URL
+        response.read()
+
+
 @contextmanager
 def local_stack(host: str = "127.0.0.1") -> Iterator[LocalStack]:
     """Run both emulators and a moto server on free ports for the duration of the block."""
@@ -80,6 +98,8 @@ def local_stack(host: str = "127.0.0.1") -> Iterator[LocalStack]:
     moto.start()
     moto_host, moto_port = moto.get_host_and_port()
     stack = LocalStack(pc.url, hs.url, f"http://{moto_host}:{moto_port}", [pc, hs, moto])
+    # Partner Central reads bulk job files (s3:// FileURIs) from this S3, as AWS reads them from its own.
+    configure_pc_s3(pc.url, stack.aws_url)
     try:
         yield stack
     finally:

@@ -19,6 +19,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
+from cosell_sync.creates import apply_prepared_creates
 from cosell_sync.errors import StalePlanError, SyncError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.plan import Plan
@@ -70,13 +71,17 @@ def _loads_opportunity(text: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------
-def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+def apply_partner_central(
+    env: SyncEnv, run: dict[str, Any], planned: dict[str, Any], creates: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Create, update and submit opportunities; every write is safe to repeat.
 
     Args:
         env: clients and stores.
         run: the run description.
         planned: the ``plan`` step's result (the plan's ``key``).
+        creates: the ``prepare_creates`` step's result: deals linked by search and finished bulk jobs,
+            whose records are applied here like single creates (:mod:`cosell_sync.creates`).
 
     Returns:
         ``key`` of the stored results and ``counts``.
@@ -111,6 +116,8 @@ def apply_partner_central(env: SyncEnv, run: dict[str, Any], planned: dict[str, 
     # Creates a dead run journaled: resend their exact request (same ClientToken: the same opportunity
     # comes back) so the deal gets linked, whatever happened to the deal since.
     recovered = _recover_creates(env, writer, run, results)
+    # Deals found by search and the records of bulk jobs: linked like single creates, never sent again.
+    recovered |= apply_prepared_creates(env, writer, plan, creates, results, submissions, calls)
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]
         if deal_id in recovered:

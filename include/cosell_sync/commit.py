@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
+from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, FAILED, INTENT
 
 if TYPE_CHECKING:
     from cosell_sync.audit import AuditEntry
@@ -363,6 +364,15 @@ def retry_set(ci: CommitInputs) -> tuple[list[dict[str, Any]], list[dict[str, An
     return retry, done
 
 
+def _keep_journal_entry(entry: dict[str, Any], unlinked: set[str]) -> bool:
+    """A create (single or bulk) whose deal did not get its link stays journaled for the next run."""
+    if entry.get("kind") == "CREATE_OPPORTUNITY":
+        return str(entry.get("deal_id")) in unlinked
+    if entry.get("kind") == BULK_CREATE_JOB and entry.get("status") != FAILED:
+        return any(str(d) in unlinked for d in entry.get("deal_ids") or [])
+    return False
+
+
 def unlinked_creates(ci: CommitInputs) -> set[str]:
     """Deals whose opportunity this run created but whose link write failed (their journal stays)."""
     hs_failed = ci.hs_res.get("failed") or {}
@@ -472,12 +482,14 @@ def journal_audit_entries(ci: CommitInputs, journal: list[dict[str, Any]]) -> li
         One entry per journaled write, keyed by the dead run's id (a retried commit rewrites them).
     """
     from cosell_sync.audit import AuditEntry
-    from cosell_sync.journal import APPLIED, INTENT
 
     out: list[AuditEntry] = []
     recovered = {deal: c for deal, c in (ci.pc_res.get("created") or {}).items() if c.get("recovered_from")}
     for item in journal:
         kind = str(item.get("kind"))
+        if kind == BULK_CREATE_JOB:
+            # The job's records are audited one by one, as creates, by the run that applies its results.
+            continue
         record = str(item.get("record"))
         changes = {k: dict(v) for k, v in (item.get("changes") or {}).items()}
         outcome = item.get("outcome") or {}
@@ -549,11 +561,11 @@ def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
         # The audit holds every journaled write now (this run's through its results). A create whose
         # deal did not get its link keeps its entry: the next run resends it and links the same record.
         keep = unlinked_creates(ci)
-        env.journal.clear(
-            e["SK"]
-            for e in journal
-            if not (e.get("kind") == "CREATE_OPPORTUNITY" and str(e.get("deal_id")) in keep)
-        )
+        env.journal.clear(e["SK"] for e in journal if not _keep_journal_entry(e, keep))
+        for e in journal:
+            if e.get("kind") == BULK_CREATE_JOB and _keep_journal_entry(e, keep):
+                # Only the deals still without their link are applied again (audited once each).
+                env.journal.narrow(e["SK"], [d for d in e.get("deal_ids") or [] if str(d) in keep])
     if rows:
         frame = pd.DataFrame.from_dict(rows, orient="index")
         frame.index.name = "opportunity_id"

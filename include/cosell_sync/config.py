@@ -323,6 +323,40 @@ class SubmissionConfig(_Model):
         return value
 
 
+class BulkConfig(_Model):
+    """Opportunity bulk jobs (``StartOpportunityBulkJob``) for runs with many creates.
+
+    Attributes:
+        enabled: use bulk jobs where the account has them (a run falls back to single creates by itself
+            when AWS answers ``OPPORTUNITY_BULK_JOB_NOT_ENABLED``).
+        min_records: a run with more creates than this sends them as one bulk job.
+        updates: also send updates as bulk jobs. Off until AWS documents how a bulk update treats
+            ``LastModifiedDate`` (the optimistic lock single updates rely on).
+        poll_seconds: how often the deferred wait asks for the job's status (one read each).
+        url_expiry_seconds: lifetime of the presigned URL the job reads its CSV from.
+    """
+
+    enabled: bool = True
+    min_records: int = Field(default=200, ge=0)
+    updates: bool = False
+    poll_seconds: float = Field(default=30.0, gt=0)
+    url_expiry_seconds: int = Field(default=86_400, ge=60, le=604_800)
+
+
+class InsightsConfig(_Model):
+    """AWS insight fields of ``SearchOpportunities`` copied to deal properties.
+
+    Attributes:
+        enabled: read insights (one ``SearchOpportunities`` call per 100 opportunities).
+        full_refresh_hours: scan every opportunity this often (insights change without the
+            opportunity's ``LastModifiedDate`` moving); in between, only records modified since the
+            run's window start are read.
+    """
+
+    enabled: bool = True
+    full_refresh_hours: float = Field(default=24.0, gt=0)
+
+
 def _default_stages() -> list[StageMapping]:
     # HubSpot's default sales pipeline stage ids, in pipeline order.
     pairs = [
@@ -358,6 +392,8 @@ class SyncConfig(_Model):
     conflict_retries: int = Field(default=3, ge=0)
     defaults: OpportunityDefaults = Field(default_factory=OpportunityDefaults)
     submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
+    bulk: BulkConfig = Field(default_factory=BulkConfig)
+    insights: InsightsConfig = Field(default_factory=InsightsConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 

@@ -7,6 +7,8 @@ service's own code and message, which end up in the task log and the audit trail
 
 from __future__ import annotations
 
+import re
+
 
 class SyncError(Exception):
     """Base class of every error raised by co-sell sync.
@@ -16,6 +18,8 @@ class SyncError(Exception):
         service: ``partner_central`` or ``hubspot`` when the error came from an API.
         code: the service's error code (``ConflictException``, ``VALIDATION_ERROR``, HTTP status...).
         record_id: the record the error concerns, if any.
+        reason: the service's machine-readable reason, where it gives one (Partner Central's
+            ``AccessDeniedException.Reason``, e.g. ``OPPORTUNITY_BULK_JOB_NOT_ENABLED``).
     """
 
     retriable: bool = False
@@ -27,16 +31,18 @@ class SyncError(Exception):
         service: str | None = None,
         code: str | None = None,
         record_id: str | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.service = service
         self.code = code
         self.record_id = record_id
+        self.reason = reason
 
     def to_dict(self) -> dict[str, str | bool | None]:
         """A JSON-friendly form for audit entries."""
-        return {
+        out: dict[str, str | bool | None] = {
             "type": type(self).__name__,
             "service": self.service,
             "code": self.code,
@@ -44,6 +50,9 @@ class SyncError(Exception):
             "record_id": self.record_id,
             "retriable": self.retriable,
         }
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 class RetriableError(SyncError):
@@ -101,3 +110,18 @@ class ConfigError(FatalError):
 
 class UnknownOpportunitiesError(NotFoundError):
     """None of the opportunity ids a run was restricted to (``opportunity_ids``) exists in its catalog."""
+
+
+#: ``Value 'x' at 'project.title'`` (AWS validation messages quote non-sensitive values) and botocore's
+#: ``..., value: x, type: ...`` (client-side parameter validation): the value goes, the rule stays.
+_QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
+_PARAM_VALUE = re.compile(r", value: [^\n]*?, (?=type:|valid )")
+
+
+def without_values(message: str) -> str:
+    """A service or botocore error message with the values it quotes removed (they may be PII).
+
+    The message names the parameter and the rule, which is what the task log, the deal's
+    ``aws_sync_error`` and retry items need.
+    """
+    return _PARAM_VALUE.sub(", ", _QUOTED_VALUE.sub("Value at '", message))

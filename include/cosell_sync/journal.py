@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 INTENT = "INTENT"
 APPLIED = "APPLIED"
 FAILED = "FAILED"
+#: Kind of the entry of an opportunity bulk job (one per job; its records are audited one by one).
+BULK_CREATE_JOB = "BULK_CREATE_JOB"
 
 
 class WriteJournal:
@@ -75,11 +77,13 @@ class WriteJournal:
         changes: dict[str, Any] | None = None,
         request: dict[str, Any] | None = None,
         run_started_at: str | None = None,
+        **extra: Any,
     ) -> str:
         """Record the intent to write, before the call; returns the entry's key.
 
         ``run_started_at`` (the run's timestamp) lets the audit entry built from this one carry the same
-        key the run's own commit would have written: never two entries for one write.
+        key the run's own commit would have written: never two entries for one write. ``extra``
+        attributes are kept as given (a bulk job's ``deal_ids`` and ``file_key``).
         """
         sk = self.sort_key(run_id, kind, record)
         self._put(
@@ -95,6 +99,7 @@ class WriteJournal:
                 "status": INTENT,
                 "started_at": utc_iso(datetime.now(UTC)),
                 "run_started_at": run_started_at,
+                **extra,
             }
         )
         return sk
@@ -135,6 +140,17 @@ class WriteJournal:
             and e.get("deal_id")
             and e.get("run_id") != current_run
         ]
+
+    def bulk_jobs(self) -> list[dict[str, Any]]:
+        """Opportunity bulk jobs whose results no commit has applied yet (any run, this one included)."""
+        return [e for e in self.entries() if e.get("kind") == BULK_CREATE_JOB and e.get("status") != FAILED]
+
+    def narrow(self, key: str, deal_ids: list[str]) -> None:
+        """Keep a bulk job's entry for these of its deals only (the others are linked and audited)."""
+        item = self.get(key)
+        if item is not None:
+            item["deal_ids"] = deal_ids
+            self._put(item)
 
     def clear(self, keys: Iterable[str]) -> int:
         """Delete entries once the audit holds them."""

@@ -218,6 +218,28 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "datetime",
             "When contact and company data were last synced to Partner Central for this deal.",
         ),
+        # AWS insights from SearchOpportunities (read-only mirrors; cosell_sync.insights).
+        _prop(
+            "aws_origin",
+            "AWS Opportunity Origin",
+            "enum",
+            "AwsOpportunitySummary.Origin: whether AWS or the partner brought the opportunity.",
+            options=[("AWS Referral", "AWS Referral"), ("Partner Referral", "Partner Referral")],
+        ),
+        _prop("aws_cosell_motion", "AWS Co-Sell Motion", "string", "AWS's engagement classification."),
+        _prop(
+            "aws_engagement_score",
+            "AWS Engagement Score",
+            "enum",
+            "AWS insight: the level of engagement with the opportunity.",
+            options=[("High", "High"), ("Medium", "Medium"), ("Low", "Low")],
+        ),
+        _prop(
+            "aws_opportunity_quality_score",
+            "AWS Opportunity Quality Score",
+            "number",
+            "AWS insight: deal quality score, 0-100 (empty until AWS scores the opportunity).",
+        ),
         # Feature 2: engagement lifecycle.
         _prop("aws_engagement_id", "AWS Engagement ID", "string", "Partner Central engagement id."),
         _prop(

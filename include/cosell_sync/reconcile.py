@@ -7,10 +7,12 @@ steps through S3 (Parquet snapshots, JSON plan and results), by the keys the ste
 1. :func:`prepare`: fix the run: catalog, mode, direction and each side's time window.
 2. :func:`~cosell_sync.extract.extract_partner_central`, :func:`~cosell_sync.extract.extract_hubspot`.
 3. :func:`plan`: the three-way diff, conflicts and review-state gating (:mod:`cosell_sync.plan`).
-4. :func:`~cosell_sync.apply.apply_partner_central`, :func:`~cosell_sync.apply.apply_hubspot`: the
+4. :func:`~cosell_sync.creates.prepare_creates`: deals that already have an opportunity are found by
+   search; many creates go as one bulk job, waited for without a worker slot (:mod:`cosell_sync.creates`).
+5. :func:`~cosell_sync.apply.apply_partner_central`, :func:`~cosell_sync.apply.apply_hubspot`: the
    writes, through the one writer per system (:mod:`cosell_sync.writers`).
-5. :func:`commit`: audit, baseline, retry queue, watermark (:mod:`cosell_sync.commit`).
-6. :func:`~cosell_sync.report.finish_report`: the summary table and ``report.json``.
+6. :func:`commit`: audit, baseline, retry queue, watermark (:mod:`cosell_sync.commit`).
+7. :func:`~cosell_sync.report.finish_report`: the summary table and ``report.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.apply import apply_hubspot, apply_partner_central, load_plan
 from cosell_sync.common import Side, parse_ts, ts_key
+from cosell_sync.creates import prepare_creates
 from cosell_sync.extract import extract_hubspot, extract_partner_central
 from cosell_sync.report import finish_report
 
@@ -38,6 +41,7 @@ __all__ = [
     "finish_report",
     "plan",
     "prepare",
+    "prepare_creates",
 ]
 
 

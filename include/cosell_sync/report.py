@@ -99,7 +99,12 @@ def format_report(report: dict[str, Any], pc_calls: int | None = None, hs_calls:
 
 
 def finish_report(
-    env: SyncEnv, run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any], committed: dict[str, Any]
+    env: SyncEnv,
+    run: dict[str, Any],
+    pc: dict[str, Any],
+    hs: dict[str, Any],
+    committed: dict[str, Any],
+    insights: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Log the run's summary table with the API calls of every step, and store it in ``report.json``.
 
@@ -109,6 +114,7 @@ def finish_report(
         pc: the Partner Central extract's result.
         hs: the HubSpot extract's result.
         committed: the commit step's result (its ``report``).
+        insights: the ``sync_insights`` step's result, if it ran.
 
     Returns:
         The report key, the call totals and the per-direction counts (small, for XCom).
@@ -117,7 +123,7 @@ def finish_report(
 
     summary = committed["report"]
     calls = dict(summary.get("api_calls") or {})
-    for extract in (pc, hs):
+    for extract in (pc, hs, insights or {}):
         for op, count in (extract.get("api_calls") or {}).items():
             calls[op] = calls.get(op, 0) + count
     # Partner Central operations are CamelCase; the HubSpot gateway names its calls in lower case.
@@ -128,6 +134,8 @@ def finish_report(
         "api_calls": calls,
         "api_calls_total": {"partner_central": pc_calls, "hubspot": hs_calls},
     }
+    if insights:
+        summary["insights"] = {k: v for k, v in insights.items() if k != "api_calls"}
     if run.get("opportunity_ids"):
         # A run restricted to ids names each one that does not exist (ids only, no values); when none
         # exists the extract has already failed the run.

@@ -18,7 +18,6 @@ Connection ``partner_central_default`` (type ``aws``), extra for example::
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from cosell_sync.errors import (
     SyncError,
     ThrottledError,
     ValidationError,
+    without_values,
 )
 
 if TYPE_CHECKING:
@@ -57,21 +57,6 @@ CATALOGS = ("AWS", "Sandbox")
 RETRY_MODES = ("standard", "adaptive")
 
 # Error codes of the partnercentral-selling service model (plus the generic AWS auth codes), by class.
-#: ``Value 'x' at 'project.title'`` (AWS validation messages quote non-sensitive values) and botocore's
-#: ``..., value: x, type: ...`` (client-side parameter validation): the value goes, the rule stays.
-_QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)
-_PARAM_VALUE = re.compile(r", value: [^\n]*?, (?=type:|valid )")
-
-
-def without_values(message: str) -> str:
-    """A service or botocore error message with the values it quotes removed (they may be PII).
-
-    The message names the parameter and the rule, which is what the task log, the deal's
-    ``aws_sync_error`` and retry items need.
-    """
-    return _PARAM_VALUE.sub(", ", _QUOTED_VALUE.sub("Value at '", message))
-
-
 _ERRORS_BY_CODE: dict[str, type[SyncError]] = {
     "ThrottlingException": ThrottledError,
     "TooManyRequestsException": ThrottledError,
@@ -99,8 +84,8 @@ _ERRORS_BY_STATUS: dict[int, type[SyncError]] = {
 
 
 def _is_read(operation: str) -> bool:
-    """Reads and writes have separate quotas; the API names every read ``Get*`` or ``List*``."""
-    return operation.startswith(("get_", "list_", "Get", "List"))
+    """Reads and writes have separate quotas; the API names every read ``Get*``, ``List*`` or ``Search*``."""
+    return operation.startswith(("get_", "list_", "search_", "Get", "List", "Search"))
 
 
 #: Fraction of the write quota the client paces to (see ``write_limiter``).
@@ -359,8 +344,14 @@ class PartnerCentralHook(AwsBaseHook):
             error_cls = _ERRORS_BY_CODE.get(code) or (
                 ServiceUnavailableError if status >= 500 else _ERRORS_BY_STATUS.get(status, FatalError)
             )
+            # Modeled error members (AccessDeniedException.Reason) come at the top of the parsed response.
+            reason = err.response.get("Reason") or error.get("Reason")
             raise error_cls(
-                f"{operation} failed: {code}: {message}", service=SERVICE, code=code, record_id=record_id
+                f"{operation} failed: {code}: {message}",
+                service=SERVICE,
+                code=code,
+                record_id=record_id,
+                reason=str(reason) if reason else None,
             ) from err
         except (BotoConnectionError, HTTPClientError, PaginationError) as err:
             # Endpoint unreachable, connect/read timeouts, connection reset, paginator token loop.

@@ -132,12 +132,22 @@ def reconcile_plan(run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any]) 
         return reconcile.plan(build_env(run["catalog"]), run, pc, hs)
 
 
-def reconcile_apply_partner_central(run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+def reconcile_prepare_creates(run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """``prepare_creates``: links found by search; the run's bulk job started (or resumed)."""
+    from cosell_sync import reconcile
+
+    with _leased(run), _final_errors():
+        return reconcile.prepare_creates(build_env(run["catalog"]), run, planned)
+
+
+def reconcile_apply_partner_central(
+    run: dict[str, Any], planned: dict[str, Any], creates: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``apply_partner_central``: refuses a stale plan (another run committed since it was made)."""
     from cosell_sync import reconcile
 
     with _leased(run), _final_errors():
-        return reconcile.apply_partner_central(build_env(run["catalog"]), run, planned)
+        return reconcile.apply_partner_central(build_env(run["catalog"]), run, planned, creates)
 
 
 def reconcile_apply_hubspot(
@@ -177,13 +187,29 @@ def release_lease_on_failure(context: dict[str, Any]) -> None:
         log.warning("could not release the lease of run %s; it expires on its own", run_id)
 
 
+def reconcile_sync_insights(run: dict[str, Any]) -> dict[str, Any]:
+    """``sync_insights``: AWS insights of changed opportunities into their deals.
+
+    Runs after ``commit`` gave the lease up, without it: it writes only the read-only insight
+    properties, which no diff reads, so a run starting meanwhile cannot be disturbed by it.
+    """
+    from cosell_sync.insights import sync_insights
+
+    with _final_errors():
+        return sync_insights(build_env(run["catalog"]), run)
+
+
 def reconcile_report(
-    run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any], committed: dict[str, Any]
+    run: dict[str, Any],
+    pc: dict[str, Any],
+    hs: dict[str, Any],
+    committed: dict[str, Any],
+    insights: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``report``: log the summary table with every step's API calls."""
     from cosell_sync import reconcile
 
-    return reconcile.finish_report(build_env(run["catalog"]), run, pc, hs, committed)
+    return reconcile.finish_report(build_env(run["catalog"]), run, pc, hs, committed, insights)
 
 
 # -- cosell_hubspot_setup ------------------------------------------------------------------------------

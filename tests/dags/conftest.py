@@ -193,6 +193,8 @@ def sync_stack(
     for key, value in local.connection_env().items():
         monkeypatch.setenv(key, value)
     stack = SyncStack(pc_emulator.url, hubspot_emulator.url, aws_endpoint)
+    # s3:// bulk job files are read from moto, as the local stack wires it.
+    stack.pc_control("config", {"s3_endpoint_url": aws_endpoint})
     # Quotas stay on (they are part of what we test), sped up so scenarios take seconds.
     stack.pc_control("quotas", {"enabled": True, "time_scale": 50})
     stack.hs_control("quotas", {"enabled": True, "time_scale": 20})

@@ -11,7 +11,11 @@ All state lives in one :class:`PartnerCentralBackend`, guarded by one re-entrant
 * ``invitations.py``: engagement invitations, expiry and simulated AWS referrals;
 * ``snapshots.py``: resource snapshots and snapshot jobs;
 * ``tasks.py``: the asynchronous task machinery and the four task kinds;
-* ``catalog_extras.py``: solutions, selling system settings and tags.
+* ``search.py``: SearchOpportunities, SearchEngagements, ListEngagementGroups (one shared filter-tree
+  evaluator) and AWS's insights on opportunities;
+* ``catalog_extras.py``: solutions, selling system settings and tags;
+* ``customer_accounts.py``: customer accounts, their asynchronous AWS matching and the AWS customer directory;
+* ``bulk_jobs.py``: opportunity and customer account bulk jobs (CSV template in ``cosell_sync.bulk_csv``).
 
 Rules and their sources are listed in ``opportunity_rules.py``, ``invitations.py`` and docs/api-rules.md.
 """
@@ -35,7 +39,9 @@ from emulators.partner_central.models.base import (
     paginate,
     parse_ts,
 )
+from emulators.partner_central.models.bulk_jobs import BulkJobsMixin
 from emulators.partner_central.models.catalog_extras import CatalogExtrasMixin
+from emulators.partner_central.models.customer_accounts import CustomerAccountsMixin
 from emulators.partner_central.models.engagements import EngagementsMixin
 from emulators.partner_central.models.invitations import INVITATION_TTL_MS, InvitationsMixin
 from emulators.partner_central.models.opportunities import OpportunitiesMixin
@@ -53,11 +59,15 @@ from emulators.partner_central.models.opportunity_rules import (
     SUBMISSION_REQUIRED,
     OpportunityRecord,
 )
+from emulators.partner_central.models.search import SearchMixin
 from emulators.partner_central.models.snapshots import SnapshotsMixin
 from emulators.partner_central.models.tasks import DEFAULT_TEMPLATE, TasksMixin
 
 
 class PartnerCentralBackend(
+    BulkJobsMixin,
+    SearchMixin,
+    CustomerAccountsMixin,
     TasksMixin,
     SnapshotsMixin,
     OpportunitiesMixin,
@@ -93,12 +103,15 @@ __all__ = [
     "STAGES_NEEDING_OFFERING",
     "SUBMISSION_REQUIRED",
     "BackendBase",
+    "BulkJobsMixin",
     "CatalogExtrasMixin",
+    "CustomerAccountsMixin",
     "EngagementsMixin",
     "InvitationsMixin",
     "OpportunitiesMixin",
     "OpportunityRecord",
     "PartnerCentralBackend",
+    "SearchMixin",
     "SnapshotsMixin",
     "TasksMixin",
     "changed_paths",

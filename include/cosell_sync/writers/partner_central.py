@@ -441,15 +441,8 @@ class PartnerCentralWriter:
             ``opportunity_id``, ``last_modified``, ``review_status``, the stored ``values`` and, when the
             stage could not be set, ``held_back`` and ``error``.
         """
-        from cosell_sync.errors import SyncError
-        from cosell_sync.mapping import new_opportunity_request
-
-        held: dict[str, str | None] = {}
-        if self._stage_field and values.get(self._stage_field) in STAGES_NEEDING_SOLUTION:
-            held = {self._stage_field: values[self._stage_field]}
-            values = {**values, self._stage_field: STAGE_BEFORE_SOLUTION}
-        request = new_opportunity_request(values, deal_id, self.cfg, self.catalog)
-        created = self._create(deal_id, request, values)
+        request, held, sent = self.create_request(deal_id, values)
+        created = self._create(deal_id, request, sent)
         # Read it back: the deal gets the values Partner Central holds (review status, defaults) in this
         # run, and the baseline starts from what Partner Central really stored.
         stored = self.get(created["Id"])
@@ -459,16 +452,100 @@ class PartnerCentralWriter:
             "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
             "values": self.canonical(stored),
         }
-        if held:
-            try:
-                moved = self.update(created["Id"], held, current=stored, solution_ids=solution_ids)
-            except SyncError as err:
-                log.error("Opportunity %s created; its stage waits: %s", created["Id"], err.message)
-                out.update({"held_back": held, "error": err.to_dict()})
-                return out
-            out["values"].update(moved.written)
-            out["last_modified"] = moved.last_modified
+        return self._move_held_stage(out, held, stored, solution_ids)
+
+    def create_request(
+        self, deal_id: str, values: dict[str, str | None]
+    ) -> tuple[dict[str, Any], dict[str, str | None], dict[str, str | None]]:
+        """The CreateOpportunity request for a deal, and the stage held back for after the create.
+
+        A deal at ``Committed`` or ``Launched`` is created at :data:`STAGE_BEFORE_SOLUTION` (a new
+        opportunity has no solution yet); its stage is returned as ``held`` for a second write.
+
+        Returns:
+            ``(request, held, sent values)``.
+        """
+        from cosell_sync.mapping import new_opportunity_request
+
+        held: dict[str, str | None] = {}
+        if self._stage_field and values.get(self._stage_field) in STAGES_NEEDING_SOLUTION:
+            held = {self._stage_field: values[self._stage_field]}
+            values = {**values, self._stage_field: STAGE_BEFORE_SOLUTION}
+        return new_opportunity_request(values, deal_id, self.cfg, self.catalog), held, values
+
+    def _move_held_stage(
+        self,
+        out: dict[str, Any],
+        held: dict[str, str | None],
+        stored: dict[str, Any] | None,
+        solution_ids: list[str] | None,
+    ) -> dict[str, Any]:
+        """After a create: associate solutions and move the stage held back; errors go in ``out``."""
+        from cosell_sync.errors import SyncError
+
+        if not held:
+            return out
+        try:
+            moved = self.update(out["opportunity_id"], held, current=stored, solution_ids=solution_ids)
+        except SyncError as err:
+            log.error("Opportunity %s created; its stage waits: %s", out["opportunity_id"], err.message)
+            out.update({"held_back": held, "error": err.to_dict()})
+            return out
+        out["values"].update(moved.written)
+        out["last_modified"] = moved.last_modified
         return out
+
+    def adopt_bulk_created(
+        self,
+        opportunity_id: str,
+        stored_values: dict[str, str | None],
+        held: dict[str, str | None],
+        solution_ids: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """The outcome of a deal's create made by a bulk job, shaped like :meth:`create`'s.
+
+        No read-back (10,000 creates must not cost 10,000 reads): the values are the ones the job
+        sent, and the opportunity's ``LastModifiedDate`` comes with the next run's read of it. A deal
+        whose stage was held back gets its solutions and stage now (one read, one write).
+
+        Args:
+            opportunity_id: the opportunity the job created for the deal.
+            stored_values: canonical values of the request the job sent (see :meth:`canonical`).
+            held: the stage held back by :meth:`create_request`.
+            solution_ids: the deal's solution ids.
+        """
+        out: dict[str, Any] = {
+            "opportunity_id": opportunity_id,
+            "last_modified": None,
+            # Every create starts there (API reference, CreateOpportunity).
+            "review_status": "Pending Submission",
+            "values": dict(stored_values),
+            "bulk": True,
+        }
+        return self._move_held_stage(out, held, None, solution_ids)
+
+    def adopt_existing(self, deal_id: str, opportunity_id: str, how: str) -> dict[str, Any]:
+        """Link a deal to the opportunity that already exists for it (found by its partner id).
+
+        Args:
+            deal_id: the deal.
+            opportunity_id: its opportunity.
+            how: where it was found, kept in ``recovered_from`` (the deal keeps its own newer values).
+        """
+        stored = self.get(opportunity_id)
+        log.info(
+            "Deal %s already has opportunity %s (%s): linking it, not creating one.",
+            deal_id,
+            opportunity_id,
+            how,
+        )
+        return {
+            "opportunity_id": opportunity_id,
+            "last_modified": ts_key(stored.get("LastModifiedDate")),
+            "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
+            "values": self.canonical(stored),
+            "recovered_from": how,
+        }
 
     def _create(self, deal_id: str, request: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         """Send a CreateOpportunity request, journaled with the request itself (for its recovery)."""

@@ -1,0 +1,195 @@
+"""Wait for Partner Central's asynchronous work without holding a worker slot.
+
+:class:`PartnerCentralJobsSensor` checks once; while any job is unfinished it defers to
+:class:`PartnerCentralJobTrigger`, which polls in the triggerer (one read per job per poll, well within
+the 10 reads/s quota) and resumes the task when every job has finished. The kinds of work it knows are
+listed in :data:`KINDS` (opportunity bulk jobs today; the engagement tasks and snapshot jobs the same
+way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """How to read the status of one kind of asynchronous Partner Central work."""
+
+    operation: str
+    id_param: str
+    summaries: str
+    id_member: str
+    finished: frozenset[str]
+
+
+#: Kinds of asynchronous work: the List operation that filters by the job id, and its final states.
+KINDS: dict[str, JobKind] = {
+    "opportunity_bulk_job": JobKind(
+        operation="list_opportunity_bulk_jobs",
+        id_param="JobId",
+        summaries="OpportunityBulkJobSummaries",
+        id_member="JobId",
+        finished=frozenset({"COMPLETED", "FAILED"}),
+    ),
+}
+
+
+def poll_jobs(kind: str, job_ids: Sequence[str], catalog: str, conn_id: str) -> dict[str, dict[str, Any]]:
+    """The current summary of each job (one read each), through the Partner Central hook.
+
+    Args:
+        kind: a key of :data:`KINDS`.
+        job_ids: the jobs.
+        catalog: the catalog they run in.
+        conn_id: the Partner Central connection.
+
+    Returns:
+        job id -> its summary (``Status`` and the counts).
+    """
+    from cosell_hooks.partner_central import PartnerCentralHook
+
+    spec = KINDS[kind]
+    hook = PartnerCentralHook(conn_id, catalog=catalog)
+    out: dict[str, dict[str, Any]] = {}
+    for job_id in job_ids:
+        page = hook.call(spec.operation, **{spec.id_param: job_id})
+        for summary in page.get(spec.summaries) or []:
+            if summary.get(spec.id_member) == job_id:
+                out[job_id] = {k: str(v) if not isinstance(v, int | str) else v for k, v in summary.items()}
+    return out
+
+
+def _unfinished(kind: str, job_ids: Sequence[str], statuses: dict[str, dict[str, Any]]) -> list[str]:
+    finished = KINDS[kind].finished
+    return [j for j in job_ids if (statuses.get(j) or {}).get("Status") not in finished]
+
+
+class PartnerCentralJobTrigger(BaseTrigger):
+    """Poll Partner Central until every job has finished, then fire once with their summaries.
+
+    Args:
+        kind: a key of :data:`KINDS`.
+        job_ids: the jobs to wait for.
+        catalog: their catalog.
+        conn_id: the Partner Central connection.
+        poll_seconds: seconds between two polls.
+    """
+
+    def __init__(
+        self, kind: str, job_ids: list[str], catalog: str, conn_id: str, poll_seconds: float = 30.0
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.job_ids = list(job_ids)
+        self.catalog = catalog
+        self.conn_id = conn_id
+        self.poll_seconds = poll_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and kwargs, as the triggerer stores them."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "kind": self.kind,
+                "job_ids": self.job_ids,
+                "catalog": self.catalog,
+                "conn_id": self.conn_id,
+                "poll_seconds": self.poll_seconds,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll (in a thread: the hook is synchronous) until done; a failure fires an error event."""
+        while True:
+            try:
+                statuses = await asyncio.to_thread(
+                    poll_jobs, self.kind, self.job_ids, self.catalog, self.conn_id
+                )
+            except Exception as err:  # the task decides: it fails with the message, and retries
+                yield TriggerEvent({"status": "error", "message": f"polling {self.kind} failed: {err}"})
+                return
+            waiting = _unfinished(self.kind, self.job_ids, statuses)
+            if not waiting:
+                yield TriggerEvent({"status": "done", "jobs": statuses})
+                return
+            self.log.info("Waiting for %s %s", self.kind, ", ".join(waiting))
+            await asyncio.sleep(self.poll_seconds)
+
+
+class PartnerCentralJobsSensor(BaseOperator):
+    """Wait for Partner Central jobs; deferred (no worker slot held) while any is unfinished.
+
+    Args:
+        job_ids: the jobs (templated; an empty list ends the task at once).
+        catalog: their catalog (templated).
+        kind: a key of :data:`KINDS`.
+        conn_id: the Partner Central connection.
+        poll_seconds: seconds between polls (None: the sync config's ``bulk.poll_seconds``).
+    """
+
+    template_fields: Sequence[str] = ("job_ids", "catalog")
+
+    def __init__(
+        self,
+        *,
+        job_ids: Any,
+        catalog: Any,
+        kind: str = "opportunity_bulk_job",
+        conn_id: str = "partner_central_default",
+        poll_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_ids = job_ids
+        self.catalog = catalog
+        self.kind = kind
+        self.conn_id = conn_id
+        self.poll_seconds = poll_seconds
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Check once; defer to the trigger while any job is unfinished."""
+        job_ids = [str(j) for j in self.job_ids or []]
+        if not job_ids:
+            self.log.info("No Partner Central job to wait for.")
+            return {}
+        statuses = poll_jobs(self.kind, job_ids, str(self.catalog), self.conn_id)
+        if not _unfinished(self.kind, job_ids, statuses):
+            return statuses
+        poll = self.poll_seconds
+        if poll is None:
+            from cosell_sync.config import load_config
+
+            poll = load_config().bulk.poll_seconds
+        self.defer(
+            trigger=PartnerCentralJobTrigger(self.kind, job_ids, str(self.catalog), self.conn_id, poll),
+            method_name="execute_complete",
+        )
+        return {}  # not reached: defer raises
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: fail with its message, or return the job summaries."""
+        if event.get("status") != "done":
+            from airflow.exceptions import AirflowException
+
+            raise AirflowException(event.get("message") or "waiting for Partner Central jobs failed")
+        for job_id, summary in (event.get("jobs") or {}).items():
+            self.log.info(
+                "%s %s: %s (%s of %s records processed, %s failed)",
+                self.kind,
+                job_id,
+                summary.get("Status"),
+                summary.get("ProcessedRecords"),
+                summary.get("TotalRecords"),
+                summary.get("FailureCount"),
+            )
+        return dict(event.get("jobs") or {})
