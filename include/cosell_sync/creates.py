@@ -158,7 +158,7 @@ def _start_job(
         rows.append((deal_id, {k: v for k, v in request.items() if k not in ("Catalog", "ClientToken")}))
     data = write_csv(OPPORTUNITY, rows)
     digest = hashlib.sha256(data).hexdigest()
-    file_key = run_key(run["catalog"], run["run_id"], f"bulk/opportunities-{digest[:16]}.csv")
+    file_key = run_key(run["catalog"], run["run_id"], f"bulk-opportunities-{digest[:16]}.csv")
     store = env.snapshots
     full_key = store.full_key(file_key)
     store.s3.put_object(Bucket=store.bucket, Key=full_key, Body=data, ContentType="text/csv")
@@ -167,6 +167,10 @@ def _start_job(
         Params={"Bucket": store.bucket, "Key": full_key},
         ExpiresIn=env.config.bulk.url_expiry_seconds,
     )
+    if not url.startswith("https://"):
+        # A plain-HTTP S3 endpoint (moto, MinIO in a local stack) has no https URL to give, and the API
+        # takes only https:// or s3://: name the object itself.
+        url = f"s3://{store.bucket}/{full_key}"
     # From the run and the file: a retried task sends the same file with the same token (same job); a
     # later run's file differs, and its deals were kept out of it while this job was unapplied.
     request = {

@@ -127,25 +127,24 @@ def test_crash_during_a_bulk_job_then_rerun_never_duplicates(
     # Slow processing: the crash happens while AWS is still working on the job.
     sync_stack.pc_control("config", {"bulk_records_per_second": 2})
     deals = _cosell_deals(sync_stack)
-    if crash == "before_job_id_recorded":
-        real_finish = journal.WriteJournal.finish
+    with pytest.MonkeyPatch.context() as mp:
+        if crash == "before_job_id_recorded":
+            real_finish = journal.WriteJournal.finish
 
-        def die_after_start(self: Any, key: str, status: str, outcome: Any = None) -> None:
-            if journal.BULK_CREATE_JOB in key or "job:" in key:
-                raise SystemExit("worker killed right after StartOpportunityBulkJob")
-            real_finish(self, key, status, outcome)
+            def die_after_start(self: Any, key: str, status: str, outcome: Any = None) -> None:
+                if "#BULK_CREATE_JOB#" in key:
+                    raise SystemExit("worker killed right after StartOpportunityBulkJob")
+                real_finish(self, key, status, outcome)
 
-        monkeypatch.setattr(journal.WriteJournal, "finish", die_after_start)
-    else:
+            mp.setattr(journal.WriteJournal, "finish", die_after_start)
+        else:
 
-        def die(*_a: Any, **_k: Any) -> Any:
-            raise SystemExit("worker killed while the job ran")
+            def die(*_a: Any, **_k: Any) -> Any:
+                raise SystemExit("worker killed while the job ran")
 
-        monkeypatch.setattr(creates, "apply_prepared_creates", die)
-        monkeypatch.setattr("cosell_sync.apply.apply_prepared_creates", die)
-    sync_stack.run(expect="failed")
-    monkeypatch.undo()
-    _config(tmp_path, monkeypatch)
+            mp.setattr(creates, "apply_prepared_creates", die)
+            mp.setattr("cosell_sync.apply.apply_prepared_creates", die)
+        sync_stack.run(expect="failed")
     assert sum(_partner_ids(sync_stack)[d] for d in deals) <= DEALS
     sync_stack.reset_calls()
     sync_stack.run()
