@@ -150,11 +150,11 @@ def cosell_reconcile() -> None:
         return reconcile_commit(run, planned, pc_applied, hs_applied)
 
     @task
-    def sync_insights(run: dict, committed: dict) -> dict:
+    def sync_insights(run: dict, pc: dict, committed: dict) -> dict:
         """AWS insights (SearchOpportunities, 100 per call) into the deals whose insights changed."""
         from cosell_runtime.tasks import reconcile_sync_insights
 
-        return reconcile_sync_insights(run)
+        return reconcile_sync_insights(run, pc)
 
     @task
     def report(run: dict, pc: dict, hs: dict, committed: dict, insights: dict) -> dict:
@@ -176,7 +176,7 @@ def cosell_reconcile() -> None:
     waited >> pc_applied
     hs_applied = apply_hubspot(run, planned, pc_applied)
     committed = commit(run, planned, pc_applied, hs_applied)
-    report(run, pc, hs, committed, sync_insights(run, committed))
+    report(run, pc, hs, committed, sync_insights(run, pc, committed))
 
 
 cosell_reconcile()

@@ -48,12 +48,14 @@ def _load(env: SyncEnv, catalog: str) -> tuple[pd.DataFrame | None, dict[str, An
     return frame, dict(meta or {})
 
 
-def sync_insights(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]:
+def sync_insights(env: SyncEnv, run: dict[str, Any], pc: dict[str, Any] | None = None) -> dict[str, Any]:
     """Copy changed AWS insights to the linked deals.
 
     Args:
         env: clients and stores.
         run: the run description.
+        pc: the Partner Central extract's result: an incremental run in which nothing was listed as
+            modified reads no insights (a run with no change costs no extra call).
 
     Returns:
         ``read`` (opportunities scanned), ``changed``, ``written`` (deals updated), ``failed``, ``full``
@@ -83,6 +85,8 @@ def sync_insights(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]:
     since = None if full or not run.get("since_partner_central") else parse_ts(run["since_partner_central"])
     if not full and since is None:
         full = True
+    if not full and pc is not None and not pc.get("listed"):
+        return {"skipped": "no opportunity modified since the last run", "read": 0, "written": 0}
     insights = read_insights(env.partner_central, calls, since)
     if insights is None:
         log.warning("SearchOpportunities is not enabled for this account: AWS insights are not copied.")

@@ -187,7 +187,7 @@ def release_lease_on_failure(context: dict[str, Any]) -> None:
         log.warning("could not release the lease of run %s; it expires on its own", run_id)
 
 
-def reconcile_sync_insights(run: dict[str, Any]) -> dict[str, Any]:
+def reconcile_sync_insights(run: dict[str, Any], pc: dict[str, Any]) -> dict[str, Any]:
     """``sync_insights``: AWS insights of changed opportunities into their deals.
 
     Runs after ``commit`` gave the lease up, without it: it writes only the read-only insight
@@ -196,7 +196,7 @@ def reconcile_sync_insights(run: dict[str, Any]) -> dict[str, Any]:
     from cosell_sync.insights import sync_insights
 
     with _final_errors():
-        return sync_insights(build_env(run["catalog"]), run)
+        return sync_insights(build_env(run["catalog"]), run, pc)
 
 
 def reconcile_report(
