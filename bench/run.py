@@ -137,7 +137,8 @@ def phase_initial_load(stack: BenchStack, book: int, results: list[Result]) -> d
     pc, hs = stack.calls()
     report = stack.report(run)
     created = report["partner_central_to_hubspot"]["created"]
-    tasks = ", ".join(f"{k} {v:.0f} s" for k, v in stack.task_seconds(run).items())
+    task_times = stack.task_seconds(run)
+    tasks = ", ".join(f"{k} {v:.0f} s" for k, v in task_times.items())
     required_reads = required_list_pages(book) + book
     calls = {
         "partner_central_reads": required_reads,
@@ -176,7 +177,7 @@ def phase_initial_load(stack: BenchStack, book: int, results: list[Result]) -> d
             f"(floor {floor * LOAD_SCALE / 60:.1f} min, bound by Partner Central's 10 reads/s).",
         )
     )
-    return {"seconds": seconds, "floor": floor}
+    return {"seconds": seconds, "floor": floor, "tasks": task_times, "calls": _calls_summary(pc, hs)}
 
 
 def phase_changes(stack: BenchStack, changes: int, results: list[Result]) -> dict[str, Any]:

@@ -167,6 +167,7 @@ class BenchStack:
             rows = (
                 session.query(TaskInstance.task_id, TaskInstance.start_date, TaskInstance.end_date)
                 .filter(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
+                .order_by(TaskInstance.start_date)
                 .all()
             )
         out: dict[str, float] = {}

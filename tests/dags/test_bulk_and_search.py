@@ -58,7 +58,10 @@ def _links(stack: Any, deal_ids: list[str]) -> dict[str, str]:
     r = requests.post(
         f"{stack.hs_url}/crm/v3/objects/deals/batch/read",
         headers={"Authorization": "Bearer test-token"},
-        json={"inputs": [{"id": d} for d in deal_ids], "properties": ["aws_opportunity_id", "aws_sync_error"]},
+        json={
+            "inputs": [{"id": d} for d in deal_ids],
+            "properties": ["aws_opportunity_id", "aws_sync_error"],
+        },
         timeout=30,
     )
     r.raise_for_status()
