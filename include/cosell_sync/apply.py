@@ -19,7 +19,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
-from cosell_sync.creates import apply_prepared_creates
+from cosell_sync.creates import apply_prepared_creates, apply_prepared_updates
 from cosell_sync.errors import StalePlanError, SyncError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.plan import Plan
@@ -63,7 +63,8 @@ def load_plan(env: SyncEnv, planned: dict[str, Any], *, for_commit: bool = False
     )
 
 
-def _loads_opportunity(text: str) -> dict[str, Any]:
+def loads_opportunity(text: str) -> dict[str, Any]:
+    """A GetOpportunity response stored as JSON text (the extract's ``_raw``), its timestamp parsed."""
     opp = json.loads(text)
     if opp.get("LastModifiedDate"):
         opp["LastModifiedDate"] = parse_ts(opp["LastModifiedDate"])
@@ -139,12 +140,16 @@ def apply_partner_central(
         if item.get("submit"):
             submissions.append((created["opportunity_id"], plan.solution_ids.get(f"deal:{deal_id}", [])))
 
+    # An opt-in bulk update job (bulk.updates): what it updated is done; what it did not is re-read here.
+    bulk_updated, reread = apply_prepared_updates(env, creates, results, calls)
     for oid, changes in plan.partner_central_updates.items():
+        if oid in bulk_updated:
+            continue
         if oid in plan.invalid:
             # The record fails as a whole, like a value Partner Central rejects: nothing is sent.
             results["failed"][oid] = _invalid_values(plan, oid)
             continue
-        current = _loads_opportunity(raw[oid]) if clean(raw.get(oid)) else None
+        current = loads_opportunity(raw[oid]) if clean(raw.get(oid)) and oid not in reread else None
         try:
             out = writer.update(
                 oid,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
-from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, FAILED, INTENT
+from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, INTENT
 
 if TYPE_CHECKING:
     from cosell_sync.audit import AuditEntry
@@ -485,7 +485,25 @@ def journal_audit_entries(ci: CommitInputs, journal: list[dict[str, Any]]) -> li
 
     out: list[AuditEntry] = []
     recovered = {deal: c for deal, c in (ci.pc_res.get("created") or {}).items() if c.get("recovered_from")}
+    expanded: list[dict[str, Any]] = []
     for item in journal:
+        if item.get("kind") == BULK_UPDATE_JOB:
+            # A dead run's bulk update job: one intent per record, judged like any unfinished update.
+            for oid, update in (item.get("updates") or {}).items():
+                old = update.get("old") or {}
+                changes = {k: {"old": old.get(k), "new": v} for k, v in (update.get("changes") or {}).items()}
+                expanded.append(
+                    {
+                        **item,
+                        "kind": "UPDATE_OPPORTUNITY",
+                        "record": oid,
+                        "status": INTENT,
+                        "changes": changes,
+                    }
+                )
+        else:
+            expanded.append(item)
+    for item in expanded:
         kind = str(item.get("kind"))
         if kind == BULK_CREATE_JOB:
             # The job's records are audited one by one, as creates, by the run that applies its results.

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.bulk_csv import OPPORTUNITY, read_csv, write_csv
 from cosell_sync.errors import AuthError, ServiceUnavailableError, SyncError
-from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, FAILED
+from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED
 from cosell_sync.pc_search import find_by_partner_ids
 from cosell_sync.storage import run_key
 
@@ -109,6 +109,11 @@ def prepare_creates(env: SyncEnv, run: dict[str, Any], planned: dict[str, Any]) 
         else:
             out["jobs"].append(job)
             out["bulk"] = "started"
+    if bulk.enabled and bulk.updates and len(plan.partner_central_updates) > bulk.min_records:
+        job = _start_update_job(env, run, writer, plan, calls)
+        if job is not None:
+            out["update_jobs"] = [job]
+            out["jobs"].append({**job, "deal_ids": []})
     out["api_calls"] = dict(calls)
     key = run_key(run["catalog"], run["run_id"], "creates.json")
     env.snapshots.put_json(out, key)
@@ -119,6 +124,47 @@ def prepare_creates(env: SyncEnv, run: dict[str, Any], planned: dict[str, Any]) 
     }
     log.info("Creates prepared: %s (search %s, bulk %s)", counts, out["search"], out["bulk"])
     return {"key": key, "jobs": [j["job_id"] for j in out["jobs"]], "counts": counts}
+
+
+def _start_update_job(
+    env: SyncEnv, run: dict[str, Any], writer: PartnerCentralWriter, plan: Plan, calls: Counter[str]
+) -> dict[str, Any] | None:
+    """Opt-in (``bulk.updates``): send the run's updates as one bulk job; None when nothing qualifies.
+
+    Each record is gated, re-diffed and merged exactly as a single update would be, from the record the
+    extract read, and carries that record's ``LastModifiedDate``. A record the job does not update (a
+    conflict, a rejection) goes through the single update path in ``apply_partner_central``, which re-reads
+    it: an old plan is never applied over a newer edit. Records that need solutions associated first
+    stay on the single path.
+    """
+    from cosell_sync.apply import loads_opportunity
+    from cosell_sync.common import clean
+    from cosell_sync.mapping import merge_into_opportunity
+    from cosell_sync.writers.partner_central import STAGES_NEEDING_SOLUTION
+
+    raw = env.snapshots.get_frame(plan.sources["partner_central"], columns=["_raw"])["_raw"].to_dict()
+    stage_field = writer.stage_field
+    rows: list[tuple[str, dict[str, Any]]] = []
+    updates: dict[str, dict[str, Any]] = {}
+    for oid, changes in plan.partner_central_updates.items():
+        if oid in plan.invalid:
+            continue
+        # The record as the extract read it, else read now: reads (10/s) are what bulk updates trade
+        # the writes (1/s) for.
+        current = loads_opportunity(raw[oid]) if clean(raw.get(oid)) else writer.get(oid)
+        gated = writer.gate((current.get("LifeCycle") or {}).get("ReviewStatus"), list(changes))
+        allowed = {k: v for k, v in changes.items() if k not in gated}
+        if not allowed or gated or (stage_field and allowed.get(stage_field) in STAGES_NEEDING_SOLUTION):
+            continue  # the single path reports the gate or associates the solutions first
+        payload = merge_into_opportunity(current, allowed, env.config)
+        payload.pop("Catalog", None)
+        rows.append((oid, payload))
+        expected = plan.expected.get(oid) or {}
+        updates[oid] = {"changes": allowed, "old": {k: expected.get(k) for k in allowed}}
+    if len(rows) <= env.config.bulk.min_records:
+        return None
+    data = write_csv(OPPORTUNITY, rows, update=True)
+    return _send_job(env, run, data, "updates", BULK_UPDATE_JOB, calls, updates=updates)
 
 
 def _resume_job(env: SyncEnv, entry: dict[str, Any], calls: Counter[str]) -> dict[str, Any]:
@@ -149,16 +195,29 @@ def _start_job(
     calls: Counter[str],
 ) -> dict[str, Any] | None:
     """Write the CSV, start one bulk job; None when the account has no bulk jobs."""
-    from cosell_sync.mapping import client_token
-
     values = {str(i["deal_id"]): i["values"] for i in plan.create_opportunities}
     rows = []
     for deal_id in deal_ids:
         request, _held, _sent = writer.create_request(deal_id, values[deal_id])
         rows.append((deal_id, {k: v for k, v in request.items() if k not in ("Catalog", "ClientToken")}))
     data = write_csv(OPPORTUNITY, rows)
+    return _send_job(env, run, data, "opportunities", BULK_CREATE_JOB, calls, deal_ids=deal_ids)
+
+
+def _send_job(
+    env: SyncEnv,
+    run: dict[str, Any],
+    data: bytes,
+    name: str,
+    kind: str,
+    calls: Counter[str],
+    **details: Any,
+) -> dict[str, Any] | None:
+    """Store the CSV, journal the start request, start the job; None when the account has no bulk jobs."""
+    from cosell_sync.mapping import client_token
+
     digest = hashlib.sha256(data).hexdigest()
-    file_key = run_key(run["catalog"], run["run_id"], f"bulk-opportunities-{digest[:16]}.csv")
+    file_key = run_key(run["catalog"], run["run_id"], f"bulk-{name}-{digest[:16]}.csv")
     store = env.snapshots
     full_key = store.full_key(file_key)
     store.s3.put_object(Bucket=store.bucket, Key=full_key, Body=data, ContentType="text/csv")
@@ -183,13 +242,14 @@ def _start_job(
     if env.journal is not None:
         journal_key = env.journal.begin(
             run["run_id"],
-            BULK_CREATE_JOB,
+            kind,
             f"job:{digest[:16]}",
             request=request,
             run_started_at=run.get("started_at"),
-            deal_ids=deal_ids,
             file_key=file_key,
+            **details,
         )
+    records = len(details.get("deal_ids") or details.get("updates") or [])
     calls["StartOpportunityBulkJob"] += 1
     try:
         job_id = env.partner_central.call("start_opportunity_bulk_job", **request)["JobId"]
@@ -198,9 +258,10 @@ def _start_job(
             env.journal.finish(journal_key, FAILED, {"error": err.to_dict()})
         if err.reason == BULK_NOT_ENABLED or BULK_NOT_ENABLED in err.message:
             log.warning(
-                "Opportunity bulk jobs are not enabled for this account: the %d creates of this run go "
+                "Opportunity bulk jobs are not enabled for this account: the %d %s of this run go "
                 "one by one (1 write/s).",
-                len(deal_ids),
+                records,
+                "creates" if kind == BULK_CREATE_JOB else "updates",
             )
             return None
         raise
@@ -210,13 +271,13 @@ def _start_job(
         raise
     if env.journal is not None and journal_key:
         env.journal.finish(journal_key, APPLIED, {"job_id": job_id})
-    log.info("Bulk job %s started for %d creates (file %s).", job_id, len(deal_ids), file_key)
+    log.info("Bulk job %s started for %d %s (file %s).", job_id, records, name, file_key)
     return {
         "job_id": job_id,
-        "deal_ids": deal_ids,
         "file_key": file_key,
         "journal_key": journal_key,
         "run_id": run["run_id"],
+        **details,
     }
 
 
@@ -267,8 +328,68 @@ def apply_prepared_creates(
             results["failed"][f"deal:{deal_id}"] = err.to_dict()
         covered.add(deal_id)
     for job in prepared.get("jobs") or []:
+        if job.get("updates"):
+            continue  # apply_prepared_updates
         covered |= _apply_job(env, writer, plan, job, results, submissions, calls)
     return covered
+
+
+def apply_prepared_updates(
+    env: SyncEnv, creates: dict[str, Any] | None, results: dict[str, Any], calls: Counter[str]
+) -> tuple[set[str], set[str]]:
+    """The outcome of an opt-in bulk update job: ``(updated, to re-read)``.
+
+    A record the job updated is reported like a single update (its new ``LastModifiedDate`` comes with
+    the next run's read). A record it did not (``ConflictException``: edited since the read; a rejection)
+    is returned in the second set: the single update path re-reads it, re-gates and re-diffs it.
+    """
+    if not creates or not creates.get("key"):
+        return set(), set()
+    prepared = env.snapshots.get_json(creates["key"])
+    done: set[str] = set()
+    reread: set[str] = set()
+    for job in prepared.get("update_jobs") or []:
+        job_id = job["job_id"]
+        summary = job_status(env, job_id, calls)
+        if summary.get("Status") not in FINISHED:
+            raise ServiceUnavailableError(
+                f"bulk job {job_id} is {summary.get('Status')}: its results are applied when it finishes",
+                service="partner_central",
+            )
+        outcome = _results(env, job_id, calls)
+        for oid, update in (job.get("updates") or {}).items():
+            row = outcome.get(oid)
+            if row is not None and row.get("Status") == "SUCCEEDED":
+                results["updated"][oid] = {
+                    "last_modified": None,
+                    "written": update["changes"],
+                    "attempts": 1,
+                    "associated": [],
+                    "bulk_job": job_id,
+                }
+                done.add(oid)
+            else:
+                code = (row or {}).get("ErrorCode") or "NO_RESULT"
+                log.warning("Bulk update of %s not applied (%s): updating it on its own.", oid, code)
+                reread.add(oid)
+    return done, reread
+
+
+def _results(env: SyncEnv, job_id: str, calls: Counter[str]) -> dict[str, dict[str, Any]]:
+    """Every record result of a finished job, by RequestId (1,000 per call)."""
+    outcome: dict[str, dict[str, Any]] = {}
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"JobId": job_id, "MaxResults": RESULTS_PAGE}
+        if token:
+            params["NextToken"] = token
+        calls["ListOpportunityBulkJobResults"] += 1
+        page = env.partner_central.call("list_opportunity_bulk_job_results", **params)
+        for row in page.get("Results") or []:
+            outcome[str(row.get("RequestId"))] = row
+        token = page.get("NextToken")
+        if not token:
+            return outcome
 
 
 def _apply_job(
@@ -293,19 +414,7 @@ def _apply_job(
             service="partner_central",
         )
     deal_ids = [str(d) for d in job["deal_ids"]]
-    outcome: dict[str, dict[str, Any]] = {}
-    token: str | None = None
-    while True:
-        params: dict[str, Any] = {"JobId": job_id, "MaxResults": RESULTS_PAGE}
-        if token:
-            params["NextToken"] = token
-        calls["ListOpportunityBulkJobResults"] += 1
-        page = env.partner_central.call("list_opportunity_bulk_job_results", **params)
-        for row in page.get("Results") or []:
-            outcome[str(row.get("RequestId"))] = row
-        token = page.get("NextToken")
-        if not token:
-            break
+    outcome = _results(env, job_id, calls)
     # The requests the job was sent (its CSV): the values each created opportunity holds.
     _op, rows = read_csv(OPPORTUNITY, _read_file(env, job["file_key"]))
     requests = {r.request_id: r.request for r in rows}

@@ -37,6 +37,8 @@ APPLIED = "APPLIED"
 FAILED = "FAILED"
 #: Kind of the entry of an opportunity bulk job (one per job; its records are audited one by one).
 BULK_CREATE_JOB = "BULK_CREATE_JOB"
+#: Kind of the entry of an opt-in bulk update job (its records are audited one by one).
+BULK_UPDATE_JOB = "BULK_UPDATE_JOB"
 
 
 class WriteJournal:

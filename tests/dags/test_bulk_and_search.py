@@ -210,3 +210,39 @@ def test_aws_insights_reach_the_deal_and_an_unchanged_book_writes_nothing(sync_s
     again = sync_stack.report(sync_stack.run(conf={"mode": "full"}))
     assert again["insights"]["read"] == 3
     assert again["insights"]["written"] == 0
+
+
+def test_opt_in_bulk_updates_and_a_record_edited_meanwhile_is_re_read(
+    sync_stack: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """bulk.updates: HubSpot edits go as one job; a record AWS edits after the read is updated on its own,
+    after a re-read, keeping the AWS edit (never the old plan over a newer edit)."""
+    from cosell_sync import creates
+    from scenarios import canonical_pc, editable, set_hs, set_pc, synced_book
+
+    _config(tmp_path, monkeypatch, updates=True)
+    sync_stack.pc_control("config", {"bulk_records_per_second": 2})
+    ids = editable(sync_stack, synced_book(sync_stack, 12))
+    assert len(ids) > 3, "the seeded book needs more than bulk.min_records editable records"
+    for oid in ids:
+        set_hs(sync_stack, oid, {"project_title": f"Edited in HubSpot {oid}"})
+    raced = ids[0]
+    real_send = creates._send_job
+
+    def send_then_aws_edits(*args: Any, **kwargs: Any) -> Any:
+        job = real_send(*args, **kwargs)
+        if job is not None and job.get("updates"):
+            # AWS edits another field after the read, while the job waits to be processed.
+            set_pc(sync_stack, raced, {"next_steps": "Edited by AWS meanwhile"})
+        return job
+
+    monkeypatch.setattr(creates, "_send_job", send_then_aws_edits)
+    sync_stack.reset_calls()
+    sync_stack.run()
+    calls = _calls(sync_stack)
+    assert calls.get("StartOpportunityBulkJob") == 1
+    # Only the raced record was written on its own (a re-read, then one UpdateOpportunity).
+    assert calls.get("UpdateOpportunity", 0) == 1
+    for oid in ids:
+        assert canonical_pc(sync_stack, oid)["project_title"] == f"Edited in HubSpot {oid}"
+    assert canonical_pc(sync_stack, raced)["next_steps"] == "Edited by AWS meanwhile"

@@ -146,6 +146,11 @@ class PartnerCentralWriter:
         self._stage_field = next((f.name for f in cfg.fields if f.partner_central == "LifeCycle.Stage"), None)
 
     # -- reads ----------------------------------------------------------------------------------------
+    @property
+    def stage_field(self) -> str | None:
+        """The mapped field holding ``LifeCycle.Stage``, if the config maps one."""
+        return self._stage_field
+
     def get(self, opportunity_id: str) -> dict[str, Any]:
         """``GetOpportunity`` without the response metadata."""
         self.calls["GetOpportunity"] += 1
