@@ -63,6 +63,8 @@ SOLUTION_ID = "S-1000001"
 WRITES_PER_SECOND = 1.0
 #: Insights: ``SearchOpportunities`` returns 100 opportunities per call.
 SEARCH_PAGE = 100
+#: Engagement scores AWS gives the re-scored opportunities, in turn.
+SCORES = ("High", "Medium", "Low")
 #: Goal for the initial load's Partner Central calls (any book size: the bulk path is O(records / 1000)).
 LOAD_CALLS_GOAL = 30
 _HEADERS = {"Authorization": f"Bearer {HS_TOKEN}"}
@@ -427,19 +429,36 @@ def run_bulk(stack: BenchStack, settings: BulkSettings) -> BulkFigures:
     rescored = dict(list(rescored.items())[: settings.insight_count])
     session = requests.Session()
     for n, oid in enumerate(rescored.values()):
-        r = session.post(
-            f"{stack.pc_url}/_emulator/simulate/insights",
-            json={
-                "catalog": CATALOG,
-                "opportunity_id": oid,
-                "engagement_score": ("High", "Medium", "Low")[n % 3],
-                "quality_score": 50 + n % 50,
-                "origin": "Partner Referral",
-                "cosell_motion": "Co-Sell",
-            },
-            timeout=30,
-        )
-        r.raise_for_status()
+        # A partner-created opportunity has no AWS view until it reaches AWS: AWS engages first (its
+        # summary appears, LastModifiedDate moves), then scores it (LastModifiedDate stays).
+        for path, body in (
+            (
+                "simulate/aws-update",
+                {
+                    "identifier": oid,
+                    "AwsOpportunitySummary": {
+                        "Origin": "Partner Referral",
+                        "InvolvementType": "Co-Sell",
+                        "Visibility": "Full",
+                        "LifeCycle": {"Stage": "Prospect"},
+                    },
+                },
+            ),
+            (
+                "simulate/insights",
+                {
+                    "opportunity_id": oid,
+                    "engagement_score": SCORES[n % len(SCORES)],
+                    "quality_score": 50 + n % 50,
+                    "origin": "Partner Referral",
+                    "cosell_motion": "AWS Field-engaged",
+                },
+            ),
+        ):
+            r = session.post(
+                f"{stack.pc_url}/_emulator/{path}", json={"catalog": CATALOG, **body}, timeout=30
+            )
+            r.raise_for_status()
     figures.insights_expected = len(rescored)
     _use_scale(stack, settings.insights_time_scale, settings)
     stack.reset_calls()
@@ -451,7 +470,7 @@ def run_bulk(stack: BenchStack, settings: BulkSettings) -> BulkFigures:
     figures.full_seconds = round(seconds, 1)
     figures.insights_counter = figures.full_pc_calls.get("SearchOpportunities", 0)
     scores = _deal_scores(stack, list(rescored))
-    want = {d: ("High", "Medium", "Low")[n % 3] for n, d in enumerate(rescored)}
+    want = {d: SCORES[n % len(SCORES)] for n, d in enumerate(rescored)}
     figures.insights_deals_checked = sum(1 for d, v in want.items() if scores.get(d) == v)
     figures.seconds["insights"] = round(time.monotonic() - t0, 1)
     _say(f"  insights {figures.insights}; run calls {figures.full_pc_calls}")

@@ -16,9 +16,16 @@ Phases, in order (one local stack for the API-economy phases, a second one for q
    both sides under 20% throttling, 5% 5xx, read timeouts and random task failures, then runs until clean:
    records lost, duplicated, and runs needed to converge.
 
+Between 6 and 7, after the first stack stopped: bulk creates and insights (``bench/bulk.py``, a stack of its
+own): ``BENCH_BULK_RECORDS`` (10,000) new co-sell deals in HubSpot, the initial load to Partner Central as
+one bulk job (its Partner Central calls, its wall time at the emulator's processing rate, every deal checked
+to have exactly one opportunity), then a ``full`` run: the ``SearchOpportunities`` calls of its AWS insights
+step.
+
 Environment knobs (for development only; ``make bench`` uses the defaults): ``BENCH_BOOK`` (10000),
-``BENCH_CHANGES`` (1000), ``BENCH_DIFF_RECORDS`` (100000), ``BENCH_SOAK_RECORDS`` (10000), ``BENCH_SKIP``
-(comma list of ``scheduler,diff,parse,seed,per_record,soak``).
+``BENCH_CHANGES`` (1000), ``BENCH_DIFF_RECORDS`` (100000), ``BENCH_SOAK_RECORDS`` (10000),
+``BENCH_BULK_RECORDS`` (10000), ``BENCH_SKIP`` (comma list of
+``scheduler,diff,parse,seed,per_record,bulk,soak``; a skipped ``bulk`` or ``soak`` keeps its last figures).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +396,30 @@ def _soak(workdir: Path, records: int) -> list[Result]:
     return results
 
 
+def _bulk(workdir: Path, records: int) -> list[Result]:
+    """Bulk creates and insights on a stack of its own; a phase that breaks down is a failed figure."""
+    from bench.bulk import BulkSettings, bulk_phase
+
+    _say(f"bulk: {records:,} new co-sell deals -> Partner Central as one bulk job, then AWS insights ...")
+    started = time.monotonic()
+    try:
+        results, _ = bulk_phase(workdir, BulkSettings(records=records))
+    except Exception as err:  # reported as a failed figure with its reason
+        log.exception("bulk phase failed")
+        return [
+            figure(
+                f"Initial load {records:,} co-sell deals -> Partner Central with a bulk job: completed",
+                None,
+                "",
+                "<=",
+                0,
+                f"The bulk phase failed: {err!r}",
+            )
+        ]
+    _say(f"  bulk phase: {time.monotonic() - started:.0f} s")
+    return results
+
+
 # ---------------------------------------------------------------------------------------------------
 def main() -> int:
     """Run every phase; write and print the results. Returns the exit code (0 even if goals are missed)."""
@@ -448,6 +480,9 @@ def main() -> int:
             phase_per_record(stack, changed, results)
     finally:
         stop_stack_process(proc)
+    if "bulk" not in skip:
+        # After the first stack stopped: the two stacks never share the 2 cores.
+        results.extend(_bulk(workdir, int(os.environ.get("BENCH_BULK_RECORDS", "10000"))))
     elapsed = time.monotonic() - started
     results.append(
         figure(
@@ -459,14 +494,19 @@ def main() -> int:
             "All phases but the soak (its wall time is its own figure), 2 cores.",
         )
     )
+    from bench.bulk import is_bulk_figure
+    from bench.soak import SOAK_PREFIX
+
     kept: list[dict[str, Any]] = []
+    if "bulk" in skip:
+        kept += _previous_figures(is_bulk_figure)
     if "soak" not in skip:
         results.extend(_soak(workdir, int(os.environ.get("BENCH_SOAK_RECORDS", "10000"))))
     else:
-        kept = _previous_soak_figures()
+        kept += _previous_figures(lambda name: name.startswith(SOAK_PREFIX))
     write_results(results, RESULTS_PATH)
     if kept:
-        # A skipped soak keeps its last measured figures (it takes 15-25 minutes to measure again).
+        # A skipped phase keeps its last measured figures (the soak takes 15-25 minutes to measure again).
         RESULTS_PATH.write_text(
             json.dumps(json.loads(RESULTS_PATH.read_text(encoding="utf-8")) + kept, indent=2) + "\n",
             encoding="utf-8",
@@ -479,11 +519,15 @@ def main() -> int:
     return 0
 
 
-def _previous_soak_figures() -> list[dict[str, Any]]:
-    """The soak figures ``bench/results.json`` holds now (kept when ``BENCH_SKIP`` names ``soak``)."""
-    from bench.soak import SOAK_PREFIX
+def _previous_figures(is_phase: Callable[[str], bool], path: Path = RESULTS_PATH) -> list[dict[str, Any]]:
+    """The figures of one phase ``path`` holds now (kept when ``BENCH_SKIP`` names the phase).
 
-    if not RESULTS_PATH.exists():
+    Args:
+        is_phase: whether a figure name belongs to the phase (``bench.soak.SOAK_PREFIX``,
+            ``bench.bulk.is_bulk_figure``).
+        path: the results file.
+    """
+    if not path.exists():
         return []
-    data = json.loads(RESULTS_PATH.read_text(encoding="utf-8"))
-    return [r for r in data if str(r.get("name", "")).startswith(SOAK_PREFIX)]
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return [r for r in data if is_phase(str(r.get("name", "")))]

@@ -217,8 +217,9 @@ def test_opt_in_bulk_updates_and_a_record_edited_meanwhile_is_re_read(
 ) -> None:
     """bulk.updates: HubSpot edits go as one job; a record AWS edits after the read is updated on its own,
     after a re-read, keeping the AWS edit (never the old plan over a newer edit)."""
-    from cosell_sync import creates
     from scenarios import canonical_pc, editable, set_hs, set_pc, synced_book
+
+    from cosell_sync import creates
 
     _config(tmp_path, monkeypatch, updates=True)
     sync_stack.pc_control("config", {"bulk_records_per_second": 2})
