@@ -5,6 +5,10 @@ Each run:
 
 1. **prepare**: validates the sync config and the run's params, and fixes the time window
    (stored watermark minus a small overlap; everything in `full` mode; the data interval in a backfill).
+   **sync_invitations**: AWS referrals addressed to us become deals (once, by `aws_invitation_id`);
+   a seller's `aws_invitation_action` (Accept / Reject) goes to Partner Central; expired invitations close
+   their deals. **wait_for_accept_tasks** defers while AWS accepts; **finish_invitations** links each new
+   opportunity to the same deal.
 2. **extract_partner_central** / **extract_hubspot**: list what changed on each side
    (`ListOpportunities` + `GetOpportunity` only for changed records; HubSpot search windowed past the
    10,000-result cap, batch reads of linked deals, companies and contacts). Snapshots go to S3 as Parquet.
@@ -100,6 +104,20 @@ def cosell_reconcile() -> None:
 
         return reconcile_prepare(context)
 
+    @task(pool="partner_central_writes")
+    def sync_invitations(run: dict) -> dict:
+        """AWS referrals (invitations to us) into deals, once; sellers' Accept/Reject to Partner Central."""
+        from cosell_runtime.tasks import invitations_sync
+
+        return invitations_sync(run)
+
+    @task
+    def finish_invitations(run: dict, started: dict) -> dict:
+        """Accepted invitations: the new opportunity linked to the same deal; failures on the deal."""
+        from cosell_runtime.tasks import invitations_finish
+
+        return invitations_finish(run, started)
+
     @task
     def extract_partner_central(run: dict) -> dict:
         """List changed opportunities, read them, snapshot to S3."""
@@ -164,7 +182,19 @@ def cosell_reconcile() -> None:
         return reconcile_report(run, pc, hs, committed, insights)
 
     run = prepare()
+    invitations = sync_invitations(run)
+    accepted = PartnerCentralJobsSensor(
+        task_id="wait_for_accept_tasks",
+        kind="accept_invitation_task",
+        job_ids=invitations["tasks"],
+        catalog=run["catalog"],
+        retries=3,
+    )
+    linked = finish_invitations(run, invitations)
+    accepted >> linked
     pc = extract_partner_central(run)
+    # Referral deals accepted this run are linked before the extract reads the linked deals.
+    linked >> pc
     hs = extract_hubspot(run, pc)
     planned = plan(run, pc, hs)
     creates = prepare_creates(run, planned)

@@ -63,7 +63,7 @@ DEFAULT_USER = "airflow:cosell_reconcile"
 
 
 #: Entries per thread slice and threads for :meth:`AuditTrail.write` (see there).
-WRITE_SLICE = 500
+WRITE_SLICE = 100
 WRITE_THREADS = 6
 
 
@@ -262,13 +262,16 @@ class AuditEntry(BaseModel):
             "action": self.action,
             "source": self.source,
             "user": self.user,
-            "changes": {k: v.model_dump() for k, v in self.changes.items()},
             "success": self.success,
             "error": self.error,
             "syncDurationMs": self.sync_duration_ms,
             "apiCalls": list(self.api_calls),
-            "metadata": metadata,
             "ttl": int(expires.timestamp()),
+            # The nested maps last: DynamoDB ignores attribute order, but moto (the local stack) sums the
+            # sizes of all attributes already set each time it sets one, so a large map set early is
+            # measured again for every later attribute.
+            "metadata": metadata,
+            "changes": {k: v.model_dump() for k, v in self.changes.items()},
         }
 
 
@@ -328,17 +331,23 @@ class AuditTrail:
         for entry in entries:
             record = apply_value_policy(entry.to_record(self.retention_days), self.policy_for)
             records[(record["PK"], record["SK"])] = record
-        # An entry over DynamoDB's 400 KB item limit would fail its whole batch, and so the commit:
-        # its largest attributes go to S3 first, with a pointer in the item.
-        items = [{"PutRequest": {"Item": to_item(self.large.shrink(r))}} for r in records.values()]
+        values = list(records.values())
+
+        def put(chunk: list[dict[str, Any]]) -> int:
+            # An entry over DynamoDB's 400 KB item limit would fail its whole batch, and so the commit:
+            # its largest attributes go to S3 first, with a pointer in the item.
+            items = [{"PutRequest": {"Item": to_item(self.large.shrink(r))}} for r in chunk]
+            return batch_write(self.ddb, self.table, iter(items))
+
         # BatchWriteItem takes 25 items per call and each call is a round trip: an initial load of 10k
-        # records is 400 calls, so they go out on a few threads (boto3 clients are thread-safe).
-        slices = [items[i : i + WRITE_SLICE] for i in range(0, len(items), WRITE_SLICE)]
+        # records is 400 calls, so they go out on a few threads (boto3 clients are thread-safe). Each
+        # thread converts its own slice, so converting overlaps sending instead of preceding it.
+        slices = [values[i : i + WRITE_SLICE] for i in range(0, len(values), WRITE_SLICE)]
         if len(slices) <= 1:
-            written = batch_write(self.ddb, self.table, iter(items))
+            written = put(values)
         else:
             with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-                written = sum(pool.map(lambda chunk: batch_write(self.ddb, self.table, iter(chunk)), slices))
+                written = sum(pool.map(put, slices))
         log.info("audit: %d entries written to %s", written, self.table)
         return written
 

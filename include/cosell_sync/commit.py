@@ -593,7 +593,11 @@ def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
     # value back to what Partner Central holds) is settled too: else it is re-read every run for good.
     queued = {i["SK"] for i in env.retry.list()}
     settled = [{"opportunity_id": oid} for oid in ci.pc if oid in ci.hs and f"OPP#{oid}" in queued]
-    env.retry.remove([i for i in (*done, *settled) if RetryKey.of(i) not in retried_now])
+    # Only keys really in the queue are deleted: an initial load marks all 10,000 records done, and
+    # deleting absent items is a no-op that still cost 400 BatchWriteItem calls.
+    env.retry.remove(
+        [i for i in (*done, *settled) if RetryKey.of(i) in queued and RetryKey.of(i) not in retried_now]
+    )
     env.retry.add(retry, run_id=run["run_id"])
     moved = False
     if run["advance_watermark"]:

@@ -357,6 +357,26 @@ class InsightsConfig(_Model):
     full_refresh_hours: float = Field(default=24.0, gt=0)
 
 
+class InvitationsConfig(_Model):
+    """AWS referrals (engagement invitations addressed to this partner) as HubSpot deals.
+
+    Attributes:
+        enabled: list invitations in every reconcile run.
+        pipeline: HubSpot pipeline of referral deals (None: the config's ``pipeline``).
+        stage: their stage (None: the first mapped stage, the default pipeline's first).
+        closed_lost_stage: the stage a rejected, expired or withdrawn referral's deal moves to.
+        default_owner_id: HubSpot owner of referral deals and their tasks (None: unowned).
+        reminder_days: the owner gets a task this many days before an invitation expires.
+    """
+
+    enabled: bool = True
+    pipeline: str | None = None
+    stage: str | None = None
+    closed_lost_stage: str = "closedlost"
+    default_owner_id: str | None = None
+    reminder_days: float = Field(default=3.0, ge=0)
+
+
 def _default_stages() -> list[StageMapping]:
     # HubSpot's default sales pipeline stage ids, in pipeline order.
     pairs = [
@@ -394,6 +414,7 @@ class SyncConfig(_Model):
     submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
     bulk: BulkConfig = Field(default_factory=BulkConfig)
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
+    invitations: InvitationsConfig = Field(default_factory=InvitationsConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 

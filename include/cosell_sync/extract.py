@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, json_default, parse_ts, ts_key
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
 
 log = logging.getLogger(__name__)
+
+#: Threads reading opportunities (``GetOpportunity``) in a full or incremental extract. The hook's limiter
+#: paces them together, so more threads never mean more calls a second; a few keep the quota's slots
+#: filled while an answer is on its way.
+READ_THREADS = 4
 
 #: HubSpot deal properties every extract reads besides the mapped ones.
 DEAL_SYSTEM_PROPERTIES = ("hs_lastmodifieddate", "hubspot_owner_id", "pipeline", "dealstage")
@@ -95,53 +101,70 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
     calls: Counter[str] = Counter()
     base = env.baseline.load(columns=["pc_last_modified"])
     base_lm = base["pc_last_modified"].to_dict() if "pc_last_modified" in base.columns else {}
-    wanted: set[str] = set()
     listed = 0
-    if run["opportunity_ids"]:
-        wanted |= set(run["opportunity_ids"])
-    else:
-        kwargs: dict[str, Any] = {
-            "Catalog": run["catalog"],
-            "MaxResults": 100,
-            "Sort": {"SortBy": "LastModifiedDate", "SortOrder": "ASCENDING"},
-        }
-        window: dict[str, Any] = {}
-        if run["since_partner_central"]:
-            window["AfterLastModifiedDate"] = parse_ts(run["since_partner_central"])
-        if run["until"]:
-            window["BeforeLastModifiedDate"] = parse_ts(run["until"])
-        if window:
-            kwargs["LastModifiedDate"] = window
-        for page in pc.paginate("list_opportunities", **kwargs):
-            calls["ListOpportunities"] += 1
-            for summary in page.get("OpportunitySummaries", []):
-                listed += 1
-                oid = summary["Id"]
-                if base_lm.get(oid) != ts_key(summary.get("LastModifiedDate")):
-                    wanted.add(oid)
-    retry_items = [r for r in env.retry.list() if r.get("opportunity_id")]
-    wanted |= {r["opportunity_id"] for r in retry_items}
+    retry_items: list[dict[str, Any]] = []
+    # GetOpportunity goes out on a few threads as soon as a listed page names a changed record: the
+    # hook's limiter paces every thread together (one quota), and a slow answer no longer delays the
+    # next read, so the reads keep to the quota instead of falling behind it. A restricted run (a few
+    # ids) reads on one thread.
+    pool = ThreadPoolExecutor(max_workers=1 if run["opportunity_ids"] else READ_THREADS)
+    reads: dict[str, Future[dict[str, Any]]] = {}
 
-    opportunities: list[dict[str, Any]] = []
-    failures: list[dict[str, Any]] = []
-    requested = set(run["opportunity_ids"])
-    unknown: list[str] = []
-    for oid in sorted(wanted):
-        calls["GetOpportunity"] += 1
-        try:
-            opp = pc.call("get_opportunity", Catalog=run["catalog"], Identifier=oid)
-        except SyncError as err:
-            if oid in requested and isinstance(err, NotFoundError):
-                # A requested id that does not exist is a mistake in the run's params, not a failed
-                # read: it is reported (report.json), never queued to be read again every run.
-                log.warning("Requested opportunity %s does not exist in catalog %s", oid, run["catalog"])
-                unknown.append(oid)
+    def read(oid: str) -> None:
+        if oid not in reads:
+            calls["GetOpportunity"] += 1
+            reads[oid] = pool.submit(pc.call, "get_opportunity", Catalog=run["catalog"], Identifier=oid)
+
+    try:
+        if run["opportunity_ids"]:
+            for oid in sorted(set(run["opportunity_ids"])):
+                read(oid)
+        else:
+            kwargs: dict[str, Any] = {
+                "Catalog": run["catalog"],
+                "MaxResults": 100,
+                "Sort": {"SortBy": "LastModifiedDate", "SortOrder": "ASCENDING"},
+            }
+            window: dict[str, Any] = {}
+            if run["since_partner_central"]:
+                window["AfterLastModifiedDate"] = parse_ts(run["since_partner_central"])
+            if run["until"]:
+                window["BeforeLastModifiedDate"] = parse_ts(run["until"])
+            if window:
+                kwargs["LastModifiedDate"] = window
+            for page in pc.paginate("list_opportunities", **kwargs):
+                calls["ListOpportunities"] += 1
+                for summary in page.get("OpportunitySummaries", []):
+                    listed += 1
+                    oid = summary["Id"]
+                    if base_lm.get(oid) != ts_key(summary.get("LastModifiedDate")):
+                        read(oid)
+        retry_items = [r for r in env.retry.list() if r.get("opportunity_id")]
+        for oid in sorted({r["opportunity_id"] for r in retry_items}):
+            read(oid)
+
+        opportunities: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        requested = set(run["opportunity_ids"])
+        unknown: list[str] = []
+        for oid in sorted(reads):
+            try:
+                opp = reads[oid].result()
+            except SyncError as err:
+                if oid in requested and isinstance(err, NotFoundError):
+                    # A requested id that does not exist is a mistake in the run's params, not a failed
+                    # read: it is reported (report.json), never queued to be read again every run.
+                    log.warning("Requested opportunity %s does not exist in catalog %s", oid, run["catalog"])
+                    unknown.append(oid)
+                    continue
+                log.error("GetOpportunity failed for %s: %s", oid, err.message)
+                failures.append({"opportunity_id": oid, "error": err.to_dict()})
                 continue
-            log.error("GetOpportunity failed for %s: %s", oid, err.message)
-            failures.append({"opportunity_id": oid, "error": err.to_dict()})
-            continue
-        opp.pop("ResponseMetadata", None)
-        opportunities.append(opp)
+            opp.pop("ResponseMetadata", None)
+            opportunities.append(opp)
+    finally:
+        # On an error (a list page that failed, say) the reads not started yet are dropped.
+        pool.shutdown(wait=True, cancel_futures=True)
     if requested and len(unknown) == len(requested):
         raise UnknownOpportunitiesError(
             f"none of the {len(requested)} requested opportunity id(s) exists in catalog {run['catalog']}: "

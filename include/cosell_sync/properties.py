@@ -218,6 +218,41 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "datetime",
             "When contact and company data were last synced to Partner Central for this deal.",
         ),
+        # AWS referrals (cosell_sync.invitations).
+        _prop(
+            "aws_invitation_id",
+            "AWS Invitation ID",
+            "string",
+            "The Partner Central engagement invitation (AWS referral) this deal was created for.",
+            unique=True,
+        ),
+        _prop(
+            "aws_invitation_status",
+            "AWS Invitation Status",
+            "enum",
+            "The invitation's status in Partner Central (read-only mirror).",
+            options=[(v, v) for v in ("PENDING", "ACCEPTED", "REJECTED", "EXPIRED")],
+        ),
+        _prop(
+            "aws_invitation_expires_at",
+            "AWS Invitation Expires At",
+            "datetime",
+            "When the invitation expires (15 days after AWS sent it).",
+        ),
+        _prop("aws_invitation_sender", "AWS Invitation Sender", "string", "Who sent the invitation."),
+        _prop(
+            "aws_invitation_action",
+            "AWS Invitation Action",
+            "enum",
+            "Set to Accept or Reject: co-sell sync answers the invitation in Partner Central.",
+            options=[("Accept", "Accept"), ("Reject", "Reject")],
+        ),
+        _prop(
+            "aws_rejection_reason",
+            "AWS Rejection Reason",
+            "string",
+            "Why the invitation is rejected (at most 80 characters, sent to AWS).",
+        ),
         # AWS insights from SearchOpportunities (read-only mirrors; cosell_sync.insights).
         _prop(
             "aws_origin",

@@ -132,6 +132,22 @@ def reconcile_plan(run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any]) 
         return reconcile.plan(build_env(run["catalog"]), run, pc, hs)
 
 
+def invitations_sync(run: dict[str, Any]) -> dict[str, Any]:
+    """``sync_invitations``: AWS referrals into deals; the sellers' decisions to Partner Central."""
+    from cosell_sync.invitations import sync_invitations
+
+    with _leased(run), _final_errors():
+        return sync_invitations(build_env(run["catalog"]), run)
+
+
+def invitations_finish(run: dict[str, Any], started: dict[str, Any]) -> dict[str, Any]:
+    """``finish_invitations``: accepted invitations' opportunities linked to their deals."""
+    from cosell_sync.invitations import finish_invitations
+
+    with _leased(run), _final_errors():
+        return finish_invitations(build_env(run["catalog"]), run, started)
+
+
 def reconcile_prepare_creates(run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
     """``prepare_creates``: links found by search; the run's bulk job started (or resumed)."""
     from cosell_sync import reconcile

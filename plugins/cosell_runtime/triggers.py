@@ -30,6 +30,9 @@ class JobKind:
     summaries: str
     id_member: str
     finished: frozenset[str]
+    status_member: str = "Status"
+    #: The List operation takes a list of ids (one per job here).
+    id_as_list: bool = False
 
 
 #: Kinds of asynchronous work: the List operation that filters by the job id, and its final states.
@@ -40,6 +43,15 @@ KINDS: dict[str, JobKind] = {
         summaries="OpportunityBulkJobSummaries",
         id_member="JobId",
         finished=frozenset({"COMPLETED", "FAILED"}),
+    ),
+    "accept_invitation_task": JobKind(
+        operation="list_engagement_by_accepting_invitation_tasks",
+        id_param="TaskIdentifier",
+        summaries="TaskSummaries",
+        id_member="TaskId",
+        finished=frozenset({"COMPLETE", "FAILED"}),
+        status_member="TaskStatus",
+        id_as_list=True,
     ),
 }
 
@@ -62,7 +74,7 @@ def poll_jobs(kind: str, job_ids: Sequence[str], catalog: str, conn_id: str) -> 
     hook = PartnerCentralHook(conn_id, catalog=catalog)
     out: dict[str, dict[str, Any]] = {}
     for job_id in job_ids:
-        page = hook.call(spec.operation, **{spec.id_param: job_id})
+        page = hook.call(spec.operation, **{spec.id_param: [job_id] if spec.id_as_list else job_id})
         for summary in page.get(spec.summaries) or []:
             if summary.get(spec.id_member) == job_id:
                 out[job_id] = {k: str(v) if not isinstance(v, int | str) else v for k, v in summary.items()}
@@ -70,8 +82,8 @@ def poll_jobs(kind: str, job_ids: Sequence[str], catalog: str, conn_id: str) -> 
 
 
 def _unfinished(kind: str, job_ids: Sequence[str], statuses: dict[str, dict[str, Any]]) -> list[str]:
-    finished = KINDS[kind].finished
-    return [j for j in job_ids if (statuses.get(j) or {}).get("Status") not in finished]
+    spec = KINDS[kind]
+    return [j for j in job_ids if (statuses.get(j) or {}).get(spec.status_member) not in spec.finished]
 
 
 class PartnerCentralJobTrigger(BaseTrigger):
@@ -187,7 +199,7 @@ class PartnerCentralJobsSensor(BaseOperator):
                 "%s %s: %s (%s of %s records processed, %s failed)",
                 self.kind,
                 job_id,
-                summary.get("Status"),
+                summary.get(KINDS[self.kind].status_member),
                 summary.get("ProcessedRecords"),
                 summary.get("TotalRecords"),
                 summary.get("FailureCount"),

@@ -1,0 +1,547 @@
+"""AWS referrals: engagement invitations addressed to us become HubSpot deals; the seller answers there.
+
+Two steps of every ``cosell_reconcile`` run (and of ``cosell_invitation``), before the extract:
+
+:func:`sync_invitations`
+    lists the invitations addressed to us (``ListEngagementInvitations``, ``ParticipantType=RECEIVER``)
+    and reads the deals made for them (one batch read by the unique ``aws_invitation_id``). Then:
+
+    * a new PENDING opportunity invitation becomes a deal (upsert on ``aws_invitation_id``: created once,
+      whatever retries or redelivered events do) in the configured pipeline and stage, owned by the
+      configured owner, with its customer company and AWS sender contacts, and a task for the owner;
+    * a lead invitation becomes a contact (upsert on e-mail) with its company; other payload types are
+      logged and audited, never an error;
+    * the seller's decision on the deal (``aws_invitation_action``) goes to Partner Central: **Accept**
+      starts ``StartEngagementByAcceptingInvitationTask`` (ClientToken from the invitation: the same task
+      comes back, never a second acceptance), **Reject** calls ``RejectEngagementInvitation`` with
+      ``aws_rejection_reason`` and closes the deal as lost;
+    * an invitation that expired (or was withdrawn) closes its deal as lost with the reason; the owner
+      gets a task ``invitations.reminder_days`` before the expiry;
+    * the deal mirrors the invitation's status.
+
+:func:`finish_invitations`
+    after the deferred wait for the accept tasks: a COMPLETE task links the new opportunity to the same
+    deal (``aws_opportunity_id``, ``aws_sync_enabled``), which the run then syncs like any other; a FAILED
+    one puts its reason in ``aws_sync_error`` and a task for the owner.
+
+A run that dies between the accept call and the link loses nothing: the next run finds the invitation
+ACCEPTED and its task by invitation id (``ListEngagementByAcceptingInvitationTasks``), and links the deal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from cosell_sync.common import DEAL, parse_ts
+from cosell_sync.errors import SyncError
+from cosell_sync.storage import run_key, utc_iso
+
+if TYPE_CHECKING:
+    from cosell_sync.env import SyncEnv
+
+log = logging.getLogger(__name__)
+
+INVITATION_ID = "aws_invitation_id"
+STATUS = "aws_invitation_status"
+EXPIRES = "aws_invitation_expires_at"
+SENDER = "aws_invitation_sender"
+ACTION = "aws_invitation_action"
+REASON = "aws_rejection_reason"
+DEAL_PROPERTIES = [
+    INVITATION_ID,
+    STATUS,
+    EXPIRES,
+    ACTION,
+    REASON,
+    "aws_opportunity_id",
+    "dealstage",
+    "hubspot_owner_id",
+]
+#: ``RejectEngagementInvitation.RejectionReason``: 1-80 printable characters.
+MAX_REASON = 80
+#: Accept-task states after which nothing changes.
+TASK_DONE = ("COMPLETE", "FAILED")
+
+
+def _list_invitations(env: SyncEnv, calls: Counter[str]) -> list[dict[str, Any]]:
+    out = []
+    for page in env.partner_central.paginate("list_engagement_invitations", ParticipantType="RECEIVER"):
+        calls["ListEngagementInvitations"] += 1
+        out += page.get("EngagementInvitationSummaries") or []
+    return out
+
+
+def _ts(value: Any) -> datetime | None:
+    """A timestamp as boto3 returns it (datetime) or as stored (ISO text), timezone-aware."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return parse_ts(str(value))
+
+
+def _audit(
+    run: dict[str, Any], deal_id: str | None, invitation_id: str, action: str, **fields: Any
+) -> dict[str, Any]:
+    """One audit entry (as a dict; built into an ``AuditEntry`` at the end of the step)."""
+    return {
+        "deal_id": deal_id or f"invitation-{invitation_id}",
+        "opportunity_id": fields.pop("opportunity_id", None),
+        "action": action,
+        "metadata": {"invitationId": invitation_id, **fields.pop("metadata", {})},
+        **fields,
+    }
+
+
+def sync_invitations(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]:
+    """Referrals in, decisions out (see the module doc).
+
+    Args:
+        env: clients and stores.
+        run: the run description.
+
+    Returns:
+        ``key`` of the stored result, ``tasks`` (accept-task ids to wait for) and ``counts``.
+    """
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.writers.hubspot import HubSpotWriter
+
+    cfg = env.config.invitations
+    if not cfg.enabled:
+        return {"key": None, "tasks": [], "counts": {}, "skipped": "invitations.enabled is false"}
+    calls: Counter[str] = Counter()
+    gw = HubSpotGateway(env.hubspot)
+    writer = HubSpotWriter(env.config, gw)
+    invitations = {i["Id"]: i for i in _list_invitations(env, calls)}
+    found, _errors = gw.batch_read(DEAL.plural, list(invitations), DEAL_PROPERTIES, id_property=INVITATION_ID)
+    deals = {str((d.get("properties") or {}).get(INVITATION_ID)): d for d in found}
+    # Decisions on deals whose invitation no longer lists (another catalog?) are left alone.
+    out: dict[str, Any] = {
+        "created": {},
+        "leads": [],
+        "ignored": [],
+        "accepting": {},
+        "rejected": [],
+        "closed": {},
+        "reminded": [],
+        "failed": {},
+        "audit": [],
+    }
+    if run.get("dry_run"):
+        pending = [i for i in invitations.values() if i.get("Status") == "PENDING" and i["Id"] not in deals]
+        log.info(
+            "Dry run: %d invitations, %d new and pending; nothing written.", len(invitations), len(pending)
+        )
+        return {"key": None, "tasks": [], "counts": {"invitations": len(invitations), "new": len(pending)}}
+
+    new = [i for i in invitations.values() if i.get("Status") == "PENDING" and i["Id"] not in deals]
+    for inv in new:
+        try:
+            _take_in(env, gw, inv, out, run, calls)
+        except SyncError as err:
+            log.error("Invitation %s not taken in: %s", inv["Id"], err.message)
+            out["failed"][inv["Id"]] = err.to_dict()
+    if out["created"]:
+        # The new deals, as the decisions below read them.
+        fresh, _ = gw.batch_read(
+            DEAL.plural, list(out["created"]), DEAL_PROPERTIES, id_property=INVITATION_ID
+        )
+        deals.update({str((d.get("properties") or {}).get(INVITATION_ID)): d for d in fresh})
+
+    updates: dict[str, dict[str, str]] = {}
+    tasks: list[dict[str, Any]] = []
+    now = datetime.now(UTC)
+    for inv_id, deal in deals.items():
+        inv = invitations.get(inv_id)
+        if inv is None:
+            continue
+        props = deal.get("properties") or {}
+        deal_id = str(deal["id"])
+        status = str(inv.get("Status"))
+        action = (props.get(ACTION) or "").strip()
+        if props.get("aws_opportunity_id"):
+            continue  # accepted and linked: the reconcile run syncs it from now on
+        if action == "Accept" and status in ("PENDING", "ACCEPTED"):
+            try:
+                out["accepting"][inv_id] = _accept(env, inv, deal_id, run, calls, out)
+            except SyncError as err:
+                log.error("Accepting invitation %s failed: %s", inv_id, err.message)
+                out["failed"][inv_id] = err.to_dict()
+                updates.setdefault(deal_id, {})["aws_sync_error"] = (
+                    f"Accepting the AWS invitation failed: {err.message}"
+                )
+            continue
+        if action == "Reject" and status == "PENDING":
+            reason = (props.get(REASON) or "").strip()[:MAX_REASON] or "Declined by the partner"
+            try:
+                calls["RejectEngagementInvitation"] += 1
+                env.partner_central.call(
+                    "reject_engagement_invitation", Identifier=inv_id, RejectionReason=reason
+                )
+            except SyncError as err:
+                log.error("Rejecting invitation %s failed: %s", inv_id, err.message)
+                out["failed"][inv_id] = err.to_dict()
+                updates.setdefault(deal_id, {})["aws_sync_error"] = (
+                    f"Rejecting the AWS invitation failed: {err.message}"
+                )
+                continue
+            out["rejected"].append(inv_id)
+            out["audit"].append(_audit(run, deal_id, inv_id, "REJECT_INVITATION", metadata={"reason": "set"}))
+            status = "REJECTED"
+            updates.setdefault(deal_id, {}).update(_closed(cfg.closed_lost_stage, "Rejected by the partner"))
+        elif status == "EXPIRED" and props.get("dealstage") != cfg.closed_lost_stage:
+            # Expired, or withdrawn by AWS (Partner Central shows both as EXPIRED).
+            out["closed"][inv_id] = "expired"
+            updates.setdefault(deal_id, {}).update(_closed(cfg.closed_lost_stage, "AWS invitation expired"))
+            out["audit"].append(_audit(run, deal_id, inv_id, "INVITATION_EXPIRED"))
+        if props.get(STATUS) != status:
+            updates.setdefault(deal_id, {})[STATUS] = status
+        expires = _ts(inv.get("ExpirationDate"))
+        if (
+            status == "PENDING"
+            and expires is not None
+            and expires - now <= timedelta(days=cfg.reminder_days)
+            and expires > now
+        ):
+            tasks.append(
+                {
+                    "marker": f"invitation {inv_id} expires",
+                    "deal_id": deal_id,
+                    "owner_id": props.get("hubspot_owner_id") or cfg.default_owner_id,
+                    "subject": "AWS referral expires soon: accept or reject it",
+                    "body": f"The AWS invitation expires at {utc_iso(expires)}. Set AWS Invitation Action.",
+                }
+            )
+            out["reminded"].append(inv_id)
+    if updates:
+        result = gw.batch_update(DEAL.plural, updates)
+        for err in result.errors:
+            log.error("Updating referral deals: %s", err.get("message"))
+    if tasks:
+        writer.create_marked_tasks(tasks)
+    key = run_key(run["catalog"], run["run_id"], "invitations.json")
+    out["api_calls"] = {**dict(calls), **dict(gw.calls)}
+    env.snapshots.put_json(out, key)
+    _write_audit(env, run, out["audit"])
+    counts = {
+        "invitations": len(invitations),
+        "deals_created": len(out["created"]),
+        "leads": len(out["leads"]),
+        "accepting": len(out["accepting"]),
+        "rejected": len(out["rejected"]),
+        "closed": len(out["closed"]),
+        "failed": len(out["failed"]),
+    }
+    log.info("AWS invitations: %s", counts)
+    return {"key": key, "tasks": [t["task_id"] for t in out["accepting"].values()], "counts": counts}
+
+
+def _closed(stage: str, reason: str) -> dict[str, str]:
+    return {"dealstage": stage, "closed_lost_reason": reason}
+
+
+def _take_in(
+    env: SyncEnv,
+    gw: Any,
+    summary: dict[str, Any],
+    out: dict[str, Any],
+    run: dict[str, Any],
+    calls: Counter[str],
+) -> None:
+    """A new PENDING invitation: a deal (opportunity referral), a contact (lead), else audited only."""
+    inv_id = summary["Id"]
+    payload_type = summary.get("PayloadType")
+    if payload_type not in ("OpportunityInvitation", "LeadInvitation"):
+        log.warning("Invitation %s has payload type %s: recorded, not synced.", inv_id, payload_type)
+        out["ignored"].append(inv_id)
+        out["audit"].append(
+            _audit(run, None, inv_id, "INVITATION_IGNORED", metadata={"payloadType": payload_type})
+        )
+        return
+    calls["GetEngagementInvitation"] += 1
+    full = env.partner_central.call("get_engagement_invitation", Identifier=inv_id)
+    payload = (full.get("Payload") or {}).get(payload_type) or {}
+    if payload_type == "LeadInvitation":
+        _lead_to_contact(gw, inv_id, payload, out, run)
+        return
+    cfg = env.config
+    icfg = cfg.invitations
+    customer = payload.get("Customer") or {}
+    project = payload.get("Project") or {}
+    spend = (project.get("ExpectedCustomerSpend") or [{}])[0]
+    props = {
+        "dealname": str(project.get("Title") or summary.get("EngagementTitle") or "AWS referral")[:255],
+        "pipeline": icfg.pipeline or cfg.pipeline,
+        "dealstage": icfg.stage or cfg.stages[0].hubspot_stage,
+        "description": str(project.get("BusinessProblem") or ""),
+        INVITATION_ID: inv_id,
+        STATUS: "PENDING",
+        SENDER: str(full.get("SenderCompanyName") or summary.get("SenderCompanyName") or ""),
+    }
+    if spend.get("Amount"):
+        props["amount"] = str(spend["Amount"])
+    if project.get("TargetCompletionDate"):
+        props["closedate"] = str(project["TargetCompletionDate"])
+    expires = _ts(full.get("ExpirationDate") or summary.get("ExpirationDate"))
+    if expires is not None:
+        props[EXPIRES] = utc_iso(expires)
+    if icfg.default_owner_id:
+        props["hubspot_owner_id"] = icfg.default_owner_id
+    result = gw.batch_upsert(DEAL.plural, INVITATION_ID, {inv_id: props})
+    if result.errors or not result.results:
+        raise SyncError(
+            f"invitation {inv_id}: the deal was not created ({(result.errors or [{}])[0].get('message')})",
+            service="hubspot",
+            record_id=inv_id,
+        )
+    deal_id = str(result.results[0]["id"])
+    out["created"][inv_id] = deal_id
+    _relate(gw, deal_id, inv_id, customer, payload.get("SenderContacts") or [])
+    out["audit"].append(
+        _audit(
+            run,
+            deal_id,
+            inv_id,
+            "CREATE_DEAL",
+            metadata={"from": "AWS referral", "payloadType": payload_type},
+        )
+    )
+    from cosell_sync.writers.hubspot import HubSpotWriter
+
+    HubSpotWriter(cfg, gw).create_marked_tasks(
+        [
+            {
+                "marker": f"invitation {inv_id} received",
+                "deal_id": deal_id,
+                "owner_id": icfg.default_owner_id,
+                "subject": "New AWS referral: accept or reject it",
+                "body": (
+                    "AWS sent this opportunity through Partner Central. Set AWS Invitation Action to Accept "
+                    f"or Reject (with AWS Rejection Reason) before {props.get(EXPIRES, 'it expires')}."
+                ),
+            }
+        ]
+    )
+
+
+def _relate(
+    gw: Any, deal_id: str, inv_id: str, customer: dict[str, Any], contacts: list[dict[str, Any]]
+) -> None:
+    """The referral's customer company and AWS sender contacts, upserted and associated with the deal."""
+    from cosell_sync.common import COMPANY, CONTACT
+
+    if customer.get("CompanyName"):
+        company = {
+            "name": str(customer["CompanyName"]),
+            "aws_created_for": f"invitation:{inv_id}",
+        }
+        if customer.get("WebsiteUrl"):
+            company["website"] = str(customer["WebsiteUrl"])
+        if customer.get("CountryCode"):
+            company["country"] = str(customer["CountryCode"])
+        res = gw.batch_upsert(COMPANY.plural, "aws_created_for", {f"invitation:{inv_id}": company})
+        if res.results:
+            gw.associate_default(DEAL.plural, COMPANY.plural, [(deal_id, str(res.results[0]["id"]))])
+    rows = {
+        str(c["Email"]).lower(): {
+            "email": str(c["Email"]).lower(),
+            "firstname": str(c.get("FirstName") or ""),
+            "lastname": str(c.get("LastName") or ""),
+            "jobtitle": str(c.get("BusinessTitle") or ""),
+        }
+        for c in contacts
+        if c.get("Email")
+    }
+    if rows:
+        res = gw.batch_upsert(CONTACT.plural, "email", rows)
+        pairs = [(deal_id, str(r["id"])) for r in res.results]
+        if pairs:
+            gw.associate_default(DEAL.plural, CONTACT.plural, pairs)
+
+
+def _lead_to_contact(
+    gw: Any, inv_id: str, payload: dict[str, Any], out: dict[str, Any], run: dict[str, Any]
+) -> None:
+    """A lead invitation: its contact (upsert on e-mail: once) and company; no deal."""
+    from cosell_sync.common import COMPANY, CONTACT
+
+    customer = payload.get("Customer") or {}
+    contact = (payload.get("Interaction") or {}).get("Contact") or {}
+    if customer.get("CompanyName"):
+        company = {"name": str(customer["CompanyName"]), "aws_created_for": f"lead:{inv_id}"}
+        if customer.get("WebsiteUrl"):
+            company["website"] = str(customer["WebsiteUrl"])
+        gw.batch_upsert(COMPANY.plural, "aws_created_for", {f"lead:{inv_id}": company})
+    email = str(contact.get("Email") or "").lower()
+    if email:
+        gw.batch_upsert(
+            CONTACT.plural,
+            "email",
+            {
+                email: {
+                    "email": email,
+                    "firstname": str(contact.get("FirstName") or ""),
+                    "lastname": str(contact.get("LastName") or ""),
+                    "jobtitle": str(contact.get("BusinessTitle") or ""),
+                    "company": str(customer.get("CompanyName") or ""),
+                }
+            },
+        )
+    out["leads"].append(inv_id)
+    out["audit"].append(_audit(run, None, inv_id, "CREATE_CONTACT", metadata={"from": "AWS lead invitation"}))
+
+
+def _accept(
+    env: SyncEnv,
+    inv: dict[str, Any],
+    deal_id: str,
+    run: dict[str, Any],
+    calls: Counter[str],
+    out: dict[str, Any],
+) -> dict[str, Any]:
+    """The accept task of an invitation: started once (ClientToken), or found when already accepted."""
+    from cosell_sync.mapping import client_token
+
+    inv_id = inv["Id"]
+    if inv.get("Status") == "ACCEPTED":
+        calls["ListEngagementByAcceptingInvitationTasks"] += 1
+        page = env.partner_central.call(
+            "list_engagement_by_accepting_invitation_tasks", EngagementInvitationIdentifier=[inv_id]
+        )
+        summaries = sorted(page.get("TaskSummaries") or [], key=lambda t: str(t.get("StartTime")))
+        if summaries:
+            task = summaries[-1]
+            log.info(
+                "Invitation %s was accepted by an earlier run: linking its task %s.", inv_id, task["TaskId"]
+            )
+            return {"task_id": task["TaskId"], "deal_id": deal_id, "resumed": True}
+    calls["StartEngagementByAcceptingInvitationTask"] += 1
+    task = env.partner_central.call(
+        "start_engagement_by_accepting_invitation_task",
+        Identifier=inv_id,
+        ClientToken=client_token(env.catalog, f"accept-{inv_id}"),
+    )
+    out["audit"].append(
+        _audit(run, deal_id, inv_id, "ACCEPT_INVITATION", metadata={"taskId": task.get("TaskId")})
+    )
+    return {"task_id": task["TaskId"], "deal_id": deal_id}
+
+
+def finish_invitations(env: SyncEnv, run: dict[str, Any], started: dict[str, Any]) -> dict[str, Any]:
+    """Link accepted invitations' opportunities to their deals; show failed accepts on the deal.
+
+    Args:
+        env: clients and stores.
+        run: the run description.
+        started: :func:`sync_invitations`' result.
+
+    Returns:
+        ``linked``, ``failed`` counts.
+    """
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.writers.hubspot import HubSpotWriter
+
+    if not started.get("key"):
+        return {"linked": 0, "failed": 0}
+    out = env.snapshots.get_json(started["key"])
+    gw = HubSpotGateway(env.hubspot)
+    calls: Counter[str] = Counter()
+    updates: dict[str, dict[str, str]] = {}
+    tasks: list[dict[str, Any]] = []
+    linked = failed = 0
+    audit: list[dict[str, Any]] = []
+    for inv_id, accept in (out.get("accepting") or {}).items():
+        calls["ListEngagementByAcceptingInvitationTasks"] += 1
+        page = env.partner_central.call(
+            "list_engagement_by_accepting_invitation_tasks", TaskIdentifier=[accept["task_id"]]
+        )
+        task = next((t for t in page.get("TaskSummaries") or [] if t.get("TaskId") == accept["task_id"]), {})
+        status = task.get("TaskStatus")
+        deal_id = accept["deal_id"]
+        if status == "COMPLETE" and task.get("OpportunityId"):
+            updates[deal_id] = {
+                "aws_opportunity_id": str(task["OpportunityId"]),
+                env.config.cosell_property: "true",
+                STATUS: "ACCEPTED",
+                "aws_sync_error": "",
+            }
+            linked += 1
+            audit.append(
+                _audit(
+                    run,
+                    deal_id,
+                    inv_id,
+                    "LINK_ACCEPTED_INVITATION",
+                    opportunity_id=str(task["OpportunityId"]),
+                    metadata={"taskId": accept["task_id"]},
+                )
+            )
+        elif status == "FAILED":
+            reason = f"{task.get('ReasonCode') or 'unknown'}: {task.get('Message') or ''}".strip()
+            updates[deal_id] = {"aws_sync_error": f"Accepting the AWS invitation failed ({reason})"}
+            tasks.append(
+                {
+                    "marker": f"invitation {inv_id} accept failed {accept['task_id']}",
+                    "deal_id": deal_id,
+                    "owner_id": env.config.invitations.default_owner_id,
+                    "subject": "Accepting the AWS referral failed",
+                    "body": f"Partner Central could not accept the invitation: {reason}.",
+                }
+            )
+            failed += 1
+            audit.append(
+                _audit(
+                    run,
+                    deal_id,
+                    inv_id,
+                    "ACCEPT_INVITATION",
+                    success=False,
+                    error={"code": task.get("ReasonCode"), "message": task.get("Message")},
+                    metadata={"taskId": accept["task_id"]},
+                )
+            )
+        else:
+            log.warning(
+                "Accept task %s of invitation %s is still %s: the next run links it.",
+                accept["task_id"],
+                inv_id,
+                status,
+            )
+    if updates:
+        result = gw.batch_update(DEAL.plural, updates)
+        for err in result.errors:
+            log.error("Linking accepted invitations: %s", err.get("message"))
+    if tasks:
+        HubSpotWriter(env.config, gw).create_marked_tasks(tasks)
+    _write_audit(env, run, audit)
+    log.info("Accepted invitations: %d linked, %d failed.", linked, failed)
+    return {"linked": linked, "failed": failed, "api_calls": {**dict(calls), **dict(gw.calls)}}
+
+
+def _write_audit(env: SyncEnv, run: dict[str, Any], audit: list[dict[str, Any]]) -> None:
+    """Write the step's audit entries (deterministic keys: a retried step rewrites the same entries)."""
+    from cosell_sync.audit import AuditEntry
+    from cosell_sync.common import Direction
+
+    started_at = parse_ts(run["started_at"])
+    entries = [
+        AuditEntry(
+            opportunity_id=a.get("opportunity_id"),
+            deal_id=a["deal_id"],
+            run_id=run["run_id"].replace("#", "_"),
+            run_timestamp=started_at,
+            direction=Direction.TO_HUBSPOT.value,
+            action=a["action"],
+            source="PARTNER_CENTRAL",
+            user=f"airflow:{run.get('dag_id', 'cosell_reconcile')}",
+            success=a.get("success", True),
+            error=a.get("error"),
+            metadata=a.get("metadata") or {},
+        )
+        for a in audit
+    ]
+    if entries:
+        env.audit.write(entries)
