@@ -492,6 +492,7 @@ def bulk_results(figures: BulkFigures, settings: BulkSettings) -> list[Result]:
     load = f"Initial load {n:,} co-sell deals -> Partner Central with a bulk job:"
     calls = figures.load_pc_calls
     polls = calls.get("ListOpportunityBulkJobs", 0)
+    ops = ", ".join(f"{k}={v}" for k, v in calls.items())
     insight_scan = int((figures.load_insights.get("api_calls") or {}).get("SearchOpportunities", 0))
     created = int(figures.load_report.get("created", 0) or 0)
     failed = int(figures.load_report.get("failed", 0) or 0)
@@ -523,15 +524,18 @@ def bulk_results(figures: BulkFigures, settings: BulkSettings) -> list[Result]:
         "calls",
         "<=",
         LOAD_CALLS_GOAL,
-        f"Every Partner Central call of the one cosell_reconcile run (emulator counters): "
-        f"{', '.join(f'{k}={v}' for k, v in calls.items())}. ListOpportunityBulkJobs ({polls}) = the "
-        f"sensor's check + the trigger's polls every {settings.poll_seconds:g} s (bulk.poll_seconds) "
-        f"while the emulator processed {settings.rate:g} records/s; ListOpportunityBulkJobResults pages of 1,000. "
-        f"Of these, {insight_scan} SearchOpportunities are the run's own sync_insights step scanning "
-        f"every opportunity once (no insights state yet: {n:,} opportunities at 100 per call); "
-        f"the create path alone made {figures.load_calls - insight_scan}. Deals seeded at the four "
-        f"stages created in one write (Prospect .. Business Validation), aws_solution_ids {SOLUTION_ID}; "
-        f"time_scale {settings.time_scale:g}. {checked}",
+        f"Every Partner Central call of the one cosell_reconcile run (emulator counters): {ops}. The "
+        f"create path made {figures.load_calls - insight_scan} of them: ListOpportunities, the search "
+        f"before create, one StartOpportunityBulkJob, ListOpportunityBulkJobs {polls} (the sensor's "
+        f"check, the trigger's polls every {settings.poll_seconds:g} s = bulk.poll_seconds while the "
+        f"emulator processed {settings.rate:g} records/s, the apply step's status read), "
+        f"ListOpportunityBulkJobResults {calls.get('ListOpportunityBulkJobResults', 0)} (pages of "
+        f"1,000). The other {insight_scan} are SearchOpportunities of the run's own sync_insights step: "
+        f"its first scan is a full one (no insights state yet), 100 opportunities per call, over the "
+        f"{n:,} opportunities just created, which AWS has not seen yet (Pending Submission, no AWS "
+        f"summary) and so hold no insights. Deals seeded at the four stages created in one write "
+        f"(Prospect .. Business Validation), aws_solution_ids {SOLUTION_ID}; quotas at time_scale "
+        f"{settings.time_scale:g}. {checked}",
     )
     floor = n / settings.rate
     single = n / WRITES_PER_SECOND
@@ -544,7 +548,7 @@ def bulk_results(figures: BulkFigures, settings: BulkSettings) -> list[Result]:
         f"(floor {n:,} / {settings.rate:g} = {floor:.0f} s; AWS does not publish its rate) and quotas at "
         f"time_scale {settings.time_scale:g}. The single-create path (computed, not run): {n:,} "
         f"CreateOpportunity at {WRITES_PER_SECOND:g} write/s = {single / 3600:.1f} h, plus a read-back "
-        f"each. Task times: {tasks}.",
+        f"each ({single / max(figures.load_seconds, 1):.0f}x this run). Task times: {tasks}.",
     )
     pages = math.ceil(n / SEARCH_PAGE)
     goal = pages + math.ceil(pages / 10)
@@ -561,7 +565,8 @@ def bulk_results(figures: BulkFigures, settings: BulkSettings) -> list[Result]:
         f"run, from the step's own result (api_calls); the emulator counted {figures.insights_counter} "
         f"SearchOpportunities in the whole run (no other step searches in a run without creates). Floor "
         f"{pages} ({n:,} at 100 per call). AWS re-scored {figures.insights_expected} opportunities "
-        f"(/_emulator/simulate/insights): read {insights.get('read')}, changed {insights.get('changed')}, "
+        f"(/_emulator/simulate/aws-update, then simulate/insights): read {insights.get('read')}, "
+        f"changed {insights.get('changed')}, "
         f"written {insights.get('written')}, failed {insights.get('failed')}; "
         f"{figures.insights_deals_checked} of their deals checked holding the new engagement score. The "
         f"run's other Partner Central calls: {', '.join(f'{k}={v}' for k, v in others.items()) or 'none'} "

@@ -122,7 +122,36 @@ def handle(
             body.get("review_status_reason"),
         )
     if route == "/simulate/aws-referral" and method == "POST":
-        return 200, b.simulate_aws_referral(body.get("catalog", "AWS"), body.get("payload"))
+        # {"catalog", "kind": "opportunity" (default) | "lead", "payload": {...overrides}} (invitations.py).
+        b.run_due_tasks()
+        return 200, b.simulate_aws_referral(
+            body.get("catalog", "AWS"), body.get("payload"), body.get("kind", "opportunity")
+        )
+    # --- Referral and engagement lifecycle (docs/api-rules.md, "Partner Central referrals and engagement
+    # lifecycle"): AWS withdraws an invitation, members join, AWS edits the engagement or its AWS summary.
+    if route == "/simulate/withdraw-invitation" and method == "POST":
+        b.run_due_tasks()
+        return 200, b.withdraw_invitation(
+            body.get("catalog", "AWS"), body["identifier"], body.get("status", "EXPIRED")
+        )
+    if route == "/faults/accept-task":
+        # The next `times` StartEngagementByAcceptingInvitationTask tasks end FAILED with `reason_code`.
+        if method == "POST":
+            return 200, b.configure_accept_task_faults(body)
+        return 200, b.accept_task_fault_settings()
+    if route == "/simulate/engagement-member" and method == "POST":
+        b.run_due_tasks()
+        return 200, b.simulate_engagement_member(
+            body.get("catalog", "AWS"), body["engagement_id"], body.get("member") or {}
+        )
+    if route == "/simulate/engagement-update" and method == "POST":
+        b.run_due_tasks()
+        changes = {k: v for k, v in body.items() if k not in ("catalog", "engagement_id")}
+        return 200, b.simulate_engagement_update(body.get("catalog", "AWS"), body["engagement_id"], changes)
+    if route == "/simulate/aws-summary" and method == "POST":
+        b.run_due_tasks()
+        changes = {k: v for k, v in body.items() if k not in ("catalog", "opportunity_id")}
+        return 200, b.simulate_aws_summary(body.get("catalog", "AWS"), body["opportunity_id"], changes)
     if route == "/simulate/aws-update" and method == "POST":
         fields = {k: v for k, v in body.items() if k not in ("catalog", "identifier")}
         return 200, b.simulate_aws_update(body.get("catalog", "AWS"), body["identifier"], fields)

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 SOURCE = "aws.partnercentral-selling"
 
-# The detail-types AWS documents for this source (EventBridge events reference).
+# The detail-types AWS documents for this source: the EventBridge events reference lists twelve; the developer
+# guide's "Learn more about selling API events" adds "Engagement Created" and "Engagement Updated" (with
+# sample events), so the emulator accepts both lists.
 DETAIL_TYPES = frozenset(
     {
         "Opportunity Created",
@@ -40,8 +42,15 @@ DETAIL_TYPES = frozenset(
         "Resource Snapshot Created",
         "Engagement Member Added",
         "Engagement Resource Snapshot Created",
+        "Engagement Created",
+        "Engagement Updated",
     }
 )
+
+
+def envelope_version(detail_type: str) -> str:
+    """The envelope ``version`` AWS's samples show: "1" for opportunity events, "0" for engagement ones."""
+    return "1" if detail_type.startswith("Opportunity") else "0"
 
 
 class EventBus:
@@ -68,8 +77,8 @@ class EventBus:
         """Build the full envelope, record it and queue it for the target."""
         assert detail_type in DETAIL_TYPES, detail_type
         event = {
-            # Partner Central's documented samples use version "1" (developer guide example event).
-            "version": "1",
+            # The developer guide's samples: "1" for Opportunity events, "0" for Engagement* events.
+            "version": envelope_version(detail_type),
             "id": str(uuid.uuid4()),
             "detail-type": detail_type,
             "source": SOURCE,

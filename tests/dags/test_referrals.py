@@ -89,7 +89,8 @@ def test_accept_in_hubspot_links_the_new_opportunity_to_the_same_deal(sync_stack
     deal = _deal(sync_stack, inv)
     assert deal["id"] == deal_id
     oid = deal["properties"]["aws_opportunity_id"]
-    assert oid and oid.startswith("O")
+    assert oid
+    assert oid.startswith("O")
     assert deal["properties"]["aws_invitation_status"] == "ACCEPTED"
     assert _invitation(sync_stack, inv)["Status"] == "ACCEPTED"
     # The opportunity syncs like any other from now on: its deal is the referral's deal, not a new one.

@@ -5,13 +5,47 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from emulators.partner_central import shapes
 from emulators.partner_central.exceptions import (
+    AccessDeniedException,
     ConflictException,
     ResourceNotFoundException,
     ServiceQuotaExceededException,
+    ValidationException,
     business_error,
 )
-from emulators.partner_central.models.base import BackendBase, iso, paginate, parse_ts
+from emulators.partner_central.models.base import AWS_ACCOUNT, BackendBase, iso, paginate, parse_ts
+
+
+def check_against(shape_name: str, value: Any, label: str) -> None:
+    """Validate a test control's value against a model shape, refusing members the shape does not declare.
+
+    Test controls play AWS's side, so what they store must be something the API could return: an unknown or
+    misspelt key is an error here (``ValidationException``, HTTP 400 from the control), not silently dropped.
+    """
+    errors: list[dict[str, str]] = []
+    _unknown_members(shapes.shape(shape_name), value, label, errors)
+    shapes.validate(shapes.shape(shape_name), value, label, errors, output=True)
+    if errors:
+        raise ValidationException(f"{label} is not a valid {shape_name}", errors)
+
+
+def _unknown_members(shape: Any, value: Any, path: str, errors: list[dict[str, str]]) -> None:
+    if shape.type_name == "structure" and isinstance(value, dict):
+        for key, item in value.items():
+            if key not in shape.members:
+                errors.append(
+                    {
+                        "FieldName": f"{path}.{key}",
+                        "Message": f"{shape.name} has no member {key}",
+                        "Code": "INVALID_VALUE",
+                    }
+                )
+            else:
+                _unknown_members(shape.members[key], item, f"{path}.{key}", errors)
+    elif shape.type_name == "list" and isinstance(value, list):
+        for i, item in enumerate(value):
+            _unknown_members(shape.member, item, f"{path}[{i}]", errors)
 
 
 class EngagementsMixin(BackendBase):
@@ -48,7 +82,45 @@ class EngagementsMixin(BackendBase):
         for ctx in contexts or []:
             self.add_context(eng, ctx)
         store["engagements"][eid] = eng
+        if self.is_member(eng):
+            # Developer guide, event scenarios: "You create an engagement" -> Engagement Created (also
+            # StartEngagementFromOpportunityTask). An engagement AWS creates for a referral is not ours
+            # until we accept, and "You receive an invitation" lists only Engagement Invitation Created.
+            self.engagement_event("Engagement Created", eng)
         return eng
+
+    def is_member(self, eng: dict[str, Any]) -> bool:
+        """True when this partner account is a member of the engagement."""
+        return any(m.get("AccountId") == self.account_id for m in eng["Members"])
+
+    def engagement_event(self, detail_type: str, eng: dict[str, Any]) -> None:
+        """Emit ``Engagement Created`` / ``Engagement Updated`` with the developer guide's sample detail.
+
+        The samples spell the inner keys in mixed case (``engagementArn``, ``CreatedAt``, ``LastModifiedBy``,
+        ``ContextTypes``); the emulator copies them exactly.
+        """
+        body: dict[str, Any] = {"engagementArn": eng["Arn"], "engagementId": eng["Id"]}
+        if detail_type == "Engagement Created":
+            body.update({"CreatedAt": iso(eng["CreatedAt"]), "CreatedBy": eng["CreatedBy"]})
+        else:
+            body.update({"LastModifiedAt": iso(eng["ModifiedAt"]), "LastModifiedBy": eng["ModifiedBy"]})
+        body["ContextTypes"] = sorted({c["Type"] for c in eng["Contexts"]})
+        self.emit(detail_type, {"catalog": eng["Catalog"], "engagement": body}, [eng["Arn"]])
+
+    def member_added_event(self, eng: dict[str, Any], member: dict[str, Any]) -> None:
+        """``Engagement Member Added`` (developer guide sample: engagement id, member account and name)."""
+        self.emit(
+            "Engagement Member Added",
+            {
+                "catalog": eng["Catalog"],
+                "engagement": {"id": eng["Id"]},
+                "engagementMember": {
+                    "accountId": member.get("AccountId"),
+                    "companyName": member["CompanyName"],
+                },
+            },
+            [eng["Arn"]],
+        )
 
     def partner_member(self) -> dict[str, Any]:
         """This partner as an engagement member."""
@@ -100,6 +172,8 @@ class EngagementsMixin(BackendBase):
                 eng = self.engagement(params["Catalog"], params["EngagementIdentifier"])
                 cid = self.add_context(eng, {"Type": params["Type"], "Payload": params["Payload"]})
                 eng["ModifiedAt"], eng["ModifiedBy"] = self.now(), self.account_id
+                # Developer guide, event scenarios: "You update an engagement" -> Engagement Updated.
+                self.engagement_event("Engagement Updated", eng)
                 return {
                     "EngagementId": eng["Id"],
                     "EngagementArn": eng["Arn"],
@@ -132,6 +206,7 @@ class EngagementsMixin(BackendBase):
                 lead["Interactions"] = interactions[-10:]
             ctx["Payload"] = payload
             eng["ModifiedAt"], eng["ModifiedBy"] = self.now(), self.account_id
+            self.engagement_event("Engagement Updated", eng)
             return {
                 "EngagementId": eng["Id"],
                 "EngagementArn": eng["Arn"],
@@ -170,9 +245,17 @@ class EngagementsMixin(BackendBase):
             return {"EngagementSummaryList": page, "NextToken": nxt}
 
     def list_engagement_members(self, params: dict[str, Any]) -> dict[str, Any]:
-        """ListEngagementMembers (at most 10 a page, model ``MemberPageSize``)."""
+        """ListEngagementMembers (at most 10 a page, model ``MemberPageSize``); members only.
+
+        API reference: "This operation can only be invoked by members of the Engagement", so before this
+        partner joins (e.g. an AWS referral not yet accepted) the answer is ``AccessDeniedException``.
+        """
         with self.lock:
             eng = self.engagement(params["Catalog"], params["Identifier"])
+            if not self.is_member(eng):
+                raise AccessDeniedException(
+                    f"Account {self.account_id} is not a member of engagement {eng['Id']}"
+                )
             page, nxt = paginate(list(eng["Members"]), params, 10)
             return {"EngagementMemberList": page, "NextToken": nxt}
 
@@ -198,3 +281,82 @@ class EngagementsMixin(BackendBase):
             eng["Resources"].append(
                 {"ResourceType": "Opportunity", "ResourceId": oid, "CreatedBy": created_by}
             )
+
+    # ---------------------------------------------------------------------------- AWS-side simulation
+    def simulate_engagement_member(
+        self, catalog: str, identifier: str, member: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Another partner (or AWS) joins the engagement (test control ``simulate/engagement-member``).
+
+        ``member`` is an ``EngagementMember`` (``CompanyName`` required here, ``WebsiteUrl``, ``AccountId``; a
+        12-digit ``AccountId`` is generated when omitted). ``ModifiedAt`` moves (``ModifiedBy`` = the new
+        member's account) and ``Engagement Member Added`` is emitted when this partner is a member (the event
+        "notifies all current members").
+        """
+        with self.lock:
+            eng = self.engagement(catalog, identifier)
+            member = dict(member or {})
+            if not member.get("CompanyName"):
+                raise business_error(
+                    "member.CompanyName", "member.CompanyName is required", "REQUIRED_FIELD_MISSING"
+                )
+            member.setdefault("AccountId", "".join(self._rng.choice("0123456789") for _ in range(12)))
+            check_against("EngagementMember", member, "member")
+            if any(m.get("AccountId") == member["AccountId"] for m in eng["Members"]):
+                raise ConflictException(f"Account {member['AccountId']} is already a member of {eng['Id']}")
+            eng["Members"].append(member)
+            eng["ModifiedAt"], eng["ModifiedBy"] = self.now(), member["AccountId"]
+            if self.is_member(eng):
+                self.member_added_event(eng, member)
+            return {
+                "engagement_id": eng["Id"],
+                "member": member,
+                "member_count": len(eng["Members"]),
+                "ModifiedAt": iso(eng["ModifiedAt"]),
+            }
+
+    def simulate_engagement_update(
+        self, catalog: str, identifier: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """AWS (or another member) changes the engagement (test control ``simulate/engagement-update``).
+
+        ``changes`` may set ``Title`` and ``Description`` and carry ``Contexts``: an entry with the ``Id``
+        of an existing context replaces that context's ``Payload`` (its ``Type`` must match); an entry without
+        ``Id`` adds a context (at most 5). ``ModifiedBy`` defaults to ``aws``. The result must be a valid
+        ``GetEngagement`` answer. ``ModifiedAt`` moves, so a partner ``UpdateEngagementContext`` that still
+        sends the old ``EngagementLastModifiedAt`` gets ``ConflictException``; ``Engagement Updated`` is
+        emitted when this partner is a member.
+        """
+        allowed = {"Title", "Description", "Contexts", "ModifiedBy"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValueError(f"engagement-update accepts {sorted(allowed)}, not {unknown}")
+        with self.lock:
+            eng = self.engagement(catalog, identifier)
+            new = copy.deepcopy(eng)
+            for key in ("Title", "Description"):
+                if key in changes:
+                    new[key] = changes[key]
+            for ctx in changes.get("Contexts") or []:
+                if ctx.get("Id") is None:
+                    self.add_context(new, ctx)
+                    continue
+                current = next((c for c in new["Contexts"] if c["Id"] == str(ctx["Id"])), None)
+                if current is None:
+                    raise ResourceNotFoundException(f"Context {ctx['Id']} not found in {eng['Id']}")
+                if ctx.get("Type", current["Type"]) != current["Type"]:
+                    raise business_error(
+                        "Contexts.Type", f"Context {current['Id']} is of type {current['Type']}"
+                    )
+                current["Payload"] = copy.deepcopy(ctx.get("Payload") or {})
+            new["ModifiedBy"] = changes.get("ModifiedBy", AWS_ACCOUNT)
+            view = {k: v for k, v in new.items() if k not in ("Catalog", "Resources", "Members")}
+            check_against(
+                "GetEngagementResponse", {**view, "CreatedAt": None, "ModifiedAt": None}, "engagement"
+            )
+            new["ModifiedAt"] = self.now()
+            eng.clear()
+            eng.update(new)
+            if self.is_member(eng):
+                self.engagement_event("Engagement Updated", eng)
+            return {"engagement_id": eng["Id"], "ModifiedAt": iso(eng["ModifiedAt"])}

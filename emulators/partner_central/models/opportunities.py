@@ -30,6 +30,7 @@ from emulators.partner_central.models.base import (
     not_permitted,
     parse_ts,
 )
+from emulators.partner_central.models.engagements import check_against
 from emulators.partner_central.models.opportunity_rules import (
     ACTION_REQUIRED_EDITABLE,
     APPROVED_LOCKED,
@@ -491,3 +492,59 @@ class OpportunitiesMixin(BackendBase):
                 )
             self._changed(rec)
             return {"identifier": identifier, "LastModifiedDate": iso(rec.last_modified)}
+
+    def simulate_aws_summary(self, catalog: str, identifier: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """AWS changes its side of the opportunity (test control ``simulate/aws-summary``).
+
+        ``changes`` holds members of ``GetAwsOpportunitySummary`` (``InvolvementType``,
+        ``InvolvementTypeChangeReason``, ``Visibility``, ``LifeCycle``, ``OpportunityTeam``, ``Insights``,
+        ``RelatedEntityIds``, ``Customer``, ``Project``, ``CosellMotion``, ``CosellMotionReason``,
+        ``SoftwareRevenue``, ``Origin``), deep-merged into the stored summary (lists replace); a new
+        ``LifeCycle.NextSteps`` is appended to ``LifeCycle.NextStepsHistory`` (at most 50) unless the
+        history is given. The result must be valid against the output shape. The developer guide says
+        ``Opportunity Updated`` is "triggered when an opportunity (Opportunity or its corresponding AWS
+        Opportunity Summary) is updated", so it is emitted. Assumption: the partner opportunity's
+        ``LastModifiedDate`` does not move (the AWS summary is AWS's record) unless ``touch_opportunity``
+        is true.
+        """
+        changes = dict(changes)
+        touch = bool(changes.pop("touch_opportunity", False))
+        for key in ("RelatedOpportunityId", "Catalog"):
+            if key in changes:
+                raise ValueError(f"{key} is not something AWS changes")
+        with self.lock:
+            rec = self.opportunity_record(catalog, identifier)
+            summaries = self.store(catalog)["aws_summaries"]
+            if identifier not in summaries:
+                raise ResourceNotFoundException(
+                    f"No AWS opportunity summary for {identifier}: not submitted to AWS"
+                )
+            old = summaries[identifier]
+            merged = deep_merge(old, changes)
+            next_steps = get_path(changes, "LifeCycle.NextSteps")
+            if (
+                next_steps
+                and next_steps != get_path(old, "LifeCycle.NextSteps")
+                and "NextStepsHistory" not in (changes.get("LifeCycle") or {})
+            ):
+                history = [
+                    *(get_path(old, "LifeCycle.NextStepsHistory") or []),
+                    {"Value": next_steps, "Time": self.peek_now()},
+                ]
+                merged["LifeCycle"]["NextStepsHistory"] = history[-50:]
+            check_against(
+                "GetAwsOpportunitySummaryResponse", {**merged, "Catalog": catalog}, "AwsOpportunitySummary"
+            )
+            summaries[identifier] = merged
+            if touch:
+                self._changed(rec)
+            else:
+                self.touch()  # search results may change; the partner record does not
+                self.opportunity_event("Opportunity Updated", rec.data)
+            return {
+                "identifier": identifier,
+                "LastModifiedDate": iso(rec.last_modified),
+                "AwsOpportunitySummary": json.loads(
+                    json.dumps(shapes.project(shapes.output_shape("GetAwsOpportunitySummary"), merged))
+                ),
+            }

@@ -11,8 +11,8 @@ import copy
 import threading
 from typing import Any
 
+from emulators.partner_central import shapes
 from emulators.partner_central.exceptions import (
-    AccessDeniedException,
     ConflictException,
     ResourceNotFoundException,
     ValidationException,
@@ -23,10 +23,46 @@ from emulators.partner_central.models.opportunity_rules import PARTNER_FIELDS
 from emulators.partner_central.models.snapshots import SnapshotsMixin
 
 DEFAULT_TEMPLATE = "AWSOpportunitySummary"
+# The ReasonCode enum of the accept task (model shape ReasonCode); a fault may name any of them.
+ACCEPT_REASON_CODES = tuple(shapes.shape("ReasonCode").enum)
 
 
 class TasksMixin(SnapshotsMixin, InvitationsMixin):
     """The Start*/List*/Get* task operations."""
+
+    def reset(self) -> None:
+        """Reset the base state and forget injected accept-task faults."""
+        with self.lock:
+            super().reset()
+            # Injected failures of the next StartEngagementByAcceptingInvitationTask calls:
+            # [{"reason_code", "message"}], consumed one per task started (controls /faults/accept-task).
+            self.accept_task_faults: list[dict[str, str]] = []
+
+    def configure_accept_task_faults(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Make the next ``times`` accept tasks end FAILED with ``reason_code`` (``times`` 0 clears)."""
+        with self.lock:
+            times = int(body.get("times", 1))
+            if times < 0:
+                raise ValueError("times must be >= 0")
+            if times == 0:
+                self.accept_task_faults = []
+            else:
+                code = body.get("reason_code", "InternalError")
+                if code not in ACCEPT_REASON_CODES:
+                    raise ValueError(f"reason_code must be one of {list(ACCEPT_REASON_CODES)}")
+                message = body.get("message") or f"Injected failure: {code}"
+                self.accept_task_faults.extend(
+                    {"reason_code": code, "message": message} for _ in range(times)
+                )
+            return self.accept_task_fault_settings()
+
+    def accept_task_fault_settings(self) -> dict[str, Any]:
+        """The failures still queued for the next accept tasks."""
+        with self.lock:
+            return {
+                "pending": [dict(f) for f in self.accept_task_faults],
+                "count": len(self.accept_task_faults),
+            }
 
     def _new_task(self, catalog: str, kind: str, fields: dict[str, Any], digits: int = 13) -> dict[str, Any]:
         tid = f"task-{self.rand_id(digits)}"
@@ -60,8 +96,12 @@ class TasksMixin(SnapshotsMixin, InvitationsMixin):
         return task
 
     def run_due_tasks(self) -> None:
-        """Finish every task whose time has come (called before each request and by timers)."""
+        """Finish every task whose time has come (called before each request and by timers).
+
+        Invitation expiry is settled first: it is the other thing that happens on the emulator clock.
+        """
         with self.lock:
+            self.expire_invitations()
             now = self.peek_now()
             due = [p for p in self.pending_tasks if p[0] <= now]
             if not due:
@@ -172,67 +212,137 @@ class TasksMixin(SnapshotsMixin, InvitationsMixin):
         )
 
     def start_engagement_by_accepting_invitation(self, params: dict[str, Any]) -> dict[str, Any]:
-        """StartEngagementByAcceptingInvitationTask: accept an AWS referral and get an opportunity for it."""
+        """StartEngagementByAcceptingInvitationTask: accept a referral; the task finishes asynchronously.
+
+        Synchronous checks: an unknown invitation is ``ResourceNotFoundException``; an invitation already
+        ``ACCEPTED``, or with another accept task still ``IN_PROGRESS``, is ``ConflictException`` (so there is
+        never a second opportunity). The same ``ClientToken`` and body returns the same task (its current
+        state); the token with another body is ``ConflictException``. Everything else is decided when the task
+        finishes (``_finish_EngagementByAcceptingInvitation``).
+        """
 
         def action() -> dict[str, Any]:
             with self.lock:
                 catalog = params["Catalog"]
+                self.expire_invitations()
                 inv = self.invitation(catalog, params["Identifier"])
-                task = self._new_task(
-                    catalog, "EngagementByAcceptingInvitation", {"EngagementInvitationId": inv["Id"]}
-                )
+                if inv["Status"] == "ACCEPTED":
+                    raise ConflictException(f"Invitation {inv['Id']} has already been accepted")
+                running = [
+                    t["TaskId"]
+                    for t in self.store(catalog)["tasks"]["EngagementByAcceptingInvitation"].values()
+                    if t["EngagementInvitationId"] == inv["Id"] and t["TaskStatus"] == "IN_PROGRESS"
+                ]
+                if running:
+                    raise ConflictException(
+                        f"Invitation {inv['Id']} is already being accepted by task {running[0]}"
+                    )
+                fields: dict[str, Any] = {"EngagementInvitationId": inv["Id"]}
+                if self.accept_task_faults:
+                    fields["_fault"] = self.accept_task_faults.pop(0)
+                task = self._new_task(catalog, "EngagementByAcceptingInvitation", fields)
                 if params.get("Tags"):
                     self.tags[task["TaskArn"]] = {t["Key"]: t["Value"] for t in params["Tags"]}
                 return copy.deepcopy(task) | {"TaskStatus": "IN_PROGRESS"}
 
-        return self.idempotent(params["Catalog"], "StartEngagementByAcceptingInvitationTask", params, action)
+        first = self.idempotent(params["Catalog"], "StartEngagementByAcceptingInvitationTask", params, action)
+        with self.lock:
+            # A replayed token answers with the task as it is now (it may have finished meanwhile).
+            current = self.store(params["Catalog"])["tasks"]["EngagementByAcceptingInvitation"].get(
+                first["TaskId"]
+            )
+            return copy.deepcopy(current) if current is not None else first
 
     def _finish_EngagementByAcceptingInvitation(self, catalog: str, task: dict[str, Any]) -> None:
+        """Accept the invitation; for an opportunity invitation create, link and summarise the opportunity.
+
+        Order of checks: an injected fault (``/_emulator/faults/accept-task``); an invitation this partner
+        sent (``InvitationAccessDenied``); one no longer PENDING: ``EngagementInvitationConflict`` when it was
+        accepted meanwhile, else ``InvitationValidationFailed`` (rejected, expired, withdrawn). A failed task
+        changes nothing.
+        """
         inv = self.invitation(catalog, task["EngagementInvitationId"])
-        try:
-            inv = self.accept_invitation(catalog, inv["Id"])
-        except (ConflictException, AccessDeniedException) as err:
-            self._fail(task, "InvitationValidationFailed", err.message)
+        fault = task.pop("_fault", None)
+        if fault:
+            self._fail(task, fault["reason_code"], fault["message"])
             return
+        if inv["ParticipantType"] != "RECEIVER":
+            self._fail(task, "InvitationAccessDenied", f"Invitation {inv['Id']} was sent by this account")
+            return
+        if inv["Status"] != "PENDING":
+            code = (
+                "EngagementInvitationConflict"
+                if inv["Status"] == "ACCEPTED"
+                else "InvitationValidationFailed"
+            )
+            self._fail(task, code, f"Invitation {inv['Id']} is {inv['Status']}, not PENDING")
+            return
+        inv = self.accept_invitation(catalog, inv["Id"])
         payload = inv["Payload"].get("OpportunityInvitation")
         if payload is None:
+            # A LeadInvitation carries no AWS opportunity: accepting joins the engagement (its Lead context);
+            # StartOpportunityFromEngagementTask turns the lead into an opportunity later.
             task["TaskStatus"] = "COMPLETE"
             return
-        cust, proj = payload["Customer"], payload["Project"]
-        created = self._create_referral(catalog, cust, proj)
+        created = self._create_referral(catalog, payload, inv.get("_customer_details") or {})
         oid = created["Id"]
         eng = self.engagement(catalog, inv["EngagementId"])
         self.associate_resource(eng, oid, self.account_id)
+        proj = payload["Project"]
         self.store(catalog)["aws_summaries"][oid] = {
             "RelatedOpportunityId": oid,
             "Origin": "AWS Referral",
             "InvolvementType": "Co-Sell",
             "Visibility": "Full",
-            "LifeCycle": {"Stage": "Prospect"},
+            "LifeCycle": {"Stage": "Prospect", "TargetCloseDate": proj["TargetCompletionDate"]},
+            "OpportunityTeam": [
+                {
+                    "Email": c["Email"],
+                    "FirstName": c.get("FirstName"),
+                    "LastName": c.get("LastName"),
+                    # SenderContacts titles are free text; the AWS team's BusinessTitle is an enum.
+                    "BusinessTitle": "AWSSalesRep",
+                }
+                for c in payload.get("SenderContacts") or []
+            ],
+            "Project": {"ExpectedCustomerSpend": copy.deepcopy(proj.get("ExpectedCustomerSpend") or [])},
         }
+        # "Copying details for tracking" (API reference): a running snapshot job on the new opportunity and
+        # its first snapshot; the developer guide lists Opportunity Updated and Engagement Resource Snapshot
+        # Created among the events of an acceptance.
         job = self.new_job(catalog, eng["Id"], oid, DEFAULT_TEMPLATE, None, status="Running")
+        self.take_snapshot(catalog, eng["Id"], oid, DEFAULT_TEMPLATE)
+        job["LastSuccessfulExecutionDate"] = self.peek_now()
+        self.opportunity_event("Opportunity Updated", self.opportunity(catalog, oid))
         task.update({"TaskStatus": "COMPLETE", "OpportunityId": oid, "ResourceSnapshotJobId": job["Id"]})
 
-    def _create_referral(self, catalog: str, cust: dict[str, Any], proj: dict[str, Any]) -> dict[str, Any]:
+    def _create_referral(
+        self, catalog: str, payload: dict[str, Any], details: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The partner opportunity for an accepted OpportunityInvitation (with ``Opportunity Created``)."""
         # AWS itself creates the opportunity for an accepted referral, so the Sandbox-only Origin rule
         # (which governs partner CreateOpportunity calls) does not apply here.
+        cust, proj = payload["Customer"], payload["Project"]
+        account: dict[str, Any] = {
+            "CompanyName": cust["CompanyName"],
+            "Industry": cust["Industry"],
+            "WebsiteUrl": cust["WebsiteUrl"],
+            "Address": {**copy.deepcopy(details.get("Address") or {}), "CountryCode": cust["CountryCode"]},
+        }
+        if details.get("AwsAccountId"):
+            account["AwsAccountId"] = details["AwsAccountId"]
         params = {
-            "Customer": {
-                "Account": {
-                    "CompanyName": cust["CompanyName"],
-                    "Industry": cust["Industry"],
-                    "WebsiteUrl": cust["WebsiteUrl"],
-                    "Address": {"CountryCode": cust["CountryCode"]},
-                }
-            },
+            "Customer": {"Account": account, "Contacts": copy.deepcopy(details.get("Contacts") or [])},
             "Project": {
                 "Title": proj["Title"],
                 "CustomerBusinessProblem": proj["BusinessProblem"],
                 "ExpectedCustomerSpend": proj.get("ExpectedCustomerSpend") or [],
             },
-            "OpportunityType": "Net New Business",
+            "OpportunityType": payload.get("OpportunityType") or "Net New Business",
             "LifeCycle": {"Stage": "Prospect", "TargetCloseDate": proj["TargetCompletionDate"]},
         }
+        if not params["Customer"]["Contacts"]:
+            del params["Customer"]["Contacts"]
         store = self.store(catalog)
         oid = self.new_opportunity_id(catalog)
         now = self.now()
