@@ -16,7 +16,8 @@
 3. Checked from the emulators: every deal has exactly one opportunity (counted by
    ``PartnerOpportunityIdentifier``) and links it (``aws_opportunity_id``); anything lost or duplicated
    fails the figures.
-4. AWS re-scores ``insight_share`` of the opportunities (``/_emulator/simulate/insights``); one
+4. AWS approves and scores ``insight_share`` of the opportunities (``/_emulator/simulate/aws-update``,
+   ``/_emulator/simulate/insights``: a partner-created opportunity has no insights before); one
    ``cosell_reconcile`` with ``{"mode": "full"}``: the ``SearchOpportunities`` calls of its
    ``sync_insights`` step, taken from that step's own result (``api_calls``), and checked against the
    emulator's counter (no other step of a run without creates searches).
@@ -429,13 +430,14 @@ def run_bulk(stack: BenchStack, settings: BulkSettings) -> BulkFigures:
     rescored = dict(list(rescored.items())[: settings.insight_count])
     session = requests.Session()
     for n, oid in enumerate(rescored.values()):
-        # A partner-created opportunity has no AWS view until it reaches AWS: AWS engages first (its
+        # A partner-created opportunity has no AWS view until it reaches AWS: AWS approves it (its
         # summary appears, LastModifiedDate moves), then scores it (LastModifiedDate stays).
         for path, body in (
             (
                 "simulate/aws-update",
                 {
                     "identifier": oid,
+                    "LifeCycle": {"ReviewStatus": "Approved"},
                     "AwsOpportunitySummary": {
                         "Origin": "Partner Referral",
                         "InvolvementType": "Co-Sell",
@@ -524,9 +526,9 @@ def bulk_results(figures: BulkFigures, settings: BulkSettings) -> list[Result]:
         "calls",
         "<=",
         LOAD_CALLS_GOAL,
-        f"Every Partner Central call of the one cosell_reconcile run (emulator counters): {ops}. The "
-        f"create path made {figures.load_calls - insight_scan} of them: ListOpportunities, the search "
-        f"before create, one StartOpportunityBulkJob, ListOpportunityBulkJobs {polls} (the sensor's "
+        f"Every Partner Central call of the one cosell_reconcile run (emulator counters): {ops}. All but "
+        f"the insights scan: {figures.load_calls - insight_scan}, with the search before create, one "
+        f"StartOpportunityBulkJob, ListOpportunityBulkJobs {polls} (the sensor's "
         f"check, the trigger's polls every {settings.poll_seconds:g} s = bulk.poll_seconds while the "
         f"emulator processed {settings.rate:g} records/s, the apply step's status read), "
         f"ListOpportunityBulkJobResults {calls.get('ListOpportunityBulkJobResults', 0)} (pages of "
@@ -564,9 +566,9 @@ def bulk_results(figures: BulkFigures, settings: BulkSettings) -> list[Result]:
         f"SearchOpportunities calls of the sync_insights step of one cosell_reconcile {{'mode': 'full'}} "
         f"run, from the step's own result (api_calls); the emulator counted {figures.insights_counter} "
         f"SearchOpportunities in the whole run (no other step searches in a run without creates). Floor "
-        f"{pages} ({n:,} at 100 per call). AWS re-scored {figures.insights_expected} opportunities "
-        f"(/_emulator/simulate/aws-update, then simulate/insights): read {insights.get('read')}, "
-        f"changed {insights.get('changed')}, "
+        f"{pages} ({n:,} at 100 per call). AWS approved and scored {figures.insights_expected} "
+        f"opportunities (/_emulator/simulate/aws-update, then simulate/insights): read "
+        f"{insights.get('read')}, changed {insights.get('changed')}, "
         f"written {insights.get('written')}, failed {insights.get('failed')}; "
         f"{figures.insights_deals_checked} of their deals checked holding the new engagement score. The "
         f"run's other Partner Central calls: {', '.join(f'{k}={v}' for k, v in others.items()) or 'none'} "

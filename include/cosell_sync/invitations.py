@@ -96,12 +96,20 @@ def _audit(
     }
 
 
-def sync_invitations(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]:
+def sync_invitations(
+    env: SyncEnv,
+    run: dict[str, Any],
+    only: set[str] | None = None,
+    decisions: dict[str, tuple[str, str | None]] | None = None,
+) -> dict[str, Any]:
     """Referrals in, decisions out (see the module doc).
 
     Args:
         env: clients and stores.
         run: the run description.
+        only: these invitations only (``cosell_invitation``); None: every invitation addressed to us.
+        decisions: invitation id -> (``Accept`` | ``Reject``, rejection reason), taken over what the deal
+            says and written on the deal too (``cosell_invitation``).
 
     Returns:
         ``key`` of the stored result, ``tasks`` (accept-task ids to wait for) and ``counts``.
@@ -115,7 +123,15 @@ def sync_invitations(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]:
     calls: Counter[str] = Counter()
     gw = HubSpotGateway(env.hubspot)
     writer = HubSpotWriter(env.config, gw)
-    invitations = {i["Id"]: i for i in _list_invitations(env, calls)}
+    invitations = {i["Id"]: i for i in _list_invitations(env, calls) if only is None or i["Id"] in only}
+    if only is not None and set(only) - set(invitations):
+        from cosell_sync.errors import NotFoundError
+
+        raise NotFoundError(
+            f"no invitation addressed to this account in catalog {env.catalog}: "
+            f"{', '.join(sorted(set(only) - set(invitations)))}",
+            service="partner_central",
+        )
     found, _errors = gw.batch_read(DEAL.plural, list(invitations), DEAL_PROPERTIES, id_property=INVITATION_ID)
     deals = {str((d.get("properties") or {}).get(INVITATION_ID)): d for d in found}
     # Decisions on deals whose invitation no longer lists (another catalog?) are left alone.
@@ -158,8 +174,12 @@ def sync_invitations(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]:
         inv = invitations.get(inv_id)
         if inv is None:
             continue
-        props = deal.get("properties") or {}
+        props = dict(deal.get("properties") or {})
         deal_id = str(deal["id"])
+        if decisions and inv_id in decisions:
+            chosen, why = decisions[inv_id]
+            props[ACTION], props[REASON] = chosen, why or ""
+            updates.setdefault(deal_id, {}).update({ACTION: chosen, REASON: (why or "")[:MAX_REASON]})
         status = str(inv.get("Status"))
         action = (props.get(ACTION) or "").strip()
         if props.get("aws_opportunity_id"):

@@ -140,12 +140,46 @@ def invitations_sync(run: dict[str, Any]) -> dict[str, Any]:
         return sync_invitations(build_env(run["catalog"]), run)
 
 
+def invitation_decide(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_invitation``: one invitation's decision from the trigger form, as the deal would give it."""
+    from datetime import UTC, datetime
+
+    from cosell_sync.common import ts_key
+    from cosell_sync.invitations import sync_invitations
+
+    params = dict(context.get("params") or {})
+    info = _run_info(context)
+    env = build_env(params.get("catalog"))
+    invitation_id = str(params.get("invitation_id") or "").strip()
+    run = {
+        "run_id": str(info["run_id"]),
+        "dag_id": str(info.get("dag_id") or "cosell_invitation"),
+        "catalog": env.catalog,
+        "started_at": ts_key(datetime.now(UTC)),
+        "dry_run": False,
+    }
+    decision = (str(params.get("action")), params.get("rejection_reason"))
+    with _final_errors(), _exclusive(env.catalog, run["run_id"]):
+        out = sync_invitations(env, run, only={invitation_id}, decisions={invitation_id: decision})
+    return {**out, "run": run, "catalog": run["catalog"]}
+
+
 def invitations_finish(run: dict[str, Any], started: dict[str, Any]) -> dict[str, Any]:
     """``finish_invitations``: accepted invitations' opportunities linked to their deals."""
     from cosell_sync.invitations import finish_invitations
 
     with _leased(run), _final_errors():
         return finish_invitations(build_env(run["catalog"]), run, started)
+
+
+def invitation_link(decided: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_invitation``'s link step: takes the catalog's lease and gives it back (a one-off run)."""
+    from cosell_sync.invitations import finish_invitations
+
+    run = decided["run"]
+    env = build_env(run["catalog"])
+    with _final_errors(), _exclusive(env.catalog, run["run_id"]):
+        return finish_invitations(env, run, decided)
 
 
 def reconcile_prepare_creates(run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:

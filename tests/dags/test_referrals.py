@@ -151,3 +151,28 @@ def test_crash_between_accept_and_link_then_rerun_accepts_once(sync_stack: Any, 
         Catalog="AWS", EngagementInvitationIdentifier=[inv]
     )["TaskSummaries"]
     assert len(tasks) == 1, "the invitation was accepted once"
+
+
+def test_cosell_invitation_accepts_from_the_airflow_ui(sync_stack: Any) -> None:
+    """The manual DAG: the deal is made if needed, the decision recorded on it, the opportunity linked."""
+    inv = _referral(sync_stack)
+    sync_stack.run("cosell_invitation", conf={"invitation_id": inv, "action": "Accept"})
+    deal = _deal(sync_stack, inv)["properties"]
+    assert deal["aws_opportunity_id"]
+    assert deal["aws_invitation_status"] == "ACCEPTED"
+    # A scheduled run afterwards neither accepts again nor makes a second deal, and is not blocked.
+    sync_stack.reset_calls()
+    sync_stack.run()
+    assert _calls(sync_stack).get("StartEngagementByAcceptingInvitationTask", 0) == 0
+    assert len(_deals_for(sync_stack, inv)) == 1
+
+
+def test_cosell_invitation_rejects_with_the_reason(sync_stack: Any) -> None:
+    inv = _referral(sync_stack)
+    sync_stack.run()
+    sync_stack.run(
+        "cosell_invitation",
+        conf={"invitation_id": inv, "action": "Reject", "rejection_reason": "No capacity"},
+    )
+    assert _invitation(sync_stack, inv)["Status"] == "REJECTED"
+    assert _deal(sync_stack, inv)["properties"]["dealstage"] == "closedlost"
