@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cosell_sync.clients import HubSpotApi
 from cosell_sync.common import parse_ts
@@ -26,9 +28,32 @@ BATCH_SIZE = 100
 #: Search returns at most 200 results a page and 10,000 per query (paging past them is a 400), which
 #: :meth:`HubSpotGateway.search` never pages into.
 SEARCH_PAGE = 200
+#: Batch calls of one stream in flight at once (reads, updates, upserts, associations: all idempotent).
+#: The hook's limiter paces every thread together, so this never sends more calls per 10 s than the
+#: budget; it only stops each call from waiting for the previous answer. Creates stay one at a time.
+CONCURRENT_BATCHES = 4
 #: Unique and sortable on every CRM object: orders the records that share one timestamp.
 ID_PROPERTY = "hs_object_id"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _in_parallel(fn: Callable[[_T], _R], items: list[_T], threads: int = CONCURRENT_BATCHES) -> list[_R]:
+    """``[fn(i) for i in items]`` on up to ``threads`` threads, results in the order of ``items``.
+
+    The first error (in ``items`` order) is raised once the calls already started have finished; the
+    calls not started yet are dropped, as a loop would not have reached them.
+    """
+    if threads <= 1 or len(items) <= 1:
+        return [fn(i) for i in items]
+    pool = ThreadPoolExecutor(max_workers=min(threads, len(items)))
+    try:
+        futures = [pool.submit(fn, i) for i in items]
+        return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def association_to(object_id: str, type_id: int) -> list[dict[str, Any]]:
@@ -106,6 +131,8 @@ class HubSpotGateway:
     def __init__(self, api: HubSpotApi) -> None:
         self._api = api
         self.calls: Counter[str] = Counter()
+        # Batch streams run on a few threads (see CONCURRENT_BATCHES): the counter is shared.
+        self._calls_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------------
     def _objects(self, object_type: str) -> Any:
@@ -116,7 +143,8 @@ class HubSpotGateway:
 
     def _raw(self, name: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Call an SDK method for its raw JSON body, counting the call under ``name``."""
-        self.calls[name] += 1
+        with self._calls_lock:
+            self.calls[name] += 1
         response = self._api.call(fn, *args, _preload_content=False, **kwargs)
         status = getattr(response, "status", 200)
         body = response.data if hasattr(response, "data") else response
@@ -252,13 +280,16 @@ class HubSpotGateway:
         batch_api = self._objects(object_type).batch_api
         found: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
-        for chunk in chunks(sorted(set(ids))):
+
+        def read(chunk: list[str]) -> dict[str, Any]:
             body: dict[str, Any] = {"inputs": [{"id": i} for i in chunk], "properties": properties}
             if id_property:
                 body["idProperty"] = id_property
-            page = self._raw(
+            return self._raw(
                 f"batch_read:{object_type}", batch_api.read, batch_read_input_simple_public_object_id=body
             )
+
+        for page in _in_parallel(read, list(chunks(sorted(set(ids))))):
             found.extend(page.get("results", []))
             errors.extend(page.get("errors", []))
         return found, errors
@@ -267,14 +298,17 @@ class HubSpotGateway:
         """Associated ids per object (v4 batch read), 100 per call (well inside the API's limit)."""
         batch_api = self._api.client.crm.associations.v4.batch_api
         out: dict[str, list[str]] = {}
-        for chunk in chunks(sorted(set(ids))):
-            page = self._raw(
+
+        def read(chunk: list[str]) -> dict[str, Any]:
+            return self._raw(
                 f"associations:{from_type}->{to_type}",
                 batch_api.get_page,
                 from_object_type=from_type,
                 to_object_type=to_type,
                 batch_input_public_fetch_associations_batch_request={"inputs": [{"id": i} for i in chunk]},
             )
+
+        for page in _in_parallel(read, list(chunks(sorted(set(ids))))):
             for row in page.get("results", []):
                 out[str(row["_from"]["id"] if "_from" in row else row["from"]["id"])] = [
                     str(t["toObjectId"]) for t in row.get("to", [])
@@ -283,11 +317,26 @@ class HubSpotGateway:
 
     # -- writes ---------------------------------------------------------------------------------
     def _batch_write(
-        self, name: str, fn: Any, kwarg: str, inputs: list[dict[str, Any]], key: str = "id"
+        self,
+        name: str,
+        fn: Any,
+        kwarg: str,
+        inputs: list[dict[str, Any]],
+        key: str = "id",
+        *,
+        idempotent: bool = True,
     ) -> BatchResult:
+        """Write ``inputs`` 100 per call; idempotent writes go several calls at a time."""
+
+        def write(chunk: list[dict[str, Any]]) -> BatchResult:
+            part = BatchResult()
+            self._write_chunk(name, fn, kwarg, chunk, key, part)
+            return part
+
         result = BatchResult()
-        for chunk in chunks(inputs):
-            self._write_chunk(name, fn, kwarg, chunk, key, result)
+        for part in _in_parallel(write, list(chunks(inputs)), CONCURRENT_BATCHES if idempotent else 1):
+            result.results.extend(part.results)
+            result.errors.extend(part.errors)
         return result
 
     def _write_chunk(
@@ -350,14 +399,18 @@ class HubSpotGateway:
             self._objects(object_type).batch_api.create,
             "batch_input_simple_public_object_batch_input_for_create",
             inputs,
+            # A create is not idempotent: after an unclear answer the writer reads back what exists,
+            # which is simplest when no later batch was already in flight.
+            idempotent=False,
         )
 
     def associate_default(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]) -> BatchResult:
         """Create default associations (idempotent: associating twice leaves one association)."""
         batch_api = self._api.client.crm.associations.v4.batch_api
         result = BatchResult()
-        for chunk in chunks(pairs):
-            page = self._raw(
+
+        def associate(chunk: list[tuple[str, str]]) -> dict[str, Any]:
+            return self._raw(
                 f"associate:{from_type}->{to_type}",
                 batch_api.create_default,
                 from_object_type=from_type,
@@ -366,6 +419,8 @@ class HubSpotGateway:
                     "inputs": [{"from": {"id": a}, "to": {"id": b}} for a, b in chunk]
                 },
             )
+
+        for page in _in_parallel(associate, list(chunks(pairs))):
             result.results.extend(page.get("results", []))
             result.errors.extend(page.get("errors", []))
         return result

@@ -154,6 +154,16 @@ def sync_invitations(
         return {"key": None, "tasks": [], "counts": {"invitations": len(invitations), "new": len(pending)}}
 
     new = [i for i in invitations.values() if i.get("Status") == "PENDING" and i["Id"] not in deals]
+    leads = [i["Id"] for i in new if i.get("PayloadType") == "LeadInvitation"]
+    if leads:
+        # Leads taken in by an earlier run have their contact already (one read per 100 leads).
+        from cosell_sync.common import CONTACT
+
+        have, _ = gw.batch_read(
+            CONTACT.plural, [f"lead:{i}" for i in leads], ["aws_created_for"], id_property="aws_created_for"
+        )
+        known = {str((c.get("properties") or {}).get("aws_created_for"))[len("lead:") :] for c in have}
+        new = [i for i in new if i["Id"] not in known]
     for inv in new:
         try:
             _take_in(env, gw, inv, out, run, calls)
@@ -385,33 +395,51 @@ def _relate(
 def _lead_to_contact(
     gw: Any, inv_id: str, payload: dict[str, Any], out: dict[str, Any], run: dict[str, Any]
 ) -> None:
-    """A lead invitation: its contact (upsert on e-mail: once) and company; no deal."""
+    """A lead invitation: a contact and its company, upserted on the invitation (once); no deal.
+
+    The invitation names the customer and the contact's business title, not the person (AWS shares the
+    contact in the engagement's Lead context once the invitation is accepted).
+    """
     from cosell_sync.common import COMPANY, CONTACT
 
     customer = payload.get("Customer") or {}
-    contact = (payload.get("Interaction") or {}).get("Contact") or {}
+    interaction = payload.get("Interaction") or {}
+    key = f"lead:{inv_id}"
+    company_id = None
     if customer.get("CompanyName"):
-        company = {"name": str(customer["CompanyName"]), "aws_created_for": f"lead:{inv_id}"}
+        company = {"name": str(customer["CompanyName"]), "aws_created_for": key}
         if customer.get("WebsiteUrl"):
             company["website"] = str(customer["WebsiteUrl"])
-        gw.batch_upsert(COMPANY.plural, "aws_created_for", {f"lead:{inv_id}": company})
-    email = str(contact.get("Email") or "").lower()
-    if email:
-        gw.batch_upsert(
-            CONTACT.plural,
-            "email",
-            {
-                email: {
-                    "email": email,
-                    "firstname": str(contact.get("FirstName") or ""),
-                    "lastname": str(contact.get("LastName") or ""),
-                    "jobtitle": str(contact.get("BusinessTitle") or ""),
-                    "company": str(customer.get("CompanyName") or ""),
-                }
-            },
+        if customer.get("CountryCode"):
+            company["country"] = str(customer["CountryCode"])
+        res = gw.batch_upsert(COMPANY.plural, "aws_created_for", {key: company})
+        company_id = str(res.results[0]["id"]) if res.results else None
+    contact = {
+        "aws_created_for": key,
+        "lastname": f"AWS lead ({customer.get('CompanyName') or inv_id})"[:100],
+        "jobtitle": str(interaction.get("ContactBusinessTitle") or ""),
+        "company": str(customer.get("CompanyName") or ""),
+    }
+    res = gw.batch_upsert(CONTACT.plural, "aws_created_for", {key: contact})
+    if res.errors or not res.results:
+        why = (res.errors or [{}])[0].get("message")
+        raise SyncError(
+            f"lead invitation {inv_id}: the contact was not created ({why})",
+            service="hubspot",
+            record_id=inv_id,
         )
+    if company_id and res.results:
+        gw.associate_default(CONTACT.plural, COMPANY.plural, [(str(res.results[0]["id"]), company_id)])
     out["leads"].append(inv_id)
-    out["audit"].append(_audit(run, None, inv_id, "CREATE_CONTACT", metadata={"from": "AWS lead invitation"}))
+    out["audit"].append(
+        _audit(
+            run,
+            None,
+            inv_id,
+            "CREATE_CONTACT",
+            metadata={"from": "AWS lead invitation", "useCase": interaction.get("Usecase")},
+        )
+    )
 
 
 def _accept(

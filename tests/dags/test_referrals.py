@@ -176,3 +176,51 @@ def test_cosell_invitation_rejects_with_the_reason(sync_stack: Any) -> None:
     )
     assert _invitation(sync_stack, inv)["Status"] == "REJECTED"
     assert _deal(sync_stack, inv)["properties"]["dealstage"] == "closedlost"
+
+
+def test_a_failed_accept_task_shows_its_reason_on_the_deal(sync_stack: Any) -> None:
+    inv = _referral(sync_stack)
+    sync_stack.run()
+    deal_id = _deal(sync_stack, inv)["id"]
+    sync_stack.pc_control("faults/accept-task", {"reason_code": "OpportunityValidationFailed", "times": 1})
+    sync_stack.update_deal(deal_id, {"aws_invitation_action": "Accept"})
+    sync_stack.run()
+    deal = _deal(sync_stack, inv)["properties"]
+    assert not deal.get("aws_opportunity_id")
+    assert "OpportunityValidationFailed" in (deal.get("aws_sync_error") or "")
+    r = requests.get(
+        f"{sync_stack.hs_url}/crm/v4/objects/deals/{deal_id}/associations/tasks", headers=HEADERS, timeout=30
+    )
+    task_ids = [str(t["toObjectId"]) for t in r.json()["results"]]
+    bodies = requests.post(
+        f"{sync_stack.hs_url}/crm/v3/objects/tasks/batch/read",
+        headers=HEADERS,
+        json={"inputs": [{"id": t} for t in task_ids], "properties": ["hs_task_subject"]},
+        timeout=30,
+    ).json()["results"]
+    assert any("failed" in (b["properties"].get("hs_task_subject") or "").lower() for b in bodies)
+
+
+def test_a_lead_invitation_becomes_a_contact_not_a_deal(sync_stack: Any) -> None:
+    inv = str(
+        sync_stack.pc_control("simulate/aws-referral", {"catalog": "AWS", "kind": "lead"})["invitation_id"]
+    )
+    sync_stack.run()
+    sync_stack.run()
+    assert _deals_for(sync_stack, inv) == []
+    r = requests.post(
+        f"{sync_stack.hs_url}/crm/v3/objects/contacts/search",
+        headers=HEADERS,
+        json={
+            "filterGroups": [
+                {"filters": [{"propertyName": "aws_created_for", "operator": "EQ", "value": f"lead:{inv}"}]}
+            ],
+            "properties": ["jobtitle", "company"],
+            "limit": 10,
+        },
+        timeout=30,
+    )
+    r.raise_for_status()
+    contacts = r.json()["results"]
+    assert len(contacts) == 1, "one contact per lead, however many runs"
+    assert contacts[0]["properties"]["company"]
