@@ -66,7 +66,8 @@ WRITES_PER_SECOND = 1.0
 SEARCH_PAGE = 100
 #: Engagement scores AWS gives the re-scored opportunities, in turn.
 SCORES = ("High", "Medium", "Low")
-#: Goal for the initial load's Partner Central calls (any book size: the bulk path is O(records / 1000)).
+#: Goal for the initial load's Partner Central calls, set for 10,000 records (results pages grow by one
+#: per 1,000 records, the wait's polls with records / rate / poll_seconds).
 LOAD_CALLS_GOAL = 30
 _HEADERS = {"Authorization": f"Bearer {HS_TOKEN}"}
 
@@ -204,7 +205,10 @@ def _use_scale(stack: BenchStack, time_scale: float, settings: BulkSettings) -> 
 
 @contextlib.contextmanager
 def _quotas_off(stack: BenchStack) -> Iterator[None]:
-    """The bench's own reads (checking both sides) are not the sync's: no quota, counters reset after."""
+    """The bench's own reads (checking both sides) are not the sync's: no quota for the block.
+
+    They are counted: callers read the counters before and reset them before the next measured run.
+    """
     for service in ("pc", "hs"):
         stack.control(service, "quotas", {"enabled": False})
     try:

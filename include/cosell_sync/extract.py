@@ -21,7 +21,7 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, json_default, parse_ts, ts_key
+from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, clean, json_default, parse_ts, ts_key
 from cosell_sync.errors import NotFoundError, SyncError, UnknownOpportunitiesError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.storage import run_key
@@ -137,8 +137,17 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
                 for summary in page.get("OpportunitySummaries", []):
                     listed += 1
                     oid = summary["Id"]
-                    if base_lm.get(oid) != ts_key(summary.get("LastModifiedDate")):
-                        read(oid)
+                    if base_lm.get(oid) == ts_key(summary.get("LastModifiedDate")):
+                        continue
+                    if (
+                        oid in base_lm
+                        and clean(base_lm[oid]) is None
+                        and summary.get("CreatedDate") == summary.get("LastModifiedDate")
+                    ):
+                        # Made by a bulk job (its baseline has the values it sent, no timestamp) and
+                        # untouched since: nothing to read. Its first change is read like any other.
+                        continue
+                    read(oid)
         retry_items = [r for r in env.retry.list() if r.get("opportunity_id")]
         for oid in sorted({r["opportunity_id"] for r in retry_items}):
             read(oid)

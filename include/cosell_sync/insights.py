@@ -97,7 +97,8 @@ def sync_insights(env: SyncEnv, run: dict[str, Any], pc: dict[str, Any] | None =
             str(oid): {c: clean(row.get(c)) for c in COLUMNS}
             for oid, row in previous[COLUMNS].to_dict(orient="index").items()
         }
-    changed = {oid: v for oid, v in insights.items() if known.get(oid) != v}
+    # An opportunity seen for the first time with no insight at all needs no write (the deal has none).
+    changed = {oid: v for oid, v in insights.items() if known.get(oid, dict.fromkeys(COLUMNS)) != v}
     deals = _linked_deals(env, list(changed))
     updates = {
         deals[oid]: {INSIGHT_PROPERTIES[k]: ("" if v is None else v) for k, v in values.items()}

@@ -164,13 +164,20 @@ def read_insights(
         modified_since: only opportunities modified at or after this instant (None: all of them).
 
     Returns:
-        opportunity id -> insight values; ``None`` when search is not enabled for the account.
+        opportunity id -> insight values, for every opportunity past Pending Submission; ``None`` when
+        search is not enabled for the account.
     """
     params: dict[str, Any] = {"Sort": {"SortBy": "LastModifiedDate", "SortOrder": "ASCENDING"}}
+    # AWS has not seen an opportunity still in Pending Submission: it has no insights to read (this keeps
+    # the scan of a freshly loaded book to the records AWS works on).
+    not_pending = {
+        "NotFilter": {"EqualsTo": {"Key": "ReviewStatus", "Value": {"StringValue": "Pending Submission"}}}
+    }
     if modified_since is not None:
-        params["Filter"] = {
-            "GreaterThanOrEquals": {"Key": "LastModifiedDate", "Value": {"DateValue": modified_since}}
-        }
+        since = {"GreaterThanOrEquals": {"Key": "LastModifiedDate", "Value": {"DateValue": modified_since}}}
+        params["Filter"] = {"AndAllFilters": [since, not_pending]}
+    else:
+        params["Filter"] = not_pending
     out: dict[str, dict[str, str | None]] = {}
     try:
         for page in _pages(api, calls, **params):

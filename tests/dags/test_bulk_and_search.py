@@ -185,9 +185,15 @@ def test_account_without_search_still_creates_once(sync_stack: Any) -> None:
 
 
 def test_aws_insights_reach_the_deal_and_an_unchanged_book_writes_nothing(sync_stack: Any) -> None:
-    ids = sync_stack.pc_control("seed", {"opportunities": 3, "seed": 4, "catalog": "AWS"})["opportunity_ids"]
+    ids = sync_stack.pc_control("seed", {"opportunities": 8, "seed": 4, "catalog": "AWS"})["opportunity_ids"]
     sync_stack.run()
-    oid = ids[0]
+    statuses = {
+        oid: sync_stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["LifeCycle"].get("ReviewStatus")
+        for oid in ids
+    }
+    seen_by_aws = sorted(oid for oid, status in statuses.items() if status != "Pending Submission")
+    assert seen_by_aws, "the seeded book has no opportunity AWS has seen"
+    oid = seen_by_aws[0]
     sync_stack.pc_control(
         "simulate/insights",
         {
@@ -208,7 +214,7 @@ def test_aws_insights_reach_the_deal_and_an_unchanged_book_writes_nothing(sync_s
     assert deal["properties"]["aws_origin"] == "AWS Referral"
     assert first["insights"]["written"] >= 1
     again = sync_stack.report(sync_stack.run(conf={"mode": "full"}))
-    assert again["insights"]["read"] == 3
+    assert again["insights"]["read"] == len(seen_by_aws)
     assert again["insights"]["written"] == 0
 
 

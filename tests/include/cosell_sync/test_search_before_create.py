@@ -80,8 +80,25 @@ def test_search_not_enabled_is_reported_not_raised(api: PartnerCentralHook, pc_e
 
 
 def test_insights_come_back_as_property_values(api: PartnerCentralHook, pc_emulator: Any) -> None:
-    book = _seed(pc_emulator.url, 120)
-    oid = book[0]["id"]
+    """Every opportunity AWS has seen (past Pending Submission) is read, 100 per call, as property values."""
+    import boto3
+
+    _seed(pc_emulator.url, 250)
+    client = boto3.client(
+        "partnercentral-selling",
+        region_name="us-east-1",
+        endpoint_url=pc_emulator.url,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    statuses = {
+        s["Id"]: (s.get("LifeCycle") or {}).get("ReviewStatus")
+        for page in client.get_paginator("list_opportunities").paginate(Catalog="AWS")
+        for s in page["OpportunitySummaries"]
+    }
+    seen_by_aws = {oid for oid, status in statuses.items() if status != "Pending Submission"}
+    assert 100 < len(seen_by_aws) < len(statuses), "the seed mixes review states"
+    oid = sorted(seen_by_aws)[0]
     requests.post(
         f"{pc_emulator.url}/_emulator/simulate/insights",
         json={
@@ -97,8 +114,8 @@ def test_insights_come_back_as_property_values(api: PartnerCentralHook, pc_emula
     calls: Counter[str] = Counter()
     insights = read_insights(api, calls)
     assert insights is not None
-    assert len(insights) == 120
-    assert calls["SearchOpportunities"] == 2  # 100 per call
+    assert set(insights) == seen_by_aws
+    assert calls["SearchOpportunities"] == math.ceil(len(seen_by_aws) / 100)
     assert insights[oid] == {
         "origin": "AWS Referral",
         "cosell_motion": "Co-Sell",
