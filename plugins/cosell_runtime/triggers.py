@@ -86,6 +86,26 @@ def _unfinished(kind: str, job_ids: Sequence[str], statuses: dict[str, dict[str,
     return [j for j in job_ids if (statuses.get(j) or {}).get(spec.status_member) not in spec.finished]
 
 
+def next_poll(
+    poll_seconds: float, before: tuple[float, int] | None, now: tuple[float, int], left: int
+) -> float:
+    """Seconds to the next poll: the estimated time to finish at the rate seen, within bounds.
+
+    Args:
+        poll_seconds: the shortest wait.
+        before: (time, records processed) at the previous poll, if any.
+        now: (time, records processed) now.
+        left: records not processed yet.
+    """
+    if before is None or left <= 0:
+        return poll_seconds
+    elapsed, done = now[0] - before[0], now[1] - before[1]
+    if elapsed <= 0 or done <= 0:
+        return poll_seconds
+    eta = left / (done / elapsed)
+    return min(max(poll_seconds, eta), 20 * poll_seconds)
+
+
 class PartnerCentralJobTrigger(BaseTrigger):
     """Poll Partner Central until every job has finished, then fire once with their summaries.
 
@@ -121,7 +141,13 @@ class PartnerCentralJobTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll (in a thread: the hook is synchronous) until done; a failure fires an error event."""
+        """Poll (in a thread: the hook is synchronous) until done; a failure fires an error event.
+
+        Between polls it waits ``poll_seconds``, or longer when the jobs report their progress: the
+        time the records left need at the rate seen so far (at most 20 polls' worth), so a long job costs
+        a few reads, not one every ``poll_seconds``.
+        """
+        seen: tuple[float, int] | None = None
         while True:
             try:
                 statuses = await asyncio.to_thread(
@@ -135,7 +161,11 @@ class PartnerCentralJobTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "done", "jobs": statuses})
                 return
             self.log.info("Waiting for %s %s", self.kind, ", ".join(waiting))
-            await asyncio.sleep(self.poll_seconds)
+            now = asyncio.get_running_loop().time()
+            processed = sum(int(statuses.get(j, {}).get("ProcessedRecords") or 0) for j in waiting)
+            left = sum(int(statuses.get(j, {}).get("TotalRecords") or 0) for j in waiting) - processed
+            await asyncio.sleep(next_poll(self.poll_seconds, seen, (now, processed), left))
+            seen = (now, processed)
 
 
 class PartnerCentralJobsSensor(BaseOperator):

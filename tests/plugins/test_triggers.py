@@ -82,3 +82,13 @@ def test_a_run_without_a_job_does_not_wait(pc: Any, pc_emulator: Any) -> None:
     sensor = PartnerCentralJobsSensor(task_id="wait", job_ids=[], catalog="AWS")
     assert sensor.execute({}) == {}
     assert requests.get(f"{pc_emulator.url}/_emulator/calls", timeout=10).json()["total"] == 0
+
+
+def test_polls_follow_the_jobs_progress() -> None:
+    """A job half done at 50 records/s waits about as long as the rest needs, within bounds."""
+    from cosell_runtime.triggers import next_poll
+
+    assert next_poll(5, None, (0.0, 0), 1000) == 5  # no rate yet
+    assert next_poll(5, (0.0, 0), (10.0, 500), 500) == 10  # 500 left at 50/s
+    assert next_poll(5, (0.0, 0), (10.0, 10), 100_000) == 100  # capped at 20 polls' worth
+    assert next_poll(5, (0.0, 0), (10.0, 990), 10) == 5  # never sooner than poll_seconds
