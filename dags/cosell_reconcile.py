@@ -175,11 +175,13 @@ def cosell_reconcile() -> None:
         return reconcile_sync_insights(run, pc)
 
     @task
-    def report(run: dict, pc: dict, hs: dict, committed: dict, insights: dict) -> dict:
+    def report(
+        run: dict, pc: dict, hs: dict, committed: dict, insights: dict, invitations: dict, linked: dict
+    ) -> dict:
         """Log the run's summary table and store report.json."""
         from cosell_runtime.tasks import reconcile_report
 
-        return reconcile_report(run, pc, hs, committed, insights)
+        return reconcile_report(run, pc, hs, committed, insights, invitations, linked)
 
     run = prepare()
     invitations = sync_invitations(run)
@@ -206,7 +208,7 @@ def cosell_reconcile() -> None:
     waited >> pc_applied
     hs_applied = apply_hubspot(run, planned, pc_applied)
     committed = commit(run, planned, pc_applied, hs_applied)
-    report(run, pc, hs, committed, sync_insights(run, pc, committed))
+    report(run, pc, hs, committed, sync_insights(run, pc, committed), invitations, linked)
 
 
 cosell_reconcile()

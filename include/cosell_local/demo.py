@@ -171,6 +171,50 @@ def _edits(stack: Any, hs_client: Any, pc_client: Any, catalog: str) -> list[str
     return notes
 
 
+def _referral_deal(hs_client: Any, invitation_id: str) -> Any:
+    """The one deal made for an invitation (found by its unique ``aws_invitation_id``)."""
+    found = hs_client.crm.deals.search_api.do_search(
+        public_object_search_request={
+            "filterGroups": [
+                {"filters": [{"propertyName": "aws_invitation_id", "operator": "EQ", "value": invitation_id}]}
+            ],
+            "properties": [
+                "dealname",
+                "aws_invitation_status",
+                "aws_opportunity_id",
+                "aws_invitation_expires_at",
+            ],
+        }
+    )
+    assert found.total == 1, f"expected one deal for invitation {invitation_id}, found {found.total}"
+    return found.results[0]
+
+
+def _referral(reconcile: Any, pc_url: str, hs_url: str, hs_client: Any) -> None:
+    """An AWS referral arrives, becomes a deal; the seller accepts it on the deal; the opportunity links."""
+    invitation = _post(f"{pc_url}/_emulator/simulate/aws-referral", {"catalog": "AWS"})["invitation_id"]
+    print(f"\n=== Run 3: an AWS referral arrives (invitation {invitation}) ===")
+    _run(reconcile)
+    deal = _referral_deal(hs_client, invitation)
+    props = deal.properties
+    print(
+        f"  deal {deal.id} '{props['dealname']}': invitation {props['aws_invitation_status']}, "
+        f"expires {props['aws_invitation_expires_at']}; a task asks the owner to accept or reject it"
+    )
+    hs_client.crm.deals.basic_api.update(
+        deal.id, simple_public_object_input={"properties": {"aws_invitation_action": "Accept"}}
+    )
+    print("  the seller sets AWS Invitation Action = Accept on the deal")
+    print("\n=== Run 4: the acceptance goes to AWS ===")
+    _run(reconcile)
+    deal = _referral_deal(hs_client, invitation)
+    print(
+        f"  StartEngagementByAcceptingInvitationTask completed: deal {deal.id} is now linked to opportunity "
+        f"{deal.properties['aws_opportunity_id']} (invitation {deal.properties['aws_invitation_status']}), "
+        "and syncs like any other"
+    )
+
+
 def main() -> int:
     """Run the demo; returns the process exit code."""
     _configure_airflow()
@@ -228,6 +272,7 @@ def main() -> int:
             before = (_calls(pc_url), _calls(hs_url))
             run = _run(reconcile)
             _print_run(title, _report(stack, run), _calls(pc_url) - before[0], _calls(hs_url) - before[1])
+        _referral(reconcile, pc_url, hs_url, hs_client)
         print(
             f"\nAudit trail: DynamoDB table cosell-sync-audit; run reports and change sets: "
             f"s3://cosell-sync/cosell-sync/runs/{catalog}/  (moto at {stack.aws_url})"

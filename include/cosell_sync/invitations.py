@@ -266,7 +266,12 @@ def sync_invitations(
         "failed": len(out["failed"]),
     }
     log.info("AWS invitations: %s", counts)
-    return {"key": key, "tasks": [t["task_id"] for t in out["accepting"].values()], "counts": counts}
+    return {
+        "key": key,
+        "tasks": [t["task_id"] for t in out["accepting"].values()],
+        "counts": counts,
+        "api_calls": out["api_calls"],
+    }
 
 
 def _closed(stage: str, reason: str) -> dict[str, str]:

@@ -105,6 +105,7 @@ def finish_report(
     hs: dict[str, Any],
     committed: dict[str, Any],
     insights: dict[str, Any] | None = None,
+    steps: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     """Log the run's summary table with the API calls of every step, and store it in ``report.json``.
 
@@ -115,6 +116,7 @@ def finish_report(
         hs: the HubSpot extract's result.
         committed: the commit step's result (its ``report``).
         insights: the ``sync_insights`` step's result, if it ran.
+        steps: other steps' results whose ``api_calls`` count too (the invitation steps).
 
     Returns:
         The report key, the call totals and the per-direction counts (small, for XCom).
@@ -123,7 +125,7 @@ def finish_report(
 
     summary = committed["report"]
     calls = dict(summary.get("api_calls") or {})
-    for extract in (pc, hs, insights or {}):
+    for extract in (pc, hs, insights or {}, *steps):
         for op, count in (extract.get("api_calls") or {}).items():
             calls[op] = calls.get(op, 0) + count
     # Partner Central operations are CamelCase; the HubSpot gateway names its calls in lower case.

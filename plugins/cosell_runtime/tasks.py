@@ -255,11 +255,14 @@ def reconcile_report(
     hs: dict[str, Any],
     committed: dict[str, Any],
     insights: dict[str, Any] | None = None,
+    *steps: dict[str, Any],
 ) -> dict[str, Any]:
     """``report``: log the summary table with every step's API calls."""
     from cosell_sync import reconcile
 
-    return reconcile.finish_report(build_env(run["catalog"]), run, pc, hs, committed, insights)
+    return reconcile.finish_report(
+        build_env(run["catalog"]), run, pc, hs, committed, insights, steps=tuple(s for s in steps if s)
+    )
 
 
 # -- cosell_hubspot_setup ------------------------------------------------------------------------------
