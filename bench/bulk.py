@@ -93,7 +93,7 @@ class BulkSettings:
     poll_seconds: float = 10.0
     time_scale: float = 10.0
     insights_time_scale: float = 50.0
-    insight_share: float = 0.01
+    insight_share: float = 1.0
     seed: int = 12
 
     @property

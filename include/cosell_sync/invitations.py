@@ -120,6 +120,9 @@ def sync_invitations(
     cfg = env.config.invitations
     if not cfg.enabled:
         return {"key": None, "tasks": [], "counts": {}, "skipped": "invitations.enabled is false"}
+    if run.get("opportunity_ids") and only is None:
+        # A run restricted to some opportunities touches nothing else.
+        return {"key": None, "tasks": [], "counts": {}, "skipped": "run restricted to opportunity_ids"}
     calls: Counter[str] = Counter()
     gw = HubSpotGateway(env.hubspot)
     writer = HubSpotWriter(env.config, gw)
