@@ -26,6 +26,11 @@ Each run:
 7. **commit**: audit entries (DynamoDB), baseline, retry queue and watermark — only for work that succeeded.
 8. **sync_insights**: AWS insights (origin, co-sell motion, engagement and quality scores) from
    `SearchOpportunities`, 100 opportunities per call, into the deals whose insights changed.
+   **sync_engagements**: each linked deal's engagement (id, derived status, member companies, dates, contexts)
+   and AWS's view (`GetAwsOpportunitySummary`: AWS stage, involvement, AWS team, next steps), read only when
+   the engagement's `ModifiedAt` moved or the opportunity changed (and every `insights.full_refresh_hours`);
+   notes for a started engagement and new members; context edits made in HubSpot go to Partner Central
+   (`UpdateEngagementContext`, optimistic lock, AWS's newer edit of a value is kept).
 9. **report**: a summary table per direction in the log and `report.json` in S3.
 
 Params: `mode` (`incremental` | `full`), `direction`, `dry_run` (writes nothing, logs and stores the plan),
@@ -174,14 +179,30 @@ def cosell_reconcile() -> None:
 
         return reconcile_sync_insights(run, pc)
 
+    @task(pool="partner_central_writes")
+    def sync_engagements(run: dict, pc: dict, hs: dict, committed: dict) -> dict:
+        """Engagements and the AWS summary into changed deals; context edits to Partner Central."""
+        from cosell_runtime.tasks import reconcile_sync_engagements
+
+        return reconcile_sync_engagements(run, pc, hs)
+
     @task
     def report(
-        run: dict, pc: dict, hs: dict, committed: dict, insights: dict, invitations: dict, linked: dict
+        run: dict,
+        pc: dict,
+        hs: dict,
+        committed: dict,
+        insights: dict,
+        invitations: dict,
+        linked: dict,
+        engagements: dict,
     ) -> dict:
         """Log the run's summary table and store report.json."""
         from cosell_runtime.tasks import reconcile_report
 
-        return reconcile_report(run, pc, hs, committed, insights, invitations, linked)
+        return reconcile_report(
+            run, pc, hs, committed, insights, invitations, linked, engagements=engagements
+        )
 
     run = prepare()
     invitations = sync_invitations(run)
@@ -208,7 +229,8 @@ def cosell_reconcile() -> None:
     waited >> pc_applied
     hs_applied = apply_hubspot(run, planned, pc_applied)
     committed = commit(run, planned, pc_applied, hs_applied)
-    report(run, pc, hs, committed, sync_insights(run, pc, committed), invitations, linked)
+    engagements = sync_engagements(run, pc, hs, committed)
+    report(run, pc, hs, committed, sync_insights(run, pc, committed), invitations, linked, engagements)
 
 
 cosell_reconcile()

@@ -168,6 +168,8 @@ def _prop(
 
 
 def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
+    from cosell_sync.pc_model import pc_enum
+
     review_options = _review_status_options(cfg)
     return [
         _prop(
@@ -275,24 +277,85 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "number",
             "AWS insight: deal quality score, 0-100 (empty until AWS scores the opportunity).",
         ),
-        # Feature 2: engagement lifecycle.
-        _prop("aws_engagement_id", "AWS Engagement ID", "string", "Partner Central engagement id."),
+        # Engagement lifecycle and the AWS view (read-only mirrors but the context; cosell_sync.engagements).
+        _prop(
+            "aws_engagement_id",
+            "AWS Engagement ID",
+            "string",
+            "The Partner Central engagement of the linked opportunity (ListEngagementResourceAssociations).",
+        ),
         _prop(
             "aws_engagement_status",
             "AWS Engagement Status",
             "enum",
-            "Engagement status.",
-            options=[("Active", "Active"), ("Completed", "Completed"), ("Cancelled", "Cancelled")],
+            "Derived by co-sell sync (GetEngagement has no status): Active while the opportunity is open, "
+            "Completed once it is Launched, Closed Lost once it is Closed Lost.",
+            options=[(v, v) for v in ("Active", "Completed", "Closed Lost")],
         ),
-        _prop("aws_engagement_team", "AWS Engagement Team", "text", "Comma-separated team member emails."),
         _prop(
-            "aws_engagement_kickoff_date", "AWS Engagement Kickoff Date", "datetime", "Engagement start date."
+            "aws_engagement_team",
+            "AWS Engagement Team",
+            "text",
+            "The engagement's member companies (ListEngagementMembers CompanyName), ';'-separated.",
         ),
-        _prop("aws_engagement_close_date", "AWS Engagement Close Date", "datetime", "Engagement end date."),
         _prop(
-            "aws_engagement_context", "AWS Engagement Context", "textarea", "Engagement context and notes."
+            "aws_engagement_kickoff_date",
+            "AWS Engagement Kickoff Date",
+            "datetime",
+            "When the engagement was created (GetEngagement CreatedAt).",
         ),
-        _prop("aws_last_engagement_sync", "AWS Last Engagement Sync", "datetime", "Last engagement sync."),
+        _prop(
+            "aws_engagement_close_date",
+            "AWS Engagement Close Date",
+            "date",
+            "The engagement's target completion date "
+            "(CustomerProject context, Project.TargetCompletionDate).",
+        ),
+        _prop(
+            "aws_engagement_context",
+            "AWS Engagement Context",
+            "textarea",
+            "The engagement's contexts as 'name: value' lines under [Type Id] headers. Edits of "
+            "CustomerProject values and of a Lead's QualificationStatus and Customer are sent to AWS.",
+        ),
+        _prop(
+            "aws_last_engagement_sync",
+            "AWS Last Engagement Sync",
+            "datetime",
+            "When co-sell sync last wrote this deal's engagement or AWS view properties.",
+        ),
+        _prop(
+            "aws_aws_stage",
+            "AWS Stage (AWS view)",
+            "enum",
+            "GetAwsOpportunitySummary LifeCycle.Stage: the opportunity's stage as AWS tracks it.",
+            options=[(v, v) for v in pc_enum("AwsOpportunityStage")],
+        ),
+        _prop(
+            "aws_involvement_type",
+            "AWS Involvement Type",
+            "enum",
+            "GetAwsOpportunitySummary InvolvementType: how AWS takes part in the sale.",
+            options=[(v, v) for v in pc_enum("SalesInvolvementType")],
+        ),
+        _prop(
+            "aws_aws_team",
+            "AWS Team (AWS view)",
+            "text",
+            "GetAwsOpportunitySummary OpportunityTeam: AWS's people, 'name <email> (role)', ';'-separated.",
+        ),
+        _prop(
+            "aws_aws_next_steps",
+            "AWS Next Steps (AWS view)",
+            "textarea",
+            "GetAwsOpportunitySummary LifeCycle.NextSteps: AWS's next steps for the opportunity.",
+        ),
+        _prop(
+            "aws_next_best_actions",
+            "AWS Next Best Actions",
+            "textarea",
+            "GetAwsOpportunitySummary Insights.NextBestActions: AWS's recommended actions.",
+        ),
         # Feature 3: assignment and team.
         _prop(
             "aws_assigned_partner_user",

@@ -106,6 +106,7 @@ def finish_report(
     committed: dict[str, Any],
     insights: dict[str, Any] | None = None,
     steps: tuple[dict[str, Any], ...] = (),
+    engagements: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Log the run's summary table with the API calls of every step, and store it in ``report.json``.
 
@@ -117,6 +118,7 @@ def finish_report(
         committed: the commit step's result (its ``report``).
         insights: the ``sync_insights`` step's result, if it ran.
         steps: other steps' results whose ``api_calls`` count too (the invitation steps).
+        engagements: the ``sync_engagements`` step's result, if it ran.
 
     Returns:
         The report key, the call totals and the per-direction counts (small, for XCom).
@@ -125,7 +127,7 @@ def finish_report(
 
     summary = committed["report"]
     calls = dict(summary.get("api_calls") or {})
-    for extract in (pc, hs, insights or {}, *steps):
+    for extract in (pc, hs, insights or {}, engagements or {}, *steps):
         for op, count in (extract.get("api_calls") or {}).items():
             calls[op] = calls.get(op, 0) + count
     # Partner Central operations are CamelCase; the HubSpot gateway names its calls in lower case.
@@ -138,6 +140,8 @@ def finish_report(
     }
     if insights:
         summary["insights"] = {k: v for k, v in insights.items() if k != "api_calls"}
+    if engagements:
+        summary["engagements"] = {k: v for k, v in engagements.items() if k != "api_calls"}
     if run.get("opportunity_ids"):
         # A run restricted to ids names each one that does not exist (ids only, no values); when none
         # exists the extract has already failed the run.

@@ -249,6 +249,19 @@ def reconcile_sync_insights(run: dict[str, Any], pc: dict[str, Any]) -> dict[str
         return sync_insights(build_env(run["catalog"]), run, pc)
 
 
+def reconcile_sync_engagements(run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any]) -> dict[str, Any]:
+    """``sync_engagements``: engagements and the AWS summary into deals; context edits to Partner Central.
+
+    It writes Partner Central (``UpdateEngagementContext``), so unlike ``sync_insights`` it takes the
+    catalog's lease again (``commit`` gave it up) for its duration.
+    """
+    from cosell_sync.engagements import sync_engagements
+
+    env = build_env(run["catalog"])
+    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+        return sync_engagements(env, run, pc, hs)
+
+
 def reconcile_report(
     run: dict[str, Any],
     pc: dict[str, Any],
@@ -256,12 +269,20 @@ def reconcile_report(
     committed: dict[str, Any],
     insights: dict[str, Any] | None = None,
     *steps: dict[str, Any],
+    engagements: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``report``: log the summary table with every step's API calls."""
     from cosell_sync import reconcile
 
     return reconcile.finish_report(
-        build_env(run["catalog"]), run, pc, hs, committed, insights, steps=tuple(s for s in steps if s)
+        build_env(run["catalog"]),
+        run,
+        pc,
+        hs,
+        committed,
+        insights,
+        steps=tuple(s for s in steps if s),
+        engagements=engagements,
     )
 
 
