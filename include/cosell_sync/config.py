@@ -351,10 +351,13 @@ class InsightsConfig(_Model):
         full_refresh_hours: scan every opportunity this often (insights change without the
             opportunity's ``LastModifiedDate`` moving); in between, only records modified since the
             run's window start are read.
+        aws_summary_reads_per_run: ``GetAwsOpportunitySummary`` calls one run may make (one per
+            opportunity); the rest wait for later runs, changed records first.
     """
 
     enabled: bool = True
     full_refresh_hours: float = Field(default=24.0, gt=0)
+    aws_summary_reads_per_run: int = Field(default=200, ge=0)
 
 
 class InvitationsConfig(_Model):
