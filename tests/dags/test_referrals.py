@@ -224,3 +224,26 @@ def test_a_lead_invitation_becomes_a_contact_not_a_deal(sync_stack: Any) -> None
     contacts = r.json()["results"]
     assert len(contacts) == 1, "one contact per lead, however many runs"
     assert contacts[0]["properties"]["company"]
+
+
+def test_the_owner_is_reminded_before_the_invitation_expires(sync_stack: Any) -> None:
+    inv = _referral(sync_stack)
+    sync_stack.run()
+    deal_id = _deal(sync_stack, inv)["id"]
+    sync_stack.pc_control("clock", {"advance_seconds": 13 * 86400})  # 2 days left of 15
+    sync_stack.run()
+    sync_stack.run()
+    r = requests.get(
+        f"{sync_stack.hs_url}/crm/v4/objects/deals/{deal_id}/associations/tasks", headers=HEADERS, timeout=30
+    )
+    task_ids = [str(t["toObjectId"]) for t in r.json()["results"]]
+    subjects = [
+        t["properties"].get("hs_task_subject") or ""
+        for t in requests.post(
+            f"{sync_stack.hs_url}/crm/v3/objects/tasks/batch/read",
+            headers=HEADERS,
+            json={"inputs": [{"id": t} for t in task_ids], "properties": ["hs_task_subject"]},
+            timeout=30,
+        ).json()["results"]
+    ]
+    assert sum("expires soon" in s for s in subjects) == 1, subjects  # once, however many runs
