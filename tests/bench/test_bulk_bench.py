@@ -62,10 +62,11 @@ def test_the_module_loads_every_deal_once_as_one_bulk_job_and_prints_its_figures
     assert calls["ListOpportunityBulkJobs"] >= 2  # the sensor's check, then the trigger's polls
     assert measured["load_report"]["created"] == RECORDS
     assert [j["Status"] for j in measured["bulk_jobs"]] == ["COMPLETED"]
-    # One SearchOpportunities page holds the 30 opportunities; the re-scored one reaches its deal.
+    # One SearchOpportunities page holds the 30 opportunities; AWS re-scored all of them, and every
+    # deal holds its new score.
     assert measured["insights_calls"] == measured["insights_counter"] == 1
     assert measured["insights"]["read"] == RECORDS
-    assert measured["insights_deals_checked"] == measured["insights_expected"] == 1
+    assert measured["insights_deals_checked"] == measured["insights_expected"] == RECORDS
 
     written = json.loads(results.read_text())
     assert [is_bulk_figure(r["name"]) for r in written] == [True, True, True]
