@@ -577,13 +577,16 @@ def sync_engagements(
     # Pending Submission (AWS has not seen it: no summary exists, and a freshly loaded book of 10,000
     # would cost 10,000 reads for nothing).
     # Reads are budgeted (insights.aws_summary_reads_per_run): the rest wait, oldest first, for later runs,
-    # so an initial load or a full refresh of 10,000 records never adds 10,000 reads to one run. The
-    # first run only queues them.
+    # so an initial load or a full refresh of 10,000 records never adds 10,000 reads to one run.
     unseen = _pending_submission(env)
     due = [o for o in meta.get("summary_due") or [] if o in links]
     wanted = [o for o in links if (full or o in read_now or o in found) and o not in unseen]
     queue = list(dict.fromkeys([*(o for o in wanted if o in read_now), *due, *wanted]))
-    budget = 0 if initial else env.config.insights.aws_summary_reads_per_run
+    if initial:
+        # The first run records the book: AWS views come with each record's first change or with the
+        # next periodic refresh (insights.full_refresh_hours), not as a wave of reads and writes now.
+        queue = []
+    budget = env.config.insights.aws_summary_reads_per_run
     take, meta["summary_due"] = queue[:budget], queue[budget:]
     if meta["summary_due"]:
         log.info("AWS summaries: %d read now, %d wait for later runs.", len(take), len(meta["summary_due"]))

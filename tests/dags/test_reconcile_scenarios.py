@@ -54,7 +54,9 @@ def test_initial_load_creates_records_both_ways_then_rerun_writes_nothing(sync_s
     sync_stack.reset_calls()
     second = sync_stack.report(sync_stack.run())
     pc_calls, hs_calls = sync_stack.calls()
-    writes = {k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List"))}
+    writes = {
+        k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List", "Search"))
+    }
     assert writes == {}
     assert second["partner_central_to_hubspot"] == {"created": 0, "updated": 0, "failed": 0}
     assert second["hubspot_to_partner_central"]["updated"] == 0
@@ -293,7 +295,7 @@ def test_dry_run_writes_nothing_and_stores_the_full_plan(sync_stack: Any) -> Non
     sync_stack.reset_calls()
     run = sync_stack.run(conf={"dry_run": True})
     pc_calls, hs_calls = sync_stack.calls()
-    assert not [op for op in pc_calls["by_operation"] if not op.startswith(("Get", "List"))]
+    assert not [op for op in pc_calls["by_operation"] if not op.startswith(("Get", "List", "Search"))]
     assert not [
         e
         for e in hs_calls["by_endpoint"]

@@ -45,7 +45,9 @@ def _conflicts(stack: Any) -> Any:
 def _writes(stack: Any) -> tuple[dict[str, int], list[str]]:
     """(Partner Central write operations, HubSpot write endpoints) since the last reset."""
     pc_calls, hs_calls = stack.calls()
-    pc_writes = {k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List"))}
+    pc_writes = {
+        k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List", "Search"))
+    }
     hs_writes = [
         e
         for e in hs_calls["by_endpoint"]
