@@ -247,10 +247,10 @@ def test_conflict_exception_race_rereads_and_keeps_both_changes(sync_stack: Any,
     set_hs(sync_stack, oid, {"target_close_date": "2027-10-31"})
     real_apply = reconcile.apply_partner_central
 
-    def racing_apply(env: Any, run: Any, planned: Any) -> Any:
+    def racing_apply(env: Any, run: Any, planned: Any, creates: Any = None) -> Any:
         # Someone edits the opportunity in the console after we read it: our LastModifiedDate is stale.
         set_pc(sync_stack, oid, {"project_title": "Renamed in the console meanwhile"})
-        return real_apply(env, run, planned)
+        return real_apply(env, run, planned, creates)
 
     monkeypatch.setattr(reconcile, "apply_partner_central", racing_apply)
     sync_stack.reset_calls()

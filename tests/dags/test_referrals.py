@@ -226,11 +226,23 @@ def test_a_lead_invitation_becomes_a_contact_not_a_deal(sync_stack: Any) -> None
     assert contacts[0]["properties"]["company"]
 
 
-def test_the_owner_is_reminded_before_the_invitation_expires(sync_stack: Any) -> None:
+def test_the_owner_is_reminded_before_the_invitation_expires(sync_stack: Any, monkeypatch: Any) -> None:
+    from datetime import datetime, timedelta
+
+    from cosell_sync import invitations
+
     inv = _referral(sync_stack)
     sync_stack.run()
     deal_id = _deal(sync_stack, inv)["id"]
-    sync_stack.pc_control("clock", {"advance_seconds": 13 * 86400})  # 2 days left of 15
+
+    class Later(datetime):
+        """13 days on: 2 days of the invitation's 15 are left."""
+
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) + timedelta(days=13)
+
+    monkeypatch.setattr(invitations, "datetime", Later)
     sync_stack.run()
     sync_stack.run()
     r = requests.get(
