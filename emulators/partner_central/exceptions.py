@@ -3,7 +3,8 @@
 The members come from botocore's ``partnercentral-selling`` error shapes: every error carries ``Message``;
 ``ValidationException`` also carries ``Reason``
 (``REQUEST_VALIDATION_FAILED`` | ``BUSINESS_VALIDATION_FAILED``)
-and ``ErrorList`` (``FieldName``, ``Message``, ``Code``). JSON 1.0 services name the error in ``__type``.
+and ``ErrorList`` (``FieldName``, ``Message``, ``Code``); ``AccessDeniedException`` an optional ``Reason``
+(``AccessDeniedExceptionErrorCode``). JSON 1.0 services name the error in ``__type``.
 """
 
 from __future__ import annotations
@@ -79,10 +80,41 @@ class ResourceNotFoundException(PartnerCentralError):
     code = "ResourceNotFoundException"
 
 
+#: The model's ``AccessDeniedExceptionErrorCode`` enum: the only values ``Reason`` may take.
+ACCESS_DENIED_REASONS = frozenset(
+    {
+        "INCOMPATIBLE_BENEFIT_AWS_PARTNER_STATE",
+        "SEARCH_OPPORTUNITIES_NOT_ENABLED",
+        "SEARCH_OPPORTUNITIES_DATA_NOT_ROUTED_TO_DDB",
+        "OPPORTUNITY_BULK_JOB_NOT_ENABLED",
+    }
+)
+
+
 class AccessDeniedException(PartnerCentralError):
-    """The caller may not perform the action (e.g. on another party's resource)."""
+    """The caller may not perform the action (another party's resource, a feature not enabled).
+
+    Args:
+        message: the ``Message``.
+        reason: an ``AccessDeniedExceptionErrorCode`` value (``SEARCH_OPPORTUNITIES_NOT_ENABLED``), or None
+            where the model has no value for the case (the body then has no ``Reason``).
+    """
 
     code = "AccessDeniedException"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        if reason is not None and reason not in ACCESS_DENIED_REASONS:
+            # Fail loudly in the emulator rather than send a Reason the real service never sends.
+            raise ValueError(f"not an AccessDeniedExceptionErrorCode: {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body, with ``Reason`` when set (botocore exposes it as ``error.response["Reason"]``)."""
+        out = super().body()
+        if self.reason is not None:
+            out["Reason"] = self.reason
+        return out
 
 
 class ThrottlingException(PartnerCentralError):

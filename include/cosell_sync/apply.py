@@ -19,7 +19,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
-from cosell_sync.creates import apply_prepared_creates, apply_prepared_updates
+from cosell_sync.creates import apply_prepared_creates, apply_prepared_updates, load_prepared
 from cosell_sync.errors import StalePlanError, SyncError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.plan import Plan
@@ -91,15 +91,7 @@ def apply_partner_central(
         return {"key": None, "dry_run": True, "counts": {}}
     plan = load_plan(env, planned)
     calls: Counter[str] = Counter()
-    writer = PartnerCentralWriter(
-        env.config,
-        env.partner_central,
-        run["catalog"],
-        calls,
-        journal=env.journal,
-        run_id=run["run_id"],
-        run_started_at=run.get("started_at"),
-    )
+    writer = PartnerCentralWriter.for_run(env, run, calls)
     # The records extract read minutes ago: usually still current, which saves a GetOpportunity each.
     raw = env.snapshots.get_frame(plan.sources["partner_central"], columns=["_raw"])["_raw"].to_dict()
     results: dict[str, Any] = {
@@ -118,7 +110,8 @@ def apply_partner_central(
     # comes back) so the deal gets linked, whatever happened to the deal since.
     recovered = _recover_creates(env, writer, run, results)
     # Deals found by search and the records of bulk jobs: linked like single creates, never sent again.
-    recovered |= apply_prepared_creates(env, writer, plan, creates, results, submissions, calls)
+    prepared = load_prepared(env, creates)
+    recovered |= apply_prepared_creates(env, writer, plan, prepared, results, submissions, calls)
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]
         if deal_id in recovered:
@@ -141,7 +134,7 @@ def apply_partner_central(
             submissions.append((created["opportunity_id"], plan.solution_ids.get(f"deal:{deal_id}", [])))
 
     # An opt-in bulk update job (bulk.updates): what it updated is done; what it did not is re-read here.
-    bulk_updated, reread = apply_prepared_updates(env, creates, results, calls)
+    bulk_updated, reread = apply_prepared_updates(env, prepared, results, calls)
     for oid, changes in plan.partner_central_updates.items():
         if oid in bulk_updated:
             continue

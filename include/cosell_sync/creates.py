@@ -46,20 +46,6 @@ FINISHED = ("COMPLETED", "FAILED")
 RESULTS_PAGE = 1000
 
 
-def _writer(env: SyncEnv, run: dict[str, Any], calls: Counter[str]) -> PartnerCentralWriter:
-    from cosell_sync.writers.partner_central import PartnerCentralWriter
-
-    return PartnerCentralWriter(
-        env.config,
-        env.partner_central,
-        run["catalog"],
-        calls,
-        journal=env.journal,
-        run_id=run["run_id"],
-        run_started_at=run.get("started_at"),
-    )
-
-
 def prepare_creates(env: SyncEnv, run: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
     """Link deals that already have an opportunity; start (or resume) the run's bulk job.
 
@@ -72,12 +58,13 @@ def prepare_creates(env: SyncEnv, run: dict[str, Any], planned: dict[str, Any]) 
         ``key`` of the stored result, ``jobs`` (bulk job ids to wait for) and ``counts``.
     """
     from cosell_sync.apply import load_plan
+    from cosell_sync.writers.partner_central import PartnerCentralWriter
 
     if run["dry_run"]:
         return {"key": None, "jobs": [], "counts": {}}
     plan = load_plan(env, planned)
     calls: Counter[str] = Counter()
-    writer = _writer(env, run, calls)
+    writer = PartnerCentralWriter.for_run(env, run, calls)
     wanted = [
         str(i["deal_id"]) for i in plan.create_opportunities if f"deal:{i['deal_id']}" not in plan.invalid
     ]
@@ -292,11 +279,26 @@ def job_status(env: SyncEnv, job_id: str, calls: Counter[str] | None = None) -> 
     raise ServiceUnavailableError(f"bulk job {job_id} is not listed yet", service="partner_central")
 
 
+def load_prepared(env: SyncEnv, creates: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``prepare_creates`` stored (searches, bulk jobs), read once for the apply step.
+
+    Args:
+        env: clients and stores.
+        creates: ``prepare_creates``' result (None or no key: nothing was prepared).
+
+    Returns:
+        The stored document, or None when nothing was prepared.
+    """
+    if not creates or not creates.get("key"):
+        return None
+    return env.snapshots.get_json(creates["key"])
+
+
 def apply_prepared_creates(
     env: SyncEnv,
     writer: PartnerCentralWriter,
     plan: Plan,
-    creates: dict[str, Any] | None,
+    prepared: dict[str, Any] | None,
     results: dict[str, Any],
     submissions: list[tuple[str, list[str]]],
     calls: Counter[str],
@@ -307,14 +309,13 @@ def apply_prepared_creates(
         env: clients and stores.
         writer: the run's Partner Central writer.
         plan: the run's plan.
-        creates: ``prepare_creates``' result (None or no key: nothing was prepared).
+        prepared: what ``prepare_creates`` stored (:func:`load_prepared`; None: nothing was prepared).
         results: ``apply_partner_central``'s results, filled in place (``created``, ``failed``).
         submissions: (opportunity, solutions) to submit after the writes, appended to.
         calls: API call counter.
     """
-    if not creates or not creates.get("key"):
+    if prepared is None:
         return set()
-    prepared = env.snapshots.get_json(creates["key"])
     # The searches and the job start count as this run's Partner Central calls in the report.
     calls.update(prepared.get("api_calls") or {})
     covered: set[str] = set()
@@ -335,27 +336,22 @@ def apply_prepared_creates(
 
 
 def apply_prepared_updates(
-    env: SyncEnv, creates: dict[str, Any] | None, results: dict[str, Any], calls: Counter[str]
+    env: SyncEnv, prepared: dict[str, Any] | None, results: dict[str, Any], calls: Counter[str]
 ) -> tuple[set[str], set[str]]:
     """The outcome of an opt-in bulk update job: ``(updated, to re-read)``.
 
     A record the job updated is reported like a single update (its new ``LastModifiedDate`` comes with
     the next run's read). A record it did not (``ConflictException``: edited since the read; a rejection)
     is returned in the second set: the single update path re-reads it, re-gates and re-diffs it.
+    ``prepared`` is what ``prepare_creates`` stored (:func:`load_prepared`; None: nothing was prepared).
     """
-    if not creates or not creates.get("key"):
+    if prepared is None:
         return set(), set()
-    prepared = env.snapshots.get_json(creates["key"])
     done: set[str] = set()
     reread: set[str] = set()
     for job in prepared.get("update_jobs") or []:
         job_id = job["job_id"]
-        summary = job_status(env, job_id, calls)
-        if summary.get("Status") not in FINISHED:
-            raise ServiceUnavailableError(
-                f"bulk job {job_id} is {summary.get('Status')}: its results are applied when it finishes",
-                service="partner_central",
-            )
+        _finished_status(env, job_id, calls)
         outcome = _results(env, job_id, calls)
         for oid, update in (job.get("updates") or {}).items():
             row = outcome.get(oid)
@@ -373,6 +369,22 @@ def apply_prepared_updates(
                 log.warning("Bulk update of %s not applied (%s): updating it on its own.", oid, code)
                 reread.add(oid)
     return done, reread
+
+
+def _finished_status(env: SyncEnv, job_id: str, calls: Counter[str]) -> dict[str, Any]:
+    """A bulk job's summary, once it has finished.
+
+    Raises:
+        ServiceUnavailableError: the job is still running (retriable: the task tries again later).
+    """
+    summary = job_status(env, job_id, calls)
+    if summary.get("Status") not in FINISHED:
+        # The deferred wait lets the apply step start only once the job finished; a cleared wait did not.
+        raise ServiceUnavailableError(
+            f"bulk job {job_id} is {summary.get('Status')}: its results are applied when it finishes",
+            service="partner_central",
+        )
+    return summary
 
 
 def _results(env: SyncEnv, job_id: str, calls: Counter[str]) -> dict[str, dict[str, Any]]:
@@ -406,13 +418,7 @@ def _apply_job(
     from cosell_sync.mapping import opportunities_to_frame
 
     job_id = job["job_id"]
-    summary = job_status(env, job_id, calls)
-    if summary.get("Status") not in FINISHED:
-        # The deferred wait lets this step start only once the job finished; a cleared wait did not.
-        raise ServiceUnavailableError(
-            f"bulk job {job_id} is {summary.get('Status')}: its results are applied when it finishes",
-            service="partner_central",
-        )
+    summary = _finished_status(env, job_id, calls)
     deal_ids = [str(d) for d in job["deal_ids"]]
     outcome = _results(env, job_id, calls)
     # The requests the job was sent (its CSV): the values each created opportunity holds.

@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import DEAL, Direction, clean, json_default, parse_ts
 from cosell_sync.errors import AuthError, ConflictError, NotFoundError, SyncError
-from cosell_sync.storage import run_key, utc_iso
+from cosell_sync.storage import StepState, run_key, utc_iso
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -358,23 +358,6 @@ class _Run:
         return eng
 
 
-def _load_state(env: SyncEnv, catalog: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    try:
-        frame = env.snapshots.get_frame(_state_key(catalog))
-        meta = env.snapshots.get_json(_meta_key(catalog))
-    except NotFoundError:
-        return None, {}
-    return frame, dict(meta or {})
-
-
-def _state_key(catalog: str) -> str:
-    return f"state/{catalog}/engagements.parquet"
-
-
-def _meta_key(catalog: str) -> str:
-    return f"state/{catalog}/engagements.json"
-
-
 def _rows(frame: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
     if frame is None or not len(frame):
         return {}
@@ -509,7 +492,8 @@ def sync_engagements(
     catalog = run["catalog"]
     send = run.get("direction") != Direction.TO_HUBSPOT.value
     r = _Run(env, run)
-    previous, meta = _load_state(env, catalog)
+    step_state = StepState(env.snapshots, catalog, "engagements")
+    previous, meta = step_state.load()
     initial = previous is None
     state = _rows(previous)
     links, base_stages = _links(env)
@@ -725,10 +709,10 @@ def sync_engagements(
 
     _write_audit(env, run, out.pop("audit"))
     if initial or updates or found or engagements or read_now or hs_text or summaries or dropped:
-        env.snapshots.put_frame(_frame(state), _state_key(catalog))
+        step_state.save_frame(_frame(state))
     if full:
         meta["last_full_refresh"] = now.isoformat()
-        env.snapshots.put_json(meta, _meta_key(catalog))
+        step_state.save_meta(meta)
     r.calls.update(r.gw.calls)
     key = run_key(catalog, run["run_id"], "engagements.json")
     result = {

@@ -20,32 +20,14 @@ from typing import TYPE_CHECKING, Any
 from cosell_sync.common import DEAL, Direction, clean, parse_ts
 from cosell_sync.errors import NotFoundError
 from cosell_sync.pc_search import INSIGHT_PROPERTIES, read_insights
+from cosell_sync.storage import StepState
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from cosell_sync.env import SyncEnv
 
 log = logging.getLogger(__name__)
 
 COLUMNS = list(INSIGHT_PROPERTIES)
-
-
-def _state_key(catalog: str) -> str:
-    return f"state/{catalog}/insights.parquet"
-
-
-def _meta_key(catalog: str) -> str:
-    return f"state/{catalog}/insights.json"
-
-
-def _load(env: SyncEnv, catalog: str) -> tuple[pd.DataFrame | None, dict[str, Any]]:
-    try:
-        frame = env.snapshots.get_frame(_state_key(catalog))
-        meta = env.snapshots.get_json(_meta_key(catalog))
-    except NotFoundError:
-        return None, {}
-    return frame, dict(meta or {})
 
 
 def sync_insights(env: SyncEnv, run: dict[str, Any], pc: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -73,7 +55,8 @@ def sync_insights(env: SyncEnv, run: dict[str, Any], pc: dict[str, Any] | None =
         return {"skipped": "this run only writes to Partner Central"}
     catalog = run["catalog"]
     calls: Counter[str] = Counter()
-    previous, meta = _load(env, catalog)
+    step_state = StepState(env.snapshots, catalog, "insights")
+    previous, meta = step_state.load()
     last_full = parse_ts(meta["last_full_scan"]) if meta.get("last_full_scan") else None
     now = datetime.now(UTC)
     full = (
@@ -119,10 +102,10 @@ def sync_insights(env: SyncEnv, run: dict[str, Any], pc: dict[str, Any] | None =
             merged[oid] = values
     frame = pd.DataFrame.from_dict(merged, orient="index", columns=COLUMNS)
     frame.index.name = "opportunity_id"
-    env.snapshots.put_frame(frame, _state_key(catalog))
+    step_state.save_frame(frame)
     if full:
         meta["last_full_scan"] = now.isoformat()
-    env.snapshots.put_json(meta, _meta_key(catalog))
+    step_state.save_meta(meta)
     calls.update(gw.calls)
     result = {
         "read": len(insights),

@@ -8,6 +8,8 @@ Key layout under the store's prefix (``run_key`` builds the first two):
 * ``runs/{catalog}/{run_id}/{name}.parquet``: extracts, plans and change sets of one run.
 * ``runs/{catalog}/{run_id}/report.json``: the run's summary.
 * ``state/{catalog}/baseline.parquet`` and ``state/{catalog}/baseline/{run_id}.parquet``: see ``state``.
+* ``state/{catalog}/{name}.parquet`` and ``state/{catalog}/{name}.json``: what a step (``insights``,
+  ``engagements``) last wrote, see ``StepState``.
 
 The module works on boto3 *clients* handed in by the caller (the DAG builds them with Airflow's
 S3Hook/DynamoDBHook), so it runs the same against AWS, moto or any S3-compatible endpoint.
@@ -353,6 +355,47 @@ class SnapshotStore:
                 raise NotFoundError(f"s3://{self.bucket}/{full} not found", code="NoSuchKey") from err
             raise
         return resp["Body"].read(), resp["ETag"]
+
+
+class StepState:
+    """What one sync step last wrote for a catalog: a frame and a small JSON document beside it.
+
+    The frame is ``state/{catalog}/{name}.parquet`` and the document ``state/{catalog}/{name}.json``
+    (relative to the store's prefix); the step compares the next run's values with them.
+
+    Args:
+        snapshots: the S3 store.
+        catalog: Partner Central catalog (``AWS`` or ``Sandbox``).
+        name: the step's state name (``insights``, ``engagements``).
+    """
+
+    def __init__(self, snapshots: SnapshotStore, catalog: str, name: str) -> None:
+        _check_part("catalog", catalog)
+        _check_part("name", name)
+        self.snapshots = snapshots
+        self.frame_key = f"state/{catalog}/{name}.parquet"
+        self.meta_key = f"state/{catalog}/{name}.json"
+
+    def load(self) -> tuple[pd.DataFrame | None, dict[str, Any]]:
+        """The stored frame and document.
+
+        Returns:
+            ``(frame, meta)``; ``(None, {})`` when either is missing (the step has not run yet).
+        """
+        try:
+            frame = self.snapshots.get_frame(self.frame_key)
+            meta = self.snapshots.get_json(self.meta_key)
+        except NotFoundError:
+            return None, {}
+        return frame, dict(meta or {})
+
+    def save_frame(self, frame: pd.DataFrame) -> str:
+        """Replace the stored frame; returns its full key."""
+        return self.snapshots.put_frame(frame, self.frame_key)
+
+    def save_meta(self, meta: Mapping[str, Any]) -> str:
+        """Replace the stored document; returns its full key."""
+        return self.snapshots.put_json(meta, self.meta_key)
 
 
 def _is_not_found(err: ClientError) -> bool:

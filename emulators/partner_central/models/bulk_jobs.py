@@ -84,26 +84,6 @@ _PUBLIC = (
 )
 
 
-class BulkAccessDeniedException(AccessDeniedException):
-    """``AccessDeniedException`` with the modeled ``Reason`` member, when there is one for the case.
-
-    Args:
-        message: the ``Message``.
-        reason: an ``AccessDeniedExceptionErrorCode`` value, or None (the body then has no ``Reason``).
-    """
-
-    def __init__(self, message: str, reason: str | None) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body, with ``Reason`` when set."""
-        out = super().body()
-        if self.reason:
-            out["Reason"] = self.reason
-        return out
-
-
 class FetchError(Exception):
     """The bulk file could not be fetched; the message becomes the job's ``FailureReason``."""
 
@@ -189,11 +169,11 @@ class BulkJobsMixin(CustomerAccountsMixin):
         if self.bulk_jobs_enabled:
             return
         if kind == OPPORTUNITY:
-            raise BulkAccessDeniedException(
+            raise AccessDeniedException(
                 "Opportunity bulk jobs are not enabled for this account", "OPPORTUNITY_BULK_JOB_NOT_ENABLED"
             )
         # The model's AccessDeniedExceptionErrorCode has no value for customer account bulk jobs.
-        raise BulkAccessDeniedException("Customer account bulk jobs are not enabled for this account", None)
+        raise AccessDeniedException("Customer account bulk jobs are not enabled for this account")
 
     def _job(self, catalog: str, kind: str, identifier: str) -> dict[str, Any]:
         job = self._jobs(catalog, kind).get(identifier.rsplit("/", 1)[-1])

@@ -64,23 +64,6 @@ COSELL_MOTIONS = ("AWS Field-engaged", "Agent-engaged", "Partner-led")
 READINESS_LEVELS = ("SalesReady", "MarketingReady", "LowPotential")
 
 
-class SearchAccessDeniedException(AccessDeniedException):
-    """``AccessDeniedException`` with the modeled ``Reason`` member (``AccessDeniedExceptionErrorCode``).
-
-    Args:
-        message: the ``Message``.
-        reason: e.g. ``SEARCH_OPPORTUNITIES_NOT_ENABLED``.
-    """
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body with ``Reason``, which botocore exposes as ``error["Reason"]``."""
-        return {**super().body(), "Reason": self.reason}
-
-
 def invalid(field: str, message: str, code: str = "INVALID_VALUE") -> ValidationException:
     """A request validation error naming one field of the filter tree."""
     return ValidationException(message, [{"FieldName": field, "Message": message, "Code": code}])
@@ -656,7 +639,7 @@ class SearchMixin(OpportunitiesMixin, CatalogExtrasMixin):
         """
         with self.lock:
             if not self.search_enabled:
-                raise SearchAccessDeniedException(
+                raise AccessDeniedException(
                     "SearchOpportunities is not enabled for this account", "SEARCH_OPPORTUNITIES_NOT_ENABLED"
                 )
             catalog = params["Catalog"]

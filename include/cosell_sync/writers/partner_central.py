@@ -33,6 +33,7 @@ from cosell_sync.errors import ConflictError, ValidationError
 if TYPE_CHECKING:
     from cosell_sync.clients import PartnerCentralApi
     from cosell_sync.config import SyncConfig
+    from cosell_sync.env import SyncEnv
     from cosell_sync.journal import WriteJournal
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,25 @@ class PartnerCentralWriter:
         self.run_started_at = run_started_at
         self._active_solutions: set[str] | None = None
         self._stage_field = next((f.name for f in cfg.fields if f.partner_central == "LifeCycle.Stage"), None)
+
+    @classmethod
+    def for_run(cls, env: SyncEnv, run: dict[str, Any], calls: Counter[str]) -> PartnerCentralWriter:
+        """The writer of one sync run's steps: its catalog, and its writes journaled under the run.
+
+        Args:
+            env: clients and stores (config, Partner Central client, write journal).
+            run: the run description (``catalog``, ``run_id``, ``started_at``).
+            calls: the step's API call counter.
+        """
+        return cls(
+            env.config,
+            env.partner_central,
+            run["catalog"],
+            calls,
+            journal=env.journal,
+            run_id=run["run_id"],
+            run_started_at=run.get("started_at"),
+        )
 
     # -- reads ----------------------------------------------------------------------------------------
     @property

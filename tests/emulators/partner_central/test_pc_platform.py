@@ -42,6 +42,51 @@ def test_error_wire_shape_over_raw_http(emu):
     assert unknown.json()["__type"] == "UnknownOperationException"
 
 
+def test_access_denied_wire_shape_is_the_models(emu, ctl):
+    """A switched-off feature answers exactly the modeled AccessDeniedException: __type, Message, Reason."""
+    from emulators.partner_central.exceptions import ACCESS_DENIED_REASONS, AccessDeniedException
+    from emulators.partner_central.shapes import shape
+
+    model = shape("AccessDeniedException")
+    assert set(model.members["Reason"].enum) == ACCESS_DENIED_REASONS
+    with pytest.raises(ValueError, match="AccessDeniedExceptionErrorCode"):
+        AccessDeniedException("denied", "SEARCH_NOT_ENABLED")  # not a modeled value
+
+    def post(operation: str, body: dict) -> requests.Response:
+        return requests.post(
+            emu.url,
+            data=json.dumps(body),
+            timeout=5,
+            headers={
+                "X-Amz-Target": f"AWSPartnerCentralSelling.{operation}",
+                "Content-Type": "application/x-amz-json-1.0",
+            },
+        )
+
+    ctl("config", {"search_enabled": False, "bulk_jobs_enabled": False})
+    search = post("SearchOpportunities", {"Catalog": "AWS"})
+    assert search.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+    assert search.json() == {
+        "__type": "AccessDeniedException",
+        "Message": "SearchOpportunities is not enabled for this account",
+        "Reason": "SEARCH_OPPORTUNITIES_NOT_ENABLED",
+    }
+    uri = "s3://bucket/in/a.csv"
+    bulk = post(
+        "StartOpportunityBulkJob", {"Catalog": "AWS", "ClientToken": "t", "FileURI": uri, "FileFormat": "CSV"}
+    )
+    assert bulk.json()["__type"] == "AccessDeniedException"
+    assert bulk.json()["Reason"] == "OPPORTUNITY_BULK_JOB_NOT_ENABLED"
+    # No modeled reason for customer account jobs: the member is absent, not empty.
+    accounts = post("StartCustomerAccountBulkJob", {"Catalog": "AWS", "ClientToken": "t", "FileUri": uri})
+    assert accounts.json() == {
+        "__type": "AccessDeniedException",
+        "Message": "Customer account bulk jobs are not enabled for this account",
+    }
+    for response in (search, bulk, accounts):
+        assert set(response.json()) - {"__type"} <= set(model.members)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field", "code"),
     [

@@ -9,6 +9,7 @@ import pytest
 from cosell_sync.errors import NotFoundError, ThrottledError
 from cosell_sync.storage import (
     SnapshotStore,
+    StepState,
     batch_write,
     from_item,
     query_all,
@@ -99,6 +100,37 @@ class TestSnapshotStore:
         assert store.get_json("dst.json") == {"v": 1}
         with pytest.raises(NotFoundError):
             store.copy("missing.json", "dst2.json")
+
+
+class TestStepState:
+    def test_nothing_stored_yet_is_a_first_run(self, store):
+        assert StepState(store, "AWS", "insights").load() == (None, {})
+
+    def test_round_trip_at_the_per_catalog_keys(self, store):
+        state = StepState(store, "Sandbox", "engagements")
+        df = pd.DataFrame({"stage": ["Prospect"]}, index=pd.Index(["O1"], name="opportunity_id"))
+        assert state.save_frame(df) == "cosell-sync/state/Sandbox/engagements.parquet"
+        assert (
+            state.save_meta({"last_full_refresh": "2026-02-18"})
+            == "cosell-sync/state/Sandbox/engagements.json"
+        )
+        frame, meta = StepState(store, "Sandbox", "engagements").load()
+        assert frame is not None
+        assert frame.loc["O1", "stage"] == "Prospect"
+        assert meta == {"last_full_refresh": "2026-02-18"}
+        # Another catalog's or step's state is separate.
+        assert StepState(store, "AWS", "engagements").load() == (None, {})
+        assert StepState(store, "Sandbox", "insights").load() == (None, {})
+
+    def test_frame_without_its_document_is_not_trusted(self, store):
+        state = StepState(store, "AWS", "insights")
+        state.save_frame(pd.DataFrame({"a": ["1"]}, index=pd.Index(["O1"])))
+        assert state.load() == (None, {})
+
+    @pytest.mark.parametrize("catalog", ["", "AWS/x", ".."])
+    def test_rejects_key_breaking_catalog(self, store, catalog):
+        with pytest.raises(ValueError, match="catalog"):
+            StepState(store, catalog, "insights")
 
 
 class TestUtcIso:
