@@ -8,10 +8,13 @@ when more than :data:`LOOKUP_SCAN_ABOVE` opportunities are new). The accept task
 engagement, so there is nothing cheaper. An opportunity without one is looked up again only when it changes
 (its submission starts an engagement).
 
-**What changed.** ``ListEngagements`` (``EngagementIdentifier``, 10 per call) gives each known engagement's
-``ModifiedAt`` and ``MemberCount``; ``GetEngagement`` is read only when ``ModifiedAt`` moved since what the
-step stored, and ``ListEngagementMembers`` only when ``MemberCount`` changed too (or the engagement is new
-to us). An unchanged book costs one call per 10 engagements and no write. Our own
+**What changed.** ``SearchEngagements`` with ``LastModifiedAt`` after the step's last check (less
+``overlap_minutes``, for clocks and the search index) names the engagements modified since, 100 per call:
+an unchanged book costs one call, however many engagements it has. At each full refresh, and when search
+is not permitted, ``ListEngagements`` (``EngagementIdentifier``, 10 per call) gives every known
+engagement's ``ModifiedAt`` instead, so a change the search missed is found at the next full refresh at the
+latest. ``GetEngagement`` is read only when ``ModifiedAt`` moved since what the step stored, and
+``ListEngagementMembers`` only when ``MemberCount`` changed too (or the engagement is new to us). Our own
 ``UpdateEngagementContext`` stores the ``ModifiedAt`` it returns, so it does not make the next run read the
 engagement again. (Assumption: members do not leave and join within one interval; a swap that keeps
 ``MemberCount`` shows at the next member change.)
@@ -94,6 +97,8 @@ STATUSES = ("Active", "Completed", "Closed Lost")
 LOOKUP_SCAN_ABOVE = 10
 #: ``ListEngagements.EngagementIdentifier`` takes at most 10 ids.
 IDS_PER_LIST = 10
+#: ``SearchEngagements.MaxResults`` upper bound (``PageSize``).
+SEARCH_PAGE = 100
 STATE_COLUMNS = [
     "deal_id",
     "opp_modified",
@@ -453,8 +458,48 @@ def _find_engagements(r: _Run, oids: list[str]) -> dict[str, str | None]:
     return found
 
 
-def _moved(r: _Run, known: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Known engagement -> its ``ListEngagements`` summary, for those whose ``ModifiedAt`` moved."""
+def _moved_since(
+    r: _Run, known: dict[str, dict[str, Any]], since: datetime
+) -> dict[str, dict[str, Any]] | None:
+    """Known engagements modified after ``since`` whose ``ModifiedAt`` moved, by ``SearchEngagements``.
+
+    Returns None when search is not permitted for the account (the caller lists every known one instead).
+    """
+    request: dict[str, Any] = {
+        "Filter": {"GreaterThan": {"Key": "LastModifiedAt", "Value": {"DateValue": since}}},
+        "Sort": {"SortBy": "LastModifiedAt", "SortOrder": "DESCENDING"},
+        "MaxResults": SEARCH_PAGE,
+    }
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        while True:
+            r.calls["SearchEngagements"] += 1
+            page = r.pc.call("search_engagements", **request)
+            for hit in page.get("EngagementSearchSummaries") or []:
+                summary = _json_safe(hit)
+                eid = str(summary.get("Id"))
+                if eid in known and summary.get("ModifiedAt") != known[eid]["modified_at"]:
+                    out[eid] = summary
+            if not page.get("NextToken"):
+                return out
+            request["NextToken"] = page["NextToken"]
+    except AuthError as err:
+        log.warning("SearchEngagements is not permitted (%s): every known engagement is listed.", err.message)
+        return None
+
+
+def _moved(
+    r: _Run, known: dict[str, dict[str, Any]], since: datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """Known engagement -> its summary, for those whose ``ModifiedAt`` moved.
+
+    With ``since`` (not a full refresh), one ``SearchEngagements`` query for what was modified after it;
+    else, or when search is not permitted, ``ListEngagements`` over every known engagement.
+    """
+    if since is not None and known:
+        found = _moved_since(r, known, since)
+        if found is not None:
+            return found
     ids = sorted(known)
     out: dict[str, dict[str, Any]] = {}
     for i in range(0, len(ids), IDS_PER_LIST):
@@ -534,7 +579,9 @@ def sync_engagements(
     first = {e: state[oids[0]] for e, oids in by_engagement.items()}
     known = {e: row for e, row in first.items() if row.get("modified_at") and row.get("contexts") is not None}
     to_read = set(first) - set(known)
-    to_read |= set(_moved(r, known))
+    checked = parse_ts(meta["moved_checked_at"]) if meta.get("moved_checked_at") else None
+    since = None if full or checked is None else checked - timedelta(minutes=env.config.overlap_minutes)
+    to_read |= set(_moved(r, known, since))
     engagements: dict[str, dict[str, Any]] = {}
     for eid in sorted(to_read):
         try:
@@ -710,9 +757,11 @@ def sync_engagements(
     _write_audit(env, run, out.pop("audit"))
     if initial or updates or found or engagements or read_now or hs_text or summaries or dropped:
         step_state.save_frame(_frame(state))
+    # When engagements were last checked for changes: the next run searches from there (less the overlap).
+    meta["moved_checked_at"] = now.isoformat()
     if full:
         meta["last_full_refresh"] = now.isoformat()
-        step_state.save_meta(meta)
+    step_state.save_meta(meta)
     r.calls.update(r.gw.calls)
     key = run_key(catalog, run["run_id"], "engagements.json")
     result = {

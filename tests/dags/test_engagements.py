@@ -231,7 +231,9 @@ def test_a_run_with_nothing_changed_reads_no_engagement_and_writes_nothing(sync_
         "UpdateEngagementContext",
     ):
         assert ops.get(op, 0) == 0, (op, ops)
-    assert ops.get("ListEngagements", 0) == 1  # one call per 10 known engagements
+    # One search for engagements modified since the last check, however many the book has.
+    assert ops.get("SearchEngagements", 0) == 1
+    assert ops.get("ListEngagements", 0) == 0
     writes = [
         e
         for e in hs_calls["by_endpoint"]
@@ -239,4 +241,34 @@ def test_a_run_with_nothing_changed_reads_no_engagement_and_writes_nothing(sync_
     ]
     assert writes == []
     assert report["engagements"]["deals_written"] == 0
-    assert report["api_calls"].get("ListEngagements") == 1
+    assert report["api_calls"].get("SearchEngagements") == 1
+
+
+def test_without_search_every_known_engagement_is_listed_and_a_member_change_still_arrives(
+    sync_stack: Any, monkeypatch: Any
+) -> None:
+    from cosell_hooks.partner_central import PartnerCentralHook
+    from cosell_sync.errors import AuthError
+
+    _oid, deal_id, eid = _accepted_referral(sync_stack)
+    real_call = PartnerCentralHook.call
+
+    def no_search(self: Any, operation: str, **kwargs: Any) -> Any:
+        if operation == "search_engagements":
+            raise AuthError("not permitted", service="partner_central", code="AccessDeniedException")
+        return real_call(self, operation, **kwargs)
+
+    monkeypatch.setattr(PartnerCentralHook, "call", no_search)
+    sync_stack.pc_control(
+        "simulate/engagement-member",
+        {
+            "engagement_id": eid,
+            "member": {"CompanyName": "Initech Partners", "WebsiteUrl": "https://initech.example"},
+        },
+    )
+    sync_stack.reset_calls()
+    sync_stack.run()
+    ops = sync_stack.calls()[0]["by_operation"]
+    assert ops.get("ListEngagements", 0) == 1
+    assert "Initech Partners" in _deal_props(sync_stack, deal_id)["aws_engagement_team"]
+    assert len(_engagement_notes(sync_stack, deal_id, "Initech Partners joined the engagement team")) == 1
