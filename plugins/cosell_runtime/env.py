@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
@@ -23,7 +23,6 @@ def build_env(catalog: str | None = None) -> SyncEnv:
     Returns:
         The environment, every part bound to one catalog.
     """
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     from cosell_hooks.hubspot import HubSpotHook
@@ -51,7 +50,7 @@ def build_env(catalog: str | None = None) -> SyncEnv:
         search_requests_per_s=quotas.hubspot_search_per_second,
     )
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
-    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    dynamodb = _dynamodb_client()
     run_catalog = pc.catalog
     snapshots = SnapshotStore(s3, cfg.storage.bucket, cfg.storage.prefix)
     return SyncEnv(
@@ -75,6 +74,24 @@ def build_env(catalog: str | None = None) -> SyncEnv:
         journal=WriteJournal(
             dynamodb, cfg.storage.state_table, run_catalog, LargeItems(snapshots, cfg.storage.state_table)
         ),
+    )
+
+
+def _dynamodb_client() -> Any:
+    """The state and audit tables' DynamoDB client, from the AWS connection, without parameter validation.
+
+    botocore validates every nested value of a request before sending it: for the audit entries of a
+    10,000-record load that is about 2.6 ms of CPU per entry, ~26 s of one task (measured with cProfile
+    against moto). The items come from boto3's ``TypeSerializer`` and DynamoDB validates them again, so the
+    check buys nothing; ``parameter_validation=False`` is botocore's documented switch for this. The
+    connection's own botocore config (retries, timeouts) is kept.
+    """
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+    from botocore.config import Config
+
+    hook = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb")
+    return hook.get_client_type(
+        region_name=hook.region_name, config=hook.config.merge(Config(parameter_validation=False))
     )
 
 
