@@ -26,6 +26,9 @@ Two steps of every ``cosell_reconcile`` run (and of ``cosell_invitation``), befo
 
 A run that dies between the accept call and the link loses nothing: the next run finds the invitation
 ACCEPTED and its task by invitation id (``ListEngagementByAcceptingInvitationTasks``), and links the deal.
+An accept or reject whose answer was lost (5xx, timeout) is read back before it counts as failed. A deal
+gets ``aws_invitation_status`` only once its take-in is complete (company, contacts, owner task): a deal
+without it is taken in again by the next run, every write of which is an upsert or found before it is made.
 """
 
 from __future__ import annotations
@@ -150,13 +153,13 @@ def sync_invitations(
         "audit": [],
     }
     if run.get("dry_run"):
-        pending = [i for i in invitations.values() if i.get("Status") == "PENDING" and i["Id"] not in deals]
+        pending = [i for i in invitations.values() if _to_take_in(i, deals)]
         log.info(
             "Dry run: %d invitations, %d new and pending; nothing written.", len(invitations), len(pending)
         )
         return {"key": None, "tasks": [], "counts": {"invitations": len(invitations), "new": len(pending)}}
 
-    new = [i for i in invitations.values() if i.get("Status") == "PENDING" and i["Id"] not in deals]
+    new = [i for i in invitations.values() if _to_take_in(i, deals)]
     leads = [i["Id"] for i in new if i.get("PayloadType") == "LeadInvitation"]
     if leads:
         # Leads taken in by an earlier run have their contact already (one read per 100 leads).
@@ -173,6 +176,7 @@ def sync_invitations(
         except SyncError as err:
             log.error("Invitation %s not taken in: %s", inv["Id"], err.message)
             out["failed"][inv["Id"]] = err.to_dict()
+    incomplete = set(out["failed"])
     if out["created"]:
         # The new deals, as the decisions below read them.
         fresh, _ = gw.batch_read(
@@ -180,7 +184,8 @@ def sync_invitations(
         )
         deals.update({str((d.get("properties") or {}).get(INVITATION_ID)): d for d in fresh})
 
-    updates: dict[str, dict[str, str]] = {}
+    # The status marks a complete take-in (see _to_take_in); written with the step's other deal updates.
+    updates: dict[str, dict[str, str]] = {d: {STATUS: "PENDING"} for d in out["created"].values()}
     tasks: list[dict[str, Any]] = []
     now = datetime.now(UTC)
     for inv_id, deal in deals.items():
@@ -207,30 +212,39 @@ def sync_invitations(
                     f"Accepting the AWS invitation failed: {err.message}"
                 )
             continue
-        if action == "Reject" and status == "PENDING":
+        # REJECTED on AWS but not on the deal: an earlier attempt's answer was lost, or its run died before
+        # it closed the deal. The deal is closed now, without a second call.
+        unrecorded = status == "REJECTED" and props.get(STATUS) != "REJECTED"
+        if action == "Reject" and (status == "PENDING" or unrecorded):
             reason = (props.get(REASON) or "").strip()[:MAX_REASON] or "Declined by the partner"
             try:
-                calls["RejectEngagementInvitation"] += 1
-                env.partner_central.call(
-                    "reject_engagement_invitation", Identifier=inv_id, RejectionReason=reason
-                )
+                if status == "PENDING":
+                    calls["RejectEngagementInvitation"] += 1
+                    env.partner_central.call(
+                        "reject_engagement_invitation", Identifier=inv_id, RejectionReason=reason
+                    )
             except SyncError as err:
-                log.error("Rejecting invitation %s failed: %s", inv_id, err.message)
-                out["failed"][inv_id] = err.to_dict()
-                updates.setdefault(deal_id, {})["aws_sync_error"] = (
-                    f"Rejecting the AWS invitation failed: {err.message}"
-                )
-                continue
+                if _status_now(env, inv_id, calls) != "REJECTED":
+                    log.error("Rejecting invitation %s failed: %s", inv_id, err.message)
+                    out["failed"][inv_id] = err.to_dict()
+                    updates.setdefault(deal_id, {})["aws_sync_error"] = (
+                        f"Rejecting the AWS invitation failed: {err.message}"
+                    )
+                    continue
+                log.warning("Rejecting invitation %s answered %s, but it is rejected.", inv_id, err.code)
             out["rejected"].append(inv_id)
             out["audit"].append(_audit(run, deal_id, inv_id, "REJECT_INVITATION", metadata={"reason": "set"}))
             status = "REJECTED"
-            updates.setdefault(deal_id, {}).update(_closed(cfg.closed_lost_stage, "Rejected by the partner"))
+            updates.setdefault(deal_id, {}).update(
+                {**_closed(cfg.closed_lost_stage, "Rejected by the partner"), "aws_sync_error": ""}
+            )
         elif status == "EXPIRED" and props.get("dealstage") != cfg.closed_lost_stage:
             # Expired, or withdrawn by AWS (Partner Central shows both as EXPIRED).
             out["closed"][inv_id] = "expired"
             updates.setdefault(deal_id, {}).update(_closed(cfg.closed_lost_stage, "AWS invitation expired"))
             out["audit"].append(_audit(run, deal_id, inv_id, "INVITATION_EXPIRED"))
-        if props.get(STATUS) != status:
+        # A deal whose take-in failed gets no status: the next run takes it in again (_to_take_in).
+        if props.get(STATUS) != status and inv_id not in incomplete:
             updates.setdefault(deal_id, {})[STATUS] = status
         expires = _ts(inv.get("ExpirationDate"))
         if (
@@ -281,6 +295,28 @@ def _closed(stage: str, reason: str) -> dict[str, str]:
     return {"dealstage": stage, "closed_lost_reason": reason}
 
 
+def _status_now(env: SyncEnv, inv_id: str, calls: Counter[str]) -> str | None:
+    """The invitation's status read back after an unclear answer; None when it cannot be read either."""
+    try:
+        calls["GetEngagementInvitation"] += 1
+        return str(env.partner_central.call("get_engagement_invitation", Identifier=inv_id).get("Status"))
+    except SyncError:
+        return None
+
+
+def _to_take_in(inv: dict[str, Any], deals: dict[str, dict[str, Any]]) -> bool:
+    """A PENDING invitation without a deal, or whose deal's take-in did not finish (no status yet).
+
+    A take-in interrupted after the deal upsert (a 5xx after HubSpot applied it, a killed worker) leaves
+    a deal without ``aws_invitation_status``; taking it in again upserts the same deal, company and
+    contacts and finds the owner's task instead of making a second one.
+    """
+    if inv.get("Status") != "PENDING":
+        return False
+    deal = deals.get(inv["Id"])
+    return deal is None or not (deal.get("properties") or {}).get(STATUS)
+
+
 def _take_in(
     env: SyncEnv,
     gw: Any,
@@ -316,7 +352,6 @@ def _take_in(
         "dealstage": icfg.stage or cfg.stages[0].hubspot_stage,
         "description": str(project.get("BusinessProblem") or ""),
         INVITATION_ID: inv_id,
-        STATUS: "PENDING",
         SENDER: str(full.get("SenderCompanyName") or summary.get("SenderCompanyName") or ""),
     }
     if spend.get("Amount"):
@@ -336,23 +371,14 @@ def _take_in(
             record_id=inv_id,
         )
     deal_id = str(result.results[0]["id"])
-    out["created"][inv_id] = deal_id
     _relate(gw, deal_id, inv_id, customer, payload.get("SenderContacts") or [])
-    out["audit"].append(
-        _audit(
-            run,
-            deal_id,
-            inv_id,
-            "CREATE_DEAL",
-            metadata={"from": "AWS referral", "payloadType": payload_type},
-        )
-    )
     from cosell_sync.writers.hubspot import HubSpotWriter
 
-    HubSpotWriter(cfg, gw).create_marked_tasks(
+    marker = f"invitation {inv_id} received"
+    made = HubSpotWriter(cfg, gw).create_marked_tasks(
         [
             {
-                "marker": f"invitation {inv_id} received",
+                "marker": marker,
                 "deal_id": deal_id,
                 "owner_id": icfg.default_owner_id,
                 "subject": "New AWS referral: accept or reject it",
@@ -362,6 +388,21 @@ def _take_in(
                 ),
             }
         ]
+    )
+    if marker not in made:
+        # A create refused without a clear answer, and not found on reading back: the next run makes it.
+        raise SyncError(
+            f"invitation {inv_id}: the owner's task was not created", service="hubspot", record_id=inv_id
+        )
+    out["created"][inv_id] = deal_id
+    out["audit"].append(
+        _audit(
+            run,
+            deal_id,
+            inv_id,
+            "CREATE_DEAL",
+            metadata={"from": "AWS referral", "payloadType": payload_type},
+        )
     )
 
 
@@ -463,27 +504,50 @@ def _accept(
 
     inv_id = inv["Id"]
     if inv.get("Status") == "ACCEPTED":
-        calls["ListEngagementByAcceptingInvitationTasks"] += 1
-        page = env.partner_central.call(
-            "list_engagement_by_accepting_invitation_tasks", EngagementInvitationIdentifier=[inv_id]
-        )
-        summaries = sorted(page.get("TaskSummaries") or [], key=lambda t: str(t.get("StartTime")))
-        if summaries:
-            task = summaries[-1]
+        task = _accept_task(env, inv_id, calls)
+        if task:
             log.info(
                 "Invitation %s was accepted by an earlier run: linking its task %s.", inv_id, task["TaskId"]
             )
             return {"task_id": task["TaskId"], "deal_id": deal_id, "resumed": True}
     calls["StartEngagementByAcceptingInvitationTask"] += 1
-    task = env.partner_central.call(
-        "start_engagement_by_accepting_invitation_task",
-        Identifier=inv_id,
-        ClientToken=client_token(env.catalog, f"accept-{inv_id}"),
-    )
+    try:
+        task = env.partner_central.call(
+            "start_engagement_by_accepting_invitation_task",
+            Identifier=inv_id,
+            ClientToken=client_token(env.catalog, f"accept-{inv_id}"),
+        )
+    except SyncError as err:
+        # A 5xx or a timeout does not say whether AWS started the task: read back before failing. A task
+        # this run does not wait for and link would let the extract below make a second deal for its
+        # opportunity. (Unreadable too: the error stands, and the decision stays on the deal.)
+        try:
+            task = _accept_task(env, inv_id, calls, running_or_done=True)
+        except SyncError:
+            task = None
+        if not task:
+            raise err from None
+        log.warning(
+            "Accepting invitation %s answered %s, but its task %s runs.", inv_id, err.code, task["TaskId"]
+        )
     out["audit"].append(
         _audit(run, deal_id, inv_id, "ACCEPT_INVITATION", metadata={"taskId": task.get("TaskId")})
     )
     return {"task_id": task["TaskId"], "deal_id": deal_id}
+
+
+def _accept_task(
+    env: SyncEnv, inv_id: str, calls: Counter[str], running_or_done: bool = False
+) -> dict[str, Any] | None:
+    """The invitation's latest accept task (``running_or_done``: not FAILED), or None."""
+    calls["ListEngagementByAcceptingInvitationTasks"] += 1
+    page = env.partner_central.call(
+        "list_engagement_by_accepting_invitation_tasks", EngagementInvitationIdentifier=[inv_id]
+    )
+    summaries = sorted(page.get("TaskSummaries") or [], key=lambda t: str(t.get("StartTime")))
+    if running_or_done:
+        summaries = [t for t in summaries if t.get("TaskStatus") != "FAILED"]
+    return summaries[-1] if summaries else None
 
 
 def finish_invitations(env: SyncEnv, run: dict[str, Any], started: dict[str, Any]) -> dict[str, Any]:

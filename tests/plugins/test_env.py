@@ -28,7 +28,12 @@ def test_dynamodb_client_skips_parameter_validation_and_keeps_the_connection_con
     assert client.meta.region_name == "eu-west-1"
     # A malformed request is no longer refused on our side: it reaches the wire, where DynamoDB checks it.
     sent: list[str] = []
-    client.meta.events.register("before-send.dynamodb", lambda request, **_: sent.append(request.url) or _Stop())
+
+    def capture(request: object, **_: object) -> _Stop:
+        sent.append(request.url)  # type: ignore[attr-defined]
+        return _Stop()
+
+    client.meta.events.register("before-send.dynamodb", capture)
     client.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": {"PK": {"S": 1}}}}]})
     assert sent == ["http://127.0.0.1:9/"]
 
