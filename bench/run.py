@@ -177,13 +177,17 @@ def phase_initial_load(stack: BenchStack, book: int, results: list[Result]) -> d
             f"Deals created: {created}. Task times: {tasks}. Calls: {_calls_summary(pc, hs)}.",
         )
     )
+    # Only the quota-bound part stretches at time_scale 1; the rest (CPU, HubSpot, S3, DynamoDB) does not.
+    at_scale_1 = floor * LOAD_SCALE + max(0.0, seconds - floor)
     results.append(
         figure(
             "Initial load: wall time at time_scale 1 (extrapolated)",
-            round(seconds * LOAD_SCALE / 60, 1),
+            round(at_scale_1 / 60, 1),
             "min",
-            note=f"{seconds:.1f} s x {LOAD_SCALE:g}: what the same load takes against the real quotas "
-            f"(floor {floor * LOAD_SCALE / 60:.1f} min, bound by Partner Central's 10 reads/s).",
+            note=f"the floor x {LOAD_SCALE:g} ({floor * LOAD_SCALE / 60:.1f} min, bound by Partner Central's "
+            f"10 reads/s) plus the {max(0.0, seconds - floor):.1f} s the run took beyond its floor, which "
+            "does not scale with the quotas: wall time / floor would be "
+            f"{at_scale_1 / max(floor * LOAD_SCALE, 1e-9):.2f} against the real quotas.",
         )
     )
     return {"seconds": seconds, "floor": floor, "tasks": task_times, "calls": _calls_summary(pc, hs)}
