@@ -30,10 +30,12 @@ people with e-mail and role), ``aws_aws_next_steps``, ``aws_next_best_actions``.
 from what the step last wrote (kept in ``state/{catalog}/engagements.parquet``) are written, 100 deals per
 call.
 
-**The AWS summary** is read for opportunities the run's extract read (they changed), new links, and every
-opportunity each ``insights.full_refresh_hours`` and in ``full`` runs: AWS summary changes do not move the
+**The AWS summary** is read for opportunities whose ``LifeCycle.ReviewStatus`` or ``Stage`` moved (the
+moments AWS takes up or moves an opportunity: approval, a stage change), new links, and every opportunity
+each ``insights.full_refresh_hours`` and in ``full`` runs: AWS summary changes do not move the
 opportunity's ``LastModifiedDate`` (docs/api-rules.md), so without the periodic re-read they would be
-missed.
+missed. Any other edit of the partner's record says nothing about AWS's side and costs no summary read
+(a 1,000-edit run would otherwise spend 200 reads, 20% of its quota, on unchanged summaries).
 
 **Notes.** A change of status ("AWS engagement started", "... completed") and each new member ("<company>
 joined the engagement team") become one note per deal. The notes of a change are checkpointed under a key
@@ -110,6 +112,7 @@ STATE_COLUMNS = [
     "context_base",
     "hs_text",
     "stage",
+    "review_status",
     "props",
 ]
 _HEADER = re.compile(r"^\[(?P<type>[A-Za-z]+) (?P<id>[^\]]+)\]\s*$")
@@ -405,18 +408,20 @@ def _pending_submission(env: SyncEnv) -> set[str]:
     return {str(o) for o, status in base["review_status"].items() if clean(status) == "Pending Submission"}
 
 
-def _read_this_run(env: SyncEnv, pc: dict[str, Any] | None) -> dict[str, tuple[str | None, str | None]]:
-    """Opportunities the extract read this run -> (``LifeCycle.Stage``, ``LastModifiedDate``)."""
+def _read_this_run(
+    env: SyncEnv, pc: dict[str, Any] | None
+) -> dict[str, tuple[str | None, str | None, str | None]]:
+    """Opportunities the extract read this run -> (``Stage``, ``LastModifiedDate``, ``ReviewStatus``)."""
     if not pc or not pc.get("key") or not pc.get("read"):
         return {}
     frame = env.snapshots.get_frame(pc["key"], columns=["_raw", "_lm_key"])
-    out: dict[str, tuple[str | None, str | None]] = {}
+    out: dict[str, tuple[str | None, str | None, str | None]] = {}
     for oid, raw, modified in zip(frame.index, frame["_raw"], frame["_lm_key"], strict=True):
         try:
-            stage = (json.loads(raw).get("LifeCycle") or {}).get("Stage")
-        except (TypeError, ValueError):
-            stage = None
-        out[str(oid)] = (stage, clean(modified))
+            lifecycle = json.loads(raw).get("LifeCycle") or {}
+        except (TypeError, ValueError, AttributeError):
+            lifecycle = {}
+        out[str(oid)] = (lifecycle.get("Stage"), clean(modified), lifecycle.get("ReviewStatus"))
     return out
 
 
@@ -611,8 +616,14 @@ def sync_engagements(
     # so an initial load or a full refresh of 10,000 records never adds 10,000 reads to one run.
     unseen = _pending_submission(env)
     due = [o for o in meta.get("summary_due") or [] if o in links]
-    wanted = [o for o in links if (full or o in read_now or o in found) and o not in unseen]
-    queue = list(dict.fromkeys([*(o for o in wanted if o in read_now), *due, *wanted]))
+    # The stored stage and review status are the last run's here (step 6 moves them on).
+    moved = {
+        o
+        for o, (stage, _, review) in read_now.items()
+        if o not in state or (state[o].get("stage"), state[o].get("review_status")) != (stage, review)
+    }
+    wanted = [o for o in links if (full or o in moved or o in found) and o not in unseen]
+    queue = list(dict.fromkeys([*(o for o in wanted if o in moved), *due, *wanted]))
     if initial:
         # The first run records the book: AWS views come with each record's first change or with the
         # next periodic refresh (insights.full_refresh_hours), not as a wave of reads and writes now.
@@ -690,7 +701,7 @@ def sync_engagements(
     for oid, row in state.items():
         deal_id = links[oid]
         if oid in read_now:
-            row["stage"], row["opp_modified"] = read_now[oid]
+            row["stage"], row["opp_modified"], row["review_status"] = read_now[oid]
         stage = row.get("stage") or base_stages.get(oid)
         old_props = dict(row.get("props") or {})
         new_props = dict(old_props)

@@ -139,17 +139,30 @@ def test_an_aws_summary_change_reaches_the_deal(sync_stack: Any) -> None:
     deal = _deal_props(sync_stack, deal_id)
     assert deal["aws_aws_stage"] == "Qualify"
     assert deal["aws_aws_next_steps"] == "Architecture review on Monday"
-    # When the opportunity changes too, the next incremental run reads its summary.
+    # An edit of the partner's record that moves neither its stage nor its review status says nothing
+    # about AWS's side: no summary read.
     sync_stack.pc_control(
         "simulate/aws-summary",
         {
             "opportunity_id": oid,
             "LifeCycle": {"Stage": "Seller Engaged"},
             "InvolvementType": "For Visibility Only",
-            "touch_opportunity": True,
         },
     )
+    sync_stack.pc_control(
+        "simulate/aws-update", {"identifier": oid, "LifeCycle": {"NextSteps": "Call the CTO"}}
+    )
+    sync_stack.reset_calls()
     sync_stack.run()
+    assert sync_stack.calls()[0]["by_operation"].get("GetAwsOpportunitySummary", 0) == 0
+    assert _deal_props(sync_stack, deal_id)["aws_aws_stage"] == "Qualify"
+    # When its stage moves, the next incremental run reads its summary.
+    stage = sync_stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["LifeCycle"]["Stage"]
+    moved = "Qualified" if stage != "Qualified" else "Technical Validation"
+    sync_stack.pc_control("simulate/aws-update", {"identifier": oid, "LifeCycle": {"Stage": moved}})
+    sync_stack.reset_calls()
+    sync_stack.run()
+    assert sync_stack.calls()[0]["by_operation"].get("GetAwsOpportunitySummary", 0) == 1
     deal = _deal_props(sync_stack, deal_id)
     assert deal["aws_aws_stage"] == "Seller Engaged"
     assert deal["aws_involvement_type"] == "For Visibility Only"
