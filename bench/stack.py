@@ -234,14 +234,20 @@ class BenchStack:
         self.reset_calls()
 
 
+#: Partner Central's read operations (the read quota): every read is named Get*, List* or Search*.
+PC_READ_PREFIXES = ("Get", "List", "Search")
+
+
 def pc_reads(calls: dict[str, Any]) -> int:
-    """Partner Central read calls (Get*/List*) in a counter snapshot."""
-    return sum(n for op, n in (calls.get("by_operation") or {}).items() if op.startswith(("Get", "List")))
+    """Partner Central read calls (Get*/List*/Search*) in a counter snapshot."""
+    return sum(n for op, n in (calls.get("by_operation") or {}).items() if op.startswith(PC_READ_PREFIXES))
 
 
 def pc_writes(calls: dict[str, Any]) -> int:
     """Partner Central write calls in a counter snapshot."""
-    return sum(n for op, n in (calls.get("by_operation") or {}).items() if not op.startswith(("Get", "List")))
+    return sum(
+        n for op, n in (calls.get("by_operation") or {}).items() if not op.startswith(PC_READ_PREFIXES)
+    )
 
 
 def hs_search(calls: dict[str, Any]) -> int:
