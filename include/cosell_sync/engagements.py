@@ -559,6 +559,7 @@ def sync_engagements(
     # Opportunities no longer linked leave the state (their deal is gone or relinked).
     dropped = [o for o in state if o not in links]
     state = {o: s for o, s in state.items() if o in links}
+    known_before = set(state)
 
     # 1. Which engagement: new links, and opportunities without one that changed (a submission starts one).
     lookup = [
@@ -616,13 +617,15 @@ def sync_engagements(
     # so an initial load or a full refresh of 10,000 records never adds 10,000 reads to one run.
     unseen = _pending_submission(env)
     due = [o for o in meta.get("summary_due") or [] if o in links]
-    # The stored stage and review status are the last run's here (step 6 moves them on).
-    moved = {
+    # The stored stage and review status are the last run's here (step 6 moves them on). New links count
+    # as moved; an opportunity merely looked up for an engagement (``found`` holds every lookup, with or
+    # without a hit) does not.
+    moved = {o for o in links if o not in known_before} | {
         o
         for o, (stage, _, review) in read_now.items()
-        if o not in state or (state[o].get("stage"), state[o].get("review_status")) != (stage, review)
+        if o in known_before and (state[o].get("stage"), state[o].get("review_status")) != (stage, review)
     }
-    wanted = [o for o in links if (full or o in moved or o in found) and o not in unseen]
+    wanted = [o for o in links if (full or o in moved) and o not in unseen]
     queue = list(dict.fromkeys([*(o for o in wanted if o in moved), *due, *wanted]))
     if initial:
         # The first run records the book: AWS views come with each record's first change or with the

@@ -285,3 +285,22 @@ def test_without_search_every_known_engagement_is_listed_and_a_member_change_sti
     assert ops.get("ListEngagements", 0) == 1
     assert "Initech Partners" in _deal_props(sync_stack, deal_id)["aws_engagement_team"]
     assert len(_engagement_notes(sync_stack, deal_id, "Initech Partners joined the engagement team")) == 1
+
+
+def test_aws_side_edits_that_move_no_stage_read_no_aws_summary(sync_stack: Any) -> None:
+    """Edits of records AWS already sees (no engagement yet) cost a GetOpportunity each, no summary read."""
+    from tests.dags.scenarios import synced_book, with_status
+
+    ids = synced_book(sync_stack, opportunities=12)
+    seen = with_status(sync_stack, ids, "Approved", "Submitted", "In review", "Action Required", "Rejected")
+    assert seen, "the seeded book has no opportunity AWS has seen"
+    sync_stack.run()  # settles the initial load's own writes
+    for n, oid in enumerate(seen):
+        sync_stack.pc_control(
+            "simulate/aws-update", {"identifier": oid, "LifeCycle": {"NextSteps": f"step {n}"}}
+        )
+    sync_stack.reset_calls()
+    sync_stack.run()
+    ops = sync_stack.calls()[0]["by_operation"]
+    assert ops.get("GetOpportunity", 0) == len(seen)
+    assert ops.get("GetAwsOpportunitySummary", 0) == 0, ops
