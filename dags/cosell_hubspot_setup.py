@@ -20,6 +20,7 @@ DEFAULT_ARGS = {"owner": "cosell-sync", "retries": 2, "retry_delay": pendulum.du
 
 @dag(
     dag_id="cosell_hubspot_setup",
+    description="Create the HubSpot properties, bucket and tables co-sell sync needs (idempotent).",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

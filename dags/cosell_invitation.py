@@ -13,6 +13,7 @@ does the same for one invitation from the trigger form:
   is closed as lost.
 
 Params: `invitation_id` (`engi-...`), `action` (`Accept` | `Reject`), `rejection_reason`, `catalog`.
+An invitation not addressed to this account, or a run conf key that is none of these, fails at once.
 """
 
 from __future__ import annotations

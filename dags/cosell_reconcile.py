@@ -31,11 +31,15 @@ Each run:
    the engagement's `ModifiedAt` moved or the opportunity changed (and every `insights.full_refresh_hours`);
    notes for a started engagement and new members; context edits made in HubSpot go to Partner Central
    (`UpdateEngagementContext`, optimistic lock, AWS's newer edit of a value is kept).
-9. **report**: a summary table per direction in the log and `report.json` in S3.
+9. **report**: a summary table per direction in the log and `report.json` in S3. A run with records it
+   could not read or write, or requested ids that do not exist, then fails this task (once, no retries;
+   everything else is committed and the failed records are retried next run), its message giving the
+   counts; with `report.fail_on_record_errors: false` in the sync config it logs a WARNING instead.
 
 Params: `mode` (`incremental` | `full`), `direction`, `dry_run` (writes nothing, logs and stores the plan),
-`since` (ISO timestamp overriding the watermark), `catalog` (`AWS` | `Sandbox`; empty = from the connection),
-`opportunity_ids` (restrict the run to these opportunities).
+`since` (ISO timestamp overriding the watermark; UTC when it has no offset), `catalog` (`AWS` | `Sandbox`;
+empty = from the connection), `opportunity_ids` (restrict the run to these opportunities). A run conf key
+that is none of these fails the run at `prepare`, listing the valid keys.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from cosell_runtime.tasks import release_lease_on_failure
 from cosell_runtime.triggers import PartnerCentralJobsSensor
+from cosell_sync.params import ISO_TIMESTAMP
 from cosell_sync.schedule import reconcile_schedule
 
 DEFAULT_ARGS = {
@@ -57,6 +62,7 @@ DEFAULT_ARGS = {
 
 @dag(
     dag_id="cosell_reconcile",
+    description="Two-way sync of Partner Central opportunities and HubSpot deals, scheduled or on demand.",
     schedule=CronDataIntervalTimetable(reconcile_schedule(), timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -70,30 +76,45 @@ DEFAULT_ARGS = {
         "mode": Param(
             "incremental",
             enum=["incremental", "full"],
+            title="Mode",
             description="incremental: changes since the watermark; full: every record.",
         ),
         "direction": Param(
             "both",
             enum=["both", "partner_central_to_hubspot", "hubspot_to_partner_central"],
+            title="Direction",
             description="Which way changes may flow in this run.",
         ),
-        "dry_run": Param(False, type="boolean", description="Plan only: write nothing to either system."),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Plan only: write nothing to either system.",
+        ),
         "since": Param(
             None,
             type=["null", "string"],
-            format="date-time",
-            description="Override the watermark: reconcile what changed after this instant.",
+            # Not format "date-time": it refuses a time without an offset, which this param reads as UTC.
+            pattern=f"^({ISO_TIMESTAMP})?$",
+            title="Since",
+            description=(
+                "Override the watermark: reconcile what changed after this instant "
+                "(ISO 8601, e.g. 2026-11-02T10:00:00Z; UTC if no offset)."
+            ),
         ),
         "catalog": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, "AWS", "Sandbox"],
+            # "" rather than None: the trigger form shows an empty choice, not "null".
+            "",
+            type="string",
+            enum=["", "AWS", "Sandbox"],
+            title="Catalog",
             description="Partner Central catalog; empty uses the connection's catalog.",
         ),
         "opportunity_ids": Param(
             None,
             type=["null", "array"],
             items={"type": "string"},
+            title="Opportunity ids",
             description="Restrict the run to these opportunity ids.",
         ),
     },

@@ -13,7 +13,9 @@ from the form to settle it:
   `Resolved` when nothing else is pending on it; the conflict is marked `RESOLVED` last.
 
 If Partner Central cannot take the value now (the opportunity is `Submitted` / `In review`, the field is
-locked after approval...), the task fails with the exact reason and the conflict stays `PENDING`.
+locked after approval...), the task fails with the exact reason and the conflict stays `PENDING`. That
+failure, an unknown conflict id, one resolved the other way and an unknown run conf key fail at once,
+without retries.
 Running it again for a conflict already resolved the same way reports "already resolved" and writes
 nothing; resolving it the other way is refused.
 
@@ -36,6 +38,7 @@ DEFAULT_ARGS = {
 
 @dag(
     dag_id="cosell_resolve_conflict",
+    description="Settle a pending manual co-sell conflict: the chosen side's value goes to the other system.",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,

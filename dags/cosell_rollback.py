@@ -16,14 +16,17 @@ not exist. Partner Central is written with read, merge and `UpdateOpportunity` u
 HubSpot with batch updates; then one `ROLLBACK` audit entry per side written (old and new value,
 `targetTimestamp`) and the baseline, so the next `cosell_reconcile` run sees nothing to do.
 
-Params: `opportunity_id`, `target_timestamp` (ISO 8601), `fields` (mapping field names such as
-`next_steps`, `expected_spend_amount`; empty = all), `dry_run` (default true).
+Params: `opportunity_id`, `target_timestamp` (ISO 8601; UTC when it has no offset), `fields` (mapping
+field names such as `next_steps`, `expected_spend_amount`; empty = all), `dry_run` (default true).
+A run conf key that is none of these fails the run at once, listing the valid keys.
 """
 
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, dag, task
+
+from cosell_sync.params import ISO_TIMESTAMP
 
 DEFAULT_ARGS = {
     "owner": "cosell-sync",
@@ -34,6 +37,7 @@ DEFAULT_ARGS = {
 
 @dag(
     dag_id="cosell_rollback",
+    description="Restore one opportunity's fields, on both sides, to their values at a point in time.",
     schedule=None,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -49,7 +53,8 @@ DEFAULT_ARGS = {
         ),
         "target_timestamp": Param(
             type="string",
-            format="date-time",
+            # Not format "date-time": it refuses a time without an offset, which this param reads as UTC.
+            pattern=f"^{ISO_TIMESTAMP}$",
             title="Target time",
             description="Restore the values the record had at this instant (ISO 8601, UTC if no offset).",
         ),

@@ -35,6 +35,7 @@ __all__ = [
     "HubSpotSettings",
     "OpportunityDefaults",
     "QuotaConfig",
+    "ReportConfig",
     "StageMapping",
     "StorageConfig",
     "SyncConfig",
@@ -380,6 +381,18 @@ class InvitationsConfig(_Model):
     reminder_days: float = Field(default=3.0, ge=0)
 
 
+class ReportConfig(_Model):
+    """What the ``report`` step of ``cosell_reconcile`` makes of a run's record errors.
+
+    Attributes:
+        fail_on_record_errors: fail the ``report`` task (once, without retries; after ``report.json`` is
+            written and everything else committed) when the run had records it could not read or write,
+            or requested opportunity ids that do not exist; false: a WARNING line with the counts.
+    """
+
+    fail_on_record_errors: bool = True
+
+
 def _default_stages() -> list[StageMapping]:
     # HubSpot's default sales pipeline stage ids, in pipeline order.
     pairs = [
@@ -418,6 +431,7 @@ class SyncConfig(_Model):
     bulk: BulkConfig = Field(default_factory=BulkConfig)
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
     invitations: InvitationsConfig = Field(default_factory=InvitationsConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 

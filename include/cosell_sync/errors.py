@@ -112,6 +112,21 @@ class UnknownOpportunitiesError(NotFoundError):
     """None of the opportunity ids a run was restricted to (``opportunity_ids``) exists in its catalog."""
 
 
+class ParamError(FatalError, ValueError):
+    """A run's params are invalid (an unknown key, a bad value): the message names the param and the rule.
+
+    Also a :class:`ValueError`, as the checks it replaces raised, so callers that caught those still do.
+    """
+
+
+class RecordErrorsError(FatalError):
+    """A run finished and committed, but some records could not be read or written, or do not exist.
+
+    Raised by the ``report`` step after ``report.json`` is written (``report.fail_on_record_errors``), so
+    the run does not end plain green; the message gives the counts, never ids or values.
+    """
+
+
 #: ``Value 'x' at 'project.title'`` (AWS validation messages quote non-sensitive values) and botocore's
 #: ``..., value: x, type: ...`` (client-side parameter validation): the value goes, the rule stays.
 _QUOTED_VALUE = re.compile(r"Value '.*?' at '", re.DOTALL)

@@ -12,7 +12,8 @@ steps through S3 (Parquet snapshots, JSON plan and results), by the keys the ste
 5. :func:`~cosell_sync.apply.apply_partner_central`, :func:`~cosell_sync.apply.apply_hubspot`: the
    writes, through the one writer per system (:mod:`cosell_sync.writers`).
 6. :func:`commit`: audit, baseline, retry queue, watermark (:mod:`cosell_sync.commit`).
-7. :func:`~cosell_sync.report.finish_report`: the summary table and ``report.json``.
+7. :func:`~cosell_sync.report.finish_report`: the summary table and ``report.json``; then
+   :func:`~cosell_sync.report.check_record_errors` fails (or warns about) a run with record errors.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from cosell_sync.apply import apply_hubspot, apply_partner_central, load_plan
 from cosell_sync.common import Side, parse_ts, ts_key
 from cosell_sync.creates import prepare_creates
 from cosell_sync.extract import extract_hubspot, extract_partner_central
-from cosell_sync.report import finish_report
+from cosell_sync.params import param_timestamp
+from cosell_sync.report import check_record_errors, finish_report
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "apply_hubspot",
     "apply_partner_central",
+    "check_record_errors",
     "commit",
     "extract_hubspot",
     "extract_partner_central",
@@ -51,11 +54,14 @@ def prepare(env: SyncEnv, params: dict[str, Any], info: dict[str, Any]) -> dict[
     Args:
         env: clients and stores; ``env.catalog`` is the run's effective catalog.
         params: the DAG params (``mode``, ``direction``, ``dry_run``, ``since``, ``catalog``,
-            ``opportunity_ids``).
+            ``opportunity_ids``); the run conf's keys were checked against them by the caller.
         info: ``run_id``, ``dag_id``, ``run_type`` and the data interval of the Airflow run.
 
     Returns:
         The run description every later step receives.
+
+    Raises:
+        ParamError: ``since`` is not an ISO 8601 timestamp (one without an offset is read as UTC).
     """
     cfg = env.config
     now = datetime.now(UTC)
@@ -65,8 +71,9 @@ def prepare(env: SyncEnv, params: dict[str, Any], info: dict[str, Any]) -> dict[
     is_backfill = "backfill" in run_type
     since: dict[str, str | None] = {Side.PARTNER_CENTRAL: None, Side.HUBSPOT: None}
     until = None
-    if params.get("since"):
-        since = dict.fromkeys(since, ts_key(parse_ts(str(params["since"]))))
+    since_param = param_timestamp("since", params.get("since"))  # no offset: UTC, as the form says
+    if since_param is not None:
+        since = dict.fromkeys(since, ts_key(since_param))
     elif mode == "full":
         pass
     elif is_backfill and info.get("data_interval_start"):
@@ -93,7 +100,7 @@ def prepare(env: SyncEnv, params: dict[str, Any], info: dict[str, Any]) -> dict[
         "until": until,
         "started_at": ts_key(now),
         # The watermark only moves for runs that looked at everything that changed up to now.
-        "advance_watermark": not (is_backfill or ids or params.get("dry_run") or params.get("since")),
+        "advance_watermark": not (is_backfill or ids or params.get("dry_run") or since_param),
     }
     log.info(
         "Run window: catalog=%s mode=%s direction=%s dry_run=%s partner_central since %s, "

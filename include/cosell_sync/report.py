@@ -2,7 +2,8 @@
 
 :func:`run_summary` counts what the plan and the apply results say happened; :func:`format_report` lays it
 out as the fixed-width table the ``report`` task logs; :func:`finish_report` adds the extract steps' calls
-and rewrites ``report.json`` so it carries every step's API calls.
+and rewrites ``report.json`` so it carries every step's API calls; :func:`check_record_errors` then makes
+a run with records it could not read or write (or requested ids that do not exist) fail, or warn.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import Direction
+from cosell_sync.errors import RecordErrorsError
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
@@ -146,6 +148,7 @@ def finish_report(
         # A run restricted to ids names each one that does not exist (ids only, no values); when none
         # exists the extract has already failed the run.
         summary["unknown_opportunity_ids"] = sorted(pc.get("unknown_ids") or [])
+    summary["record_errors"] = record_errors(summary)
     if summary.get("report_key") and not run.get("dry_run"):
         # report.json gets every step's API calls, not only the apply steps' the commit saw.
         RunReport(env.snapshots, run["catalog"], run["run_id"]).write_report(summary)
@@ -156,6 +159,71 @@ def finish_report(
         "hubspot_calls": hs_calls,
         **{
             k: summary[k]
-            for k in (Direction.TO_HUBSPOT.value, Direction.TO_PARTNER_CENTRAL.value, "conflicts")
+            for k in (
+                Direction.TO_HUBSPOT.value,
+                Direction.TO_PARTNER_CENTRAL.value,
+                "conflicts",
+                "record_errors",
+            )
         },
     }
+
+
+def record_errors(summary: dict[str, Any]) -> dict[str, int]:
+    """The run's record errors by kind, from its summary (counts only: no ids, no values).
+
+    Args:
+        summary: the run summary (:func:`run_summary`, with ``unknown_opportunity_ids`` when the run was
+            restricted to ids).
+
+    Returns:
+        ``read_failures``, ``failed_writes_to_hubspot``, ``failed_writes_to_partner_central`` and
+        ``unknown_opportunity_ids``: records that could not be read, writes that failed each way, and
+        requested ids that do not exist.
+    """
+    to_hs, to_pc = summary[Direction.TO_HUBSPOT.value], summary[Direction.TO_PARTNER_CENTRAL.value]
+    return {
+        "read_failures": int(summary.get("read_failures") or 0),
+        "failed_writes_to_hubspot": int(to_hs.get("failed") or 0),
+        "failed_writes_to_partner_central": int(to_pc.get("failed") or 0),
+        "unknown_opportunity_ids": len(summary.get("unknown_opportunity_ids") or []),
+    }
+
+
+def check_record_errors(run: dict[str, Any], reported: dict[str, Any], fail: bool) -> None:
+    """End the report step as the run's record errors say: silently, with a WARNING, or failed.
+
+    Called after :func:`finish_report` wrote ``report.json`` and logged the table: everything that could
+    be committed was, so failing here loses nothing and makes no earlier step run again.
+
+    Args:
+        run: the run description.
+        reported: what :func:`finish_report` returned (its ``record_errors`` counts).
+        fail: ``report.fail_on_record_errors``: raise instead of warning.
+
+    Raises:
+        RecordErrorsError: ``fail`` and the run had record errors; the message gives the counts only.
+    """
+    counts = reported.get("record_errors") or {}
+    if not any(counts.values()):
+        return
+    to_hs = counts.get("failed_writes_to_hubspot", 0)
+    to_pc = counts.get("failed_writes_to_partner_central", 0)
+    where = f"report.json ({reported['report_key']})" if reported.get("report_key") else "the summary above"
+    after = (
+        "It was a dry run: nothing was written."
+        if run.get("dry_run")
+        else "Everything else was committed; records that could not be read or written are queued and "
+        "retried by the next run (each deal's aws_sync_error says why)."
+    )
+    message = (
+        f"run {run['run_id']} had record errors: {counts.get('read_failures', 0)} record(s) could not be "
+        f"read, {to_hs + to_pc} write(s) failed ({to_hs} to HubSpot, {to_pc} to Partner Central), "
+        f"{counts.get('unknown_opportunity_ids', 0)} requested opportunity id(s) do not exist. {after} "
+        f"Details: {where} and the task logs."
+    )
+    if fail:
+        raise RecordErrorsError(
+            f"{message} (report.fail_on_record_errors is true; set it to false to let such runs succeed)"
+        )
+    log.warning("%s", message)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import AuditAction, Direction, Side
-from cosell_sync.errors import ConflictError, NotFoundError, WriteBlockedError
+from cosell_sync.errors import ConflictError, NotFoundError, ParamError, WriteBlockedError
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
@@ -42,6 +42,10 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 class ResolutionBlockedError(WriteBlockedError):
     """The chosen value cannot be written now (review state, direction): the conflict stays pending."""
+
+
+class AlreadyResolvedError(ConflictError):
+    """The conflict was already resolved the other way: resolving it again is refused, whatever the retry."""
 
 
 def no_email(text: str | None) -> str | None:
@@ -111,9 +115,9 @@ def resolve_conflict(
         and the API calls.
 
     Raises:
-        ValueError: an unknown resolution, or ``user`` is empty or an email address.
+        ParamError: an unknown resolution, or ``user`` is empty or an email address (a ValueError too).
         NotFoundError: no such conflict.
-        ConflictError: the conflict was already resolved the other way.
+        AlreadyResolvedError: the conflict was already resolved the other way (a ConflictError).
         ResolutionBlockedError: the value cannot be written now; the conflict stays pending.
     """
     import pandas as pd
@@ -124,9 +128,9 @@ def resolve_conflict(
     from cosell_sync.writers import HubSpotWriter, PartnerCentralWriter
 
     if resolution not in RESOLUTIONS:
-        raise ValueError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTIONS)}")
+        raise ParamError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTIONS)}")
     if not user or not user.strip() or _EMAIL.search(user):
-        raise ValueError(f"resolved_by must be a user id (e.g. a HubSpot owner id), not {user!r}")
+        raise ParamError("resolved_by must be a user id (e.g. a HubSpot owner id), not an email address")
     cfg = env.config
     calls: Counter[str] = Counter()
     conflict = env.conflicts.get(conflict_id)
@@ -143,7 +147,7 @@ def resolve_conflict(
                 conflict.get("resolved_at"),
             )
             return {"status": "already_resolved", "conflict_id": conflict_id, "field": name, "api_calls": {}}
-        raise ConflictError(
+        raise AlreadyResolvedError(
             f"conflict {conflict_id} ({oid}.{name}) was already resolved with {conflict.get('resolution')} "
             f"by {conflict.get('resolved_by')}; it cannot be resolved again with {resolution}",
             record_id=conflict_id,

@@ -34,8 +34,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.audit import ValueNotKept
-from cosell_sync.common import COMPANY, CONTACT, DEAL, AuditAction, Direction, Side, clean, parse_ts, ts_key
-from cosell_sync.errors import NotFoundError, SyncError
+from cosell_sync.common import COMPANY, CONTACT, DEAL, AuditAction, Direction, Side, clean, ts_key
+from cosell_sync.errors import NotFoundError, ParamError, SyncError
 
 if TYPE_CHECKING:
     from cosell_sync.config import SyncConfig
@@ -93,14 +93,14 @@ def select_fields(cfg: SyncConfig, fields: list[str] | None) -> list[str]:
         The names, in config order.
 
     Raises:
-        ValueError: a name is not a mapping field (the message lists the valid names).
+        ParamError: a name is not a mapping field (the message lists the valid names).
     """
     names = cfg.field_names()
     if not fields:
         return names
     unknown = sorted(set(fields) - set(names))
     if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(unknown)}; mapping fields are: {', '.join(names)}")
+        raise ParamError(f"unknown field(s) {', '.join(unknown)}; mapping fields are: {', '.join(names)}")
     wanted = set(fields)
     return [n for n in names if n in wanted]
 
@@ -212,13 +212,15 @@ def format_plan(plans: list[FieldPlan], opportunity_id: str, target: str, dry_ru
 
 
 def _parse_target(target: str | datetime) -> datetime:
-    when = parse_ts(target) if isinstance(target, str) else target
+    from cosell_sync.params import param_timestamp
+
+    when = param_timestamp("target_timestamp", target) if isinstance(target, str) else target
     if when is None:
-        raise ValueError("target_timestamp is required (ISO 8601, e.g. 2026-11-02T10:00:00Z)")
+        raise ParamError("target_timestamp is required (ISO 8601, e.g. 2026-11-02T10:00:00Z)")
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     if when > datetime.now(UTC):
-        raise ValueError(f"target_timestamp {when.isoformat()} is in the future")
+        raise ParamError(f"target_timestamp {when.isoformat()} is in the future")
     return when
 
 
@@ -286,7 +288,7 @@ def rollback(
         counts and the API calls.
 
     Raises:
-        ValueError: bad target or field names.
+        ParamError: bad target or field names (a ValueError too).
         NotFoundError: the record has no baseline (not linked) or its deal is gone.
         SyncError: a write failed; whatever succeeded before it is audited and committed first.
     """

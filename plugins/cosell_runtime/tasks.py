@@ -48,16 +48,54 @@ def _run_timestamp(context: dict[str, Any]) -> datetime:
 
 
 @contextmanager
-def _final_errors() -> Iterator[None]:
-    """Fail the task without retries on errors a retry cannot fix (another run's lease, a stale plan)."""
+def _final_errors(*also: type[Exception]) -> Iterator[None]:
+    """Fail the task without retries on errors a retry cannot fix, keeping their message.
+
+    Always: another run's lease, a stale plan, an invalid sync config or run param, requested ids none
+    of which exists, a run's record errors (the report step). ``also``: errors that are permanent for
+    the calling task (a one-off run's unknown conflict or record, a value it cannot write now).
+    """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from cosell_sync.errors import RunOverlapError, StalePlanError
+    from cosell_sync.errors import (
+        ConfigError,
+        ParamError,
+        RecordErrorsError,
+        RunOverlapError,
+        StalePlanError,
+        UnknownOpportunitiesError,
+    )
 
+    permanent = (
+        RunOverlapError,
+        StalePlanError,
+        ConfigError,
+        ParamError,
+        UnknownOpportunitiesError,
+        RecordErrorsError,
+        *also,
+    )
     try:
         yield
-    except (RunOverlapError, StalePlanError) as err:
-        raise AirflowFailException(err.message) from err
+    except permanent as err:
+        raise AirflowFailException(getattr(err, "message", None) or str(err)) from err
+
+
+def _params(context: dict[str, Any]) -> dict[str, Any]:
+    """The run's params, once its conf is known to name only params of the DAG.
+
+    Airflow validates declared params but passes any other conf key through, so a typo (``mdoe``)
+    would run with the default silently; this fails the task at once, listing the valid keys.
+    """
+    from cosell_sync.params import check_conf_keys
+
+    dag = context.get("dag")
+    dag_run = context.get("dag_run")
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    valid = list(getattr(dag, "params", None) or context.get("params") or {})
+    with _final_errors():
+        check_conf_keys(conf, valid, str(getattr(dag, "dag_id", None) or _run_info(context)["dag_id"]))
+    return dict(context.get("params") or {})
 
 
 @contextmanager
@@ -98,14 +136,22 @@ def reconcile_prepare(context: dict[str, Any]) -> dict[str, Any]:
     from cosell_sync import reconcile
     from cosell_sync.config import load_config
 
-    params = dict(context.get("params") or {})
+    params = _params(context)
     info = _run_info(context)
-    env = build_env(params.get("catalog"))
-    if not params.get("dry_run"):
-        wait = load_config().lease.wait_seconds
-        with _final_errors():
-            build_lease(env.catalog).acquire(str(info["run_id"]), wait_seconds=wait)
-    return reconcile.prepare(env, params, info)
+    run_id = str(info["run_id"])
+    with _final_errors():
+        # The form's empty catalog ("") means the connection's, as an absent one does.
+        env = build_env(params.get("catalog") or None)
+        if params.get("dry_run"):
+            return reconcile.prepare(env, params, info)
+        lease = build_lease(env.catalog)
+        lease.acquire(run_id, wait_seconds=load_config().lease.wait_seconds)
+        try:
+            return reconcile.prepare(env, params, info)
+        except Exception:
+            # Nothing was written yet: give the lease back now rather than leave it to the failure callback.
+            lease.release(run_id)
+            raise
 
 
 def reconcile_extract_partner_central(run: dict[str, Any]) -> dict[str, Any]:
@@ -145,11 +191,13 @@ def invitation_decide(context: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
     from cosell_sync.common import ts_key
+    from cosell_sync.errors import NotFoundError
     from cosell_sync.invitations import sync_invitations
 
-    params = dict(context.get("params") or {})
+    params = _params(context)
     info = _run_info(context)
-    env = build_env(params.get("catalog"))
+    with _final_errors():
+        env = build_env(params.get("catalog") or None)
     invitation_id = str(params.get("invitation_id") or "").strip()
     run = {
         "run_id": str(info["run_id"]),
@@ -159,7 +207,8 @@ def invitation_decide(context: dict[str, Any]) -> dict[str, Any]:
         "dry_run": False,
     }
     decision = (str(params.get("action")), params.get("rejection_reason"))
-    with _final_errors(), _exclusive(env.catalog, run["run_id"]):
+    # NotFoundError: no such invitation addressed to us; a retry cannot make one appear.
+    with _final_errors(NotFoundError), _exclusive(env.catalog, run["run_id"]):
         out = sync_invitations(env, run, only={invitation_id}, decisions={invitation_id: decision})
     return {**out, "run": run, "catalog": run["catalog"]}
 
@@ -271,19 +320,27 @@ def reconcile_report(
     *steps: dict[str, Any],
     engagements: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``report``: log the summary table with every step's API calls."""
+    """``report``: log the summary table with every step's API calls; fail on the run's record errors.
+
+    The failure (``report.fail_on_record_errors``) comes after ``report.json`` is written and is never
+    retried: everything was committed, and no earlier task runs again.
+    """
     from cosell_sync import reconcile
 
-    return reconcile.finish_report(
-        build_env(run["catalog"]),
-        run,
-        pc,
-        hs,
-        committed,
-        insights,
-        steps=tuple(s for s in steps if s),
-        engagements=engagements,
-    )
+    with _final_errors():
+        env = build_env(run["catalog"])
+        reported = reconcile.finish_report(
+            env,
+            run,
+            pc,
+            hs,
+            committed,
+            insights,
+            steps=tuple(s for s in steps if s),
+            engagements=engagements,
+        )
+        reconcile.check_record_errors(run, reported, env.config.report.fail_on_record_errors)
+    return reported
 
 
 # -- cosell_hubspot_setup ------------------------------------------------------------------------------
@@ -313,11 +370,17 @@ def setup_ensure_properties() -> dict[str, Any]:
 def resolve_conflict(context: dict[str, Any]) -> dict[str, Any]:
     """``cosell_resolve_conflict``: apply a person's decision on one manual conflict."""
     from cosell_sync import resolution
+    from cosell_sync.errors import NotFoundError, ValidationError
 
-    params = dict(context.get("params") or {})
+    params = _params(context)
     info = _run_info(context)
-    env = build_env()
-    with _final_errors(), _exclusive(env.catalog, str(info["run_id"])):
+    # Permanent for a resolution: an unknown conflict, one resolved the other way, a value Partner Central
+    # cannot take now (review state; WriteBlockedError is a ValidationError) or refuses: a retry a minute
+    # later would fail the same way.
+    final = (NotFoundError, ValidationError, resolution.AlreadyResolvedError)
+    with _final_errors():
+        env = build_env()
+    with _final_errors(*final), _exclusive(env.catalog, str(info["run_id"])):
         return resolution.resolve_conflict(
             env,
             str(params.get("conflict_id") or "").strip(),
@@ -333,13 +396,18 @@ def resolve_conflict(context: dict[str, Any]) -> dict[str, Any]:
 def rollback(context: dict[str, Any]) -> dict[str, Any]:
     """``cosell_rollback``: restore one record's fields to their values at a point in time."""
     from cosell_sync import rollback as rollback_module
+    from cosell_sync.errors import NotFoundError, ValidationError
 
-    params = dict(context.get("params") or {})
+    params = _params(context)
     info = _run_info(context)
     dag_id = str(info.get("dag_id") or "cosell_rollback")
-    env = build_env()
+    with _final_errors():
+        env = build_env()
     dry_run = bool(params.get("dry_run", True))
-    with _final_errors(), _exclusive(env.catalog, str(info["run_id"]), enabled=not dry_run):
+    # The record is not linked or its deal is gone (NotFoundError), a side refuses the value
+    # (ValidationError): a retry cannot change that. Throttling and 5xx are still retried.
+    final = (NotFoundError, ValidationError)
+    with _final_errors(*final), _exclusive(env.catalog, str(info["run_id"]), enabled=not dry_run):
         return rollback_module.rollback(
             env,
             str(params.get("opportunity_id") or "").strip(),

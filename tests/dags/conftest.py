@@ -105,8 +105,19 @@ class SyncStack:
         expect: str = "success",
         **kwargs: Any,
     ) -> Any:
+        """``dag.test()`` one run and check how it ended.
+
+        ``expect="failed_at_report"``: the run committed but had record errors (failed reads or writes,
+        unknown requested ids), so its ``report`` task, and only that, failed (report.fail_on_record_errors).
+        """
         run = self.dag(dag_id).test(run_conf=conf or {}, **kwargs)
         state = str(getattr(run.state, "value", run.state))
+        if expect == "failed_at_report":
+            assert state == "failed", f"{dag_id} ended {state}"
+            tis = run.get_task_instances()
+            states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in tis}
+            assert {t: s for t, s in states.items() if s != "success"} == {"report": "failed"}, states
+            return run
         assert state == expect, f"{dag_id} ended {state}"
         return run
 

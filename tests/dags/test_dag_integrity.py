@@ -39,6 +39,50 @@ def test_every_dag_has_tags_docs_owner_and_retries(dagbag) -> None:
     assert problems == []
 
 
+def test_every_dag_has_a_one_line_description_and_every_param_a_title(dagbag) -> None:
+    # The description is what the DAG list shows; the title is each field's label in the trigger form.
+    problems = []
+    for dag_id, dag in dagbag.dags.items():
+        description = (dag.description or "").strip()
+        if not description or "\n" in description or len(description) > 120:
+            problems.append(f"{dag_id}: no one-line description")
+        for name in dag.params:
+            if not (dag.params.get_param(name).schema.get("title") or "").strip():
+                problems.append(f"{dag_id}.{name}: no title")
+    assert problems == []
+
+
+def test_no_param_offers_null_in_the_trigger_form(dagbag) -> None:
+    # A None default or choice shows as a literal "null" in the form; an empty choice reads "use the default".
+    offenders = []
+    for dag_id, dag in dagbag.dags.items():
+        for name in dag.params:
+            param = dag.params.get_param(name)
+            if None in (param.schema.get("enum") or []) or (param.schema.get("enum") and param.value is None):
+                offenders.append(f"{dag_id}.{name}")
+    assert offenders == []
+    catalog = dagbag.dags["cosell_reconcile"].params.get_param("catalog")
+    assert (catalog.value, catalog.schema["enum"]) == ("", ["", "AWS", "Sandbox"])
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "name"), [("cosell_reconcile", "since"), ("cosell_rollback", "target_timestamp")]
+)
+def test_timestamp_params_take_a_time_without_an_offset(dagbag, dag_id: str, name: str) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    param = dagbag.dags[dag_id].params.get_param(name)
+    for value in (
+        "2026-11-02T10:00:00",
+        "2026-11-02T10:00",
+        "2026-11-02T10:00:00Z",
+        "2026-11-02T11:00:00+01:00",
+    ):
+        assert param.resolve(value) == value
+    with pytest.raises(ParamValidationError):
+        param.resolve("yesterday")
+
+
 def test_each_dag_file_parses_fast(dagbag) -> None:
     # DagBag records how long each file took to import; operators feel this on every parse loop.
     stats = {Path(s.file).name: s.duration.total_seconds() for s in dagbag.dagbag_stats}

@@ -106,7 +106,8 @@ def test_bad_values_are_per_record_errors_and_never_leak(
 
     # INFO: the level task logs are kept at (botocore's DEBUG wire dumps are not task logs).
     with caplog.at_level(logging.INFO):
-        run = sync_stack.run()
+        # The bad records fail the report (report.fail_on_record_errors); its message must not leak either.
+        run = sync_stack.run(expect="failed_at_report")
     report = sync_stack.report(run)
     captured = capfd.readouterr()
     logs = "\n".join([caplog.text, captured.out, captured.err])

@@ -1,8 +1,8 @@
 """Fault group: clear errors (issue 10, cases 11 to 13).
 
 11. ``aws_sync_error`` on a deal is cleared once its record syncs again, whichever way the user fixed it.
-12. Unknown ids in the ``opportunity_ids`` run param are named in the run report; a run none of whose
-    requested ids exists fails with a clear error.
+12. Unknown ids in the ``opportunity_ids`` run param are named in the run report (and fail its report
+    task); a run none of whose requested ids exists fails with a clear error.
 13. A bad cron in the sync config fails the config check (``load_config``), not the DAG's import.
 """
 
@@ -47,7 +47,7 @@ def test_sync_error_is_cleared_once_the_record_syncs(sync_stack: Any, fix: str) 
     oid = editable(sync_stack, ids)[0]
     agreed = canonical_pc(sync_stack, oid)["project_title"]
     set_hs(sync_stack, oid, {"project_title": TOO_LONG_TITLE})
-    first = sync_stack.report(sync_stack.run())
+    first = sync_stack.report(sync_stack.run(expect="failed_at_report"))  # a write failed
 
     assert first["hubspot_to_partner_central"]["failed"] == 1
     error = _sync_error(sync_stack, oid)
@@ -75,7 +75,7 @@ def test_sync_error_of_a_failed_create_is_cleared_once_the_opportunity_is_create
     seeded = sync_stack.hs_control("seed", {"deals": 1, "contacts": 1, "companies": 1, "seed": 9})
     (deal_id,) = seeded["deals"]
     sync_stack.update_deal(deal_id, {"aws_sync_enabled": "true", "dealname": TOO_LONG_TITLE})
-    first = sync_stack.report(sync_stack.run())
+    first = sync_stack.report(sync_stack.run(expect="failed_at_report"))  # the create failed
 
     assert first["hubspot_to_partner_central"]["created"] == 0
     deal = sync_stack.hs.crm.deals.basic_api.get_by_id(
@@ -101,7 +101,8 @@ def test_unknown_requested_ids_are_reported_and_the_known_ones_synced(sync_stack
     ids = synced_book(sync_stack, opportunities=3)
     oid = editable(sync_stack, ids)[0]
     set_hs(sync_stack, oid, {"next_steps": "Synced by a run restricted to ids"})
-    run = sync_stack.run(conf={"opportunity_ids": ["O9999999", oid, "O9999998"]})
+    # Unknown requested ids fail the run's report (report.fail_on_record_errors), the known one synced.
+    run = sync_stack.run(conf={"opportunity_ids": ["O9999999", oid, "O9999998"]}, expect="failed_at_report")
     report = sync_stack.report(run)
 
     assert report["unknown_opportunity_ids"] == ["O9999998", "O9999999"]

@@ -177,7 +177,8 @@ def test_a_record_with_six_huge_fields_is_audited_and_never_blocks_the_run(sync_
     watermarks = WatermarkStore(sync_stack.aws("dynamodb"), cfg.storage.state_table)
     before = watermarks.get("AWS", "hubspot")
 
-    run = sync_stack.run()
+    # The huge record cannot be written: the run commits, then fails its report (fail_on_record_errors).
+    run = sync_stack.run(expect="failed_at_report")
     report = sync_stack.report(run)
 
     # The ordinary record synced and was audited in the same run.
@@ -207,5 +208,5 @@ def test_a_record_with_six_huge_fields_is_audited_and_never_blocks_the_run(sync_
     assert big in {q.get("opportunity_id") for q in queued}
     assert report["queued_for_retry"] >= 1
 
-    # The next run reads the queue (and the pointers) and is not blocked either.
-    sync_stack.run()
+    # The next run reads the queue (and the pointers) and is not blocked either (the record fails again).
+    sync_stack.run(expect="failed_at_report")

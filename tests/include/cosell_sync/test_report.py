@@ -158,3 +158,47 @@ def test_finish_report_of_a_dry_run_writes_nothing(snapshots: SnapshotStore) -> 
     )
     assert (out["partner_central_calls"], out["hubspot_calls"], out["report_key"]) == (1, 1, None)
     assert not snapshots.exists(RunReport(snapshots, "AWS", the_run["run_id"]).report_key)
+
+
+def test_record_errors_fail_the_report_naming_counts_only(snapshots: SnapshotStore) -> None:
+    from cosell_sync.errors import RecordErrorsError
+    from cosell_sync.report import check_record_errors
+
+    the_run = {**run(), "opportunity_ids": ["O13", "O99", "O98"]}
+    store = RunReport(snapshots, "AWS", the_run["run_id"])
+    summary = run_summary(the_run, busy_plan(), PC_RES, HS_RES, {}, 6)
+    summary["report_key"] = store.write_report(summary)
+    pc_extract = {"unknown_ids": ["O99", "O98"]}
+    out = finish_report(SimpleNamespace(snapshots=snapshots), the_run, pc_extract, {}, {"report": summary})  # type: ignore[arg-type]
+    counts = {
+        "read_failures": 2,
+        "failed_writes_to_hubspot": 1,
+        "failed_writes_to_partner_central": 2,
+        "unknown_opportunity_ids": 2,
+    }
+    assert out["record_errors"] == counts
+    assert store.read_report()["record_errors"] == counts  # report.json is written before the check
+
+    with pytest.raises(RecordErrorsError) as caught:
+        check_record_errors(the_run, out, fail=True)
+    message = caught.value.message
+    assert (
+        "2 record(s) could not be read, 3 write(s) failed (1 to HubSpot, 2 to Partner Central), " in message
+    )
+    assert "2 requested opportunity id(s) do not exist" in message
+    assert "report.fail_on_record_errors" in message
+    assert not [oid for oid in ("O2", "O5", "O13", "O98", "O99") if oid in message]  # counts, not ids
+
+
+def test_record_errors_only_warn_when_configured_so_and_a_clean_run_says_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from cosell_sync.report import check_record_errors
+
+    errors = {"read_failures": 1, "failed_writes_to_hubspot": 0, "failed_writes_to_partner_central": 0}
+    check_record_errors(run(), {"record_errors": errors}, fail=False)
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "1 record(s) could not be read" in record.getMessage()
+    caplog.clear()
+    check_record_errors(run(), {"record_errors": dict.fromkeys(errors, 0)}, fail=True)
+    assert not caplog.records
