@@ -16,10 +16,19 @@ Item shape (the shared design's audit table, with keys made deterministic)::
                     its largest attributes (``storage.LargeItems``); reads put them back
 
 The sort key is derived from the *run* (its logical timestamp and id), never from the wall clock, so a
-retried task overwrites its own entries instead of adding copies. The contract names
+retried task produces the same keys again instead of adding copies. The contract names
 ``{run_timestamp}#{run_id}#{direction}``; the action is appended because one record can get several
-entries in one run and direction (an update and a submit, say), which would otherwise overwrite each
-other. Range queries on the timestamp prefix are unaffected.
+entries in one run and direction (an update and a submit, say), which would otherwise collide. Where one
+record can even get several entries of one action in one run (two conflicting fields, two engagements),
+the entry's event id from ``metadata`` (``conflictId``, ``engagementId``, ``invitationId``) is appended
+too. Range queries on the timestamp prefix are unaffected.
+
+Immutable: the trail is append-only. Each entry is written with a conditional ``PutItem``
+(``attribute_not_exists(PK)``), never ``UpdateItem``, ``DeleteItem`` or ``BatchWriteItem`` (which cannot
+take a condition), so the IAM policy of the README grants ``dynamodb:PutItem`` and no update or delete.
+An entry whose key already exists is left as it is: a retried task re-writing its entries succeeds
+without copies, and a second, different version of an entry (a re-audit of a dead run's journal by
+a later run, say) is refused and counted in a warning; the first one written stays.
 
 PII: ``changes`` holds field values (what the audit is for), so access to the table is the control;
 ``user`` and ``metadata`` are validated to contain no email address, and this module never logs an
@@ -47,10 +56,20 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cosell_sync.common import AuditAction
-from cosell_sync.storage import LargeItems, batch_write, from_item, query_all, run_key, to_item, utc_iso
+from cosell_sync.errors import ThrottledError
+from cosell_sync.storage import (
+    LargeItems,
+    from_item,
+    is_conditional_check_failed,
+    query_all,
+    run_key,
+    to_item,
+    utc_iso,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,9 +81,20 @@ log = logging.getLogger(__name__)
 DEFAULT_USER = "airflow:cosell_reconcile"
 
 
-#: Entries per thread slice and threads for :meth:`AuditTrail.write` (see there).
-WRITE_SLICE = 100
-WRITE_THREADS = 6
+#: Threads for :meth:`AuditTrail.write`: one conditional PutItem per entry (see there).
+WRITE_THREADS = 8
+
+#: Metadata ids that tell apart several entries of one record, run, direction and action (see the
+#: module docstring); the first one present joins the sort key.
+EVENT_ID_KEYS = ("conflictId", "engagementId", "invitationId")
+
+#: DynamoDB error codes of a request refused for throughput (after botocore's own retries).
+_THROTTLED = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+#: The condition that makes a put append-only: no item with this key exists yet.
+_ONLY_NEW = "attribute_not_exists(PK)"
 
 
 # Entries whose `changes` were written to a system: only these move a field's value in `state_at`.
@@ -236,8 +266,14 @@ class AuditEntry(BaseModel):
 
     @property
     def sk(self) -> str:
-        """The sort key, deterministic from the run: ``{run_timestamp}#{run_id}#{direction}#{action}``."""
-        return f"{utc_iso(self.run_timestamp)}#{self.run_id}#{self.direction}#{self.action}"
+        """The sort key, deterministic from the run: ``{run_timestamp}#{run_id}#{direction}#{action}``.
+
+        An entry whose metadata names an event (``EVENT_ID_KEYS``) gets ``#{event id}`` appended, so two
+        conflicts of one record in one run are two entries, never one key claimed twice.
+        """
+        key = f"{utc_iso(self.run_timestamp)}#{self.run_id}#{self.direction}#{self.action}"
+        event = next((self.metadata[k] for k in EVENT_ID_KEYS if self.metadata.get(k)), None)
+        return f"{key}#{str(event).replace('#', '_')}" if event is not None else key
 
     def to_record(self, retention_days: int) -> dict[str, Any]:
         """The stored attributes, in the audit table's naming.
@@ -310,47 +346,103 @@ class AuditTrail:
         #: field -> keep/hash/drop; fields not listed get ``default_value_policy``.
         self.value_policy = dict(value_policy or {})
         self.default_value_policy = default_value_policy
-        self.large = LargeItems(snapshots, table)
+        # Content-addressed: a refused second version of an oversized entry leaves the kept one's object.
+        self.large = LargeItems(snapshots, table, content_addressed=True)
 
     def policy_for(self, name: str) -> str:
         """The value policy of field ``name`` (``keep``, ``hash`` or ``drop``)."""
         return self.value_policy.get(name, self.default_value_policy)
 
     def write(self, entries: Iterable[AuditEntry]) -> int:
-        """Write entries with ``BatchWriteItem`` (25 per call, unprocessed items re-sent with backoff).
+        """Append entries: one conditional ``PutItem`` each, on a few threads; an existing key is kept.
 
-        Idempotent: entries have deterministic keys, so writing them again overwrites them.
+        Idempotent and append-only: entries have deterministic keys and each put carries
+        ``attribute_not_exists(PK)``, so writing them again (a retried task) adds no copy and raises
+        nothing, and no entry already stored is ever replaced. An entry refused because its key holds
+        *different* content is counted in a warning (keys only, no values); the stored one stays.
+
+        ``BatchWriteItem`` would take 25 items per call but no condition, and ``TransactWriteItems`` (100
+        conditional puts per call) doubles the write cost and cancels the whole call when one entry
+        exists, which is what a retry meets: so one conditional put per entry, in parallel.
 
         Args:
             entries: the entries.
 
         Returns:
-            The number of distinct entries written (an entry repeated in ``entries`` counts once: the
-            last one wins, as DynamoDB rejects a batch holding one key twice).
+            The number of distinct entries now in the trail (written by this call or already there); an
+            entry repeated in ``entries`` counts once, the first one is written.
+
+        Raises:
+            ThrottledError: DynamoDB still refused a put for throughput after botocore's retries; the
+                call is safe to repeat.
         """
         records: dict[tuple[str, str], dict[str, Any]] = {}
+        differs: list[tuple[str, str]] = []
         for entry in entries:
             record = apply_value_policy(entry.to_record(self.retention_days), self.policy_for)
-            records[(record["PK"], record["SK"])] = record
+            key = (record["PK"], record["SK"])
+            if key not in records:
+                records[key] = record
+            elif records[key] != record:
+                differs.append(key)
+
+        def put(record: dict[str, Any]) -> str:
+            # An entry over DynamoDB's 400 KB item limit would be refused: its largest attributes go to
+            # S3 first, under a key that includes their digest, so a refused second version of the entry
+            # cannot replace the object the kept item points to.
+            item = to_item(self.large.shrink(record))
+            try:
+                self.ddb.put_item(
+                    TableName=self.table,
+                    Item=item,
+                    ConditionExpression=_ONLY_NEW,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+                return "written"
+            except ClientError as err:
+                if not is_conditional_check_failed(err):
+                    code = err.response.get("Error", {}).get("Code", "")
+                    if code in _THROTTLED:
+                        raise ThrottledError(
+                            f"audit table {self.table} refused a put for throughput ({code}); "
+                            "entries written so far stay, repeating the write is safe",
+                            service="dynamodb",
+                            code=code,
+                        ) from err
+                    raise
+                stored = err.response.get("Item")
+                if stored is None:  # an emulator without ReturnValuesOnConditionCheckFailure
+                    key = {"PK": item["PK"], "SK": item["SK"]}
+                    stored = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+                same = stored is not None and from_item(stored) == from_item(item)
+                return "present" if same else "differs"
+
         values = list(records.values())
-
-        def put(chunk: list[dict[str, Any]]) -> int:
-            # An entry over DynamoDB's 400 KB item limit would fail its whole batch, and so the commit:
-            # its largest attributes go to S3 first, with a pointer in the item.
-            items = [{"PutRequest": {"Item": to_item(self.large.shrink(r))}} for r in chunk]
-            return batch_write(self.ddb, self.table, iter(items))
-
-        # BatchWriteItem takes 25 items per call and each call is a round trip: an initial load of 10k
-        # records is 400 calls, so they go out on a few threads (boto3 clients are thread-safe). Each
-        # thread converts its own slice, so converting overlaps sending instead of preceding it.
-        slices = [values[i : i + WRITE_SLICE] for i in range(0, len(values), WRITE_SLICE)]
-        if len(slices) <= 1:
-            written = put(values)
+        if len(values) <= 1:
+            outcomes = [put(r) for r in values]
         else:
+            # Each put is a round trip: a load of 10k entries goes out on a few threads (boto3 clients
+            # are thread-safe); each thread converts its own entries, overlapping conversion and sending.
             with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
-                written = sum(pool.map(put, slices))
-        log.info("audit: %d entries written to %s", written, self.table)
-        return written
+                outcomes = list(pool.map(put, values))
+        differs += [(r["PK"], r["SK"]) for r, o in zip(values, outcomes, strict=True) if o == "differs"]
+        written = outcomes.count("written")
+        log.info(
+            "audit: %d entries written to %s, %d already there",
+            written,
+            self.table,
+            len(values) - written,
+        )
+        if differs:
+            # Keys are ids and run timestamps, never field values.
+            log.warning(
+                "audit: %d entries not written to %s: an entry with the same key holds different content "
+                "and the trail is append-only (the first one is kept); e.g. %s",
+                len(differs),
+                self.table,
+                ", ".join(f"{pk} {sk}" for pk, sk in differs[:5]),
+            )
+        return len(values)
 
     def history(
         self,

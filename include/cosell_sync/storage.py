@@ -697,19 +697,37 @@ class LargeItems:
         snapshots: the S3 store (the storage bucket); None leaves oversized items to fail as before.
         table: the DynamoDB table the items belong to (part of the object key).
         threshold: the estimated size above which attributes move.
+        content_addressed: also key objects by the moved content (for a table whose items are never
+            overwritten, the audit trail): a refused second write then leaves the kept item's object as
+            it was instead of replacing it.
     """
 
     def __init__(
-        self, snapshots: SnapshotStore | None, table: str, threshold: int = OFFLOAD_THRESHOLD
+        self,
+        snapshots: SnapshotStore | None,
+        table: str,
+        threshold: int = OFFLOAD_THRESHOLD,
+        *,
+        content_addressed: bool = False,
     ) -> None:
         self.snapshots = snapshots
         self.table = table
         self.threshold = threshold
+        self.content_addressed = content_addressed
 
-    def object_key(self, pk: str, sk: str) -> str:
-        """The S3 key (relative to the store's prefix) of one item's moved attributes."""
+    def object_key(self, pk: str, sk: str, content: Mapping[str, Any] | None = None) -> str:
+        """The S3 key (relative to the store's prefix) of one item's moved attributes.
+
+        Args:
+            pk: the item's partition key.
+            sk: the item's sort key.
+            content: the moved attributes, with ``content_addressed`` (their digest joins the key).
+        """
         _check_part("table", self.table)
         digest = hashlib.sha256(f"{pk}\x00{sk}".encode()).hexdigest()
+        if content is not None:
+            body = json.dumps(content, sort_keys=True, default=str, separators=(",", ":"))
+            digest += "-" + hashlib.sha256(body.encode()).hexdigest()[:16]
         return f"offload/{self.table}/{digest}.json"
 
     def shrink(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -736,7 +754,7 @@ class LargeItems:
                 break
             moved[name] = record[name]
             size -= attr_size
-        key = self.object_key(str(record["PK"]), str(record["SK"]))
+        key = self.object_key(str(record["PK"]), str(record["SK"]), moved if self.content_addressed else None)
         self.snapshots.put_json(
             {"table": self.table, "PK": record["PK"], "SK": record["SK"], "attributes": moved}, key
         )

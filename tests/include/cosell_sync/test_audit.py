@@ -6,6 +6,7 @@ from decimal import Decimal
 import boto3
 import pydantic
 import pytest
+from botocore.exceptions import ClientError
 
 from cosell_sync.audit import AuditEntry, AuditTrail, RunReport, entries_to_frame, summarise
 from cosell_sync.bootstrap import ensure_storage
@@ -120,11 +121,12 @@ class TestAuditTrail:
         assert trail.write(entries) == 60
         assert len(trail.history("O59")) == 1
 
-    def test_write_retries_unprocessed_then_fails_typed(self, trail, monkeypatch):
-        monkeypatch.setattr("cosell_sync.storage._backoff", lambda attempt: None)
-        monkeypatch.setattr(
-            trail.ddb, "batch_write_item", lambda RequestItems: {"UnprocessedItems": RequestItems}
-        )
+    def test_write_still_throttled_after_retries_fails_typed(self, trail, monkeypatch):
+        def throttled(**kwargs):
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "PutItem")
+
+        monkeypatch.setattr(trail.ddb, "put_item", throttled)
         with pytest.raises(ThrottledError):
             trail.write([entry(1)])
 
