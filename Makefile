@@ -34,8 +34,8 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-airflow: install ## local Airflow UI on SQLite with connections pointed at the emulators
-	$(PY) -m cosell_local.airflow_ui --port $(AIRFLOW_PORT)
+airflow: install ## local Airflow on SQLite wired to the emulators (SEED=1: with the demo book)
+	$(PY) -m cosell_local.airflow_ui --port $(AIRFLOW_PORT) $(if $(SEED),--seed)
 
 bench: install ## benchmarks: API economy, quota discipline, memory, parse time (under 20 minutes)
 	$(PY) -m bench

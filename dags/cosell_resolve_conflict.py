@@ -19,9 +19,20 @@ without retries.
 Running it again for a conflict already resolved the same way reports "already resolved" and writes
 nothing; resolving it the other way is refused.
 
+**Custom value.** `CUSTOM_VALUE` with `custom_value` writes that value to *both* systems under the same rules
+(Partner Central first: read, merge, `UpdateOpportunity` under the lock and the review state; then the HubSpot
+batch update), moves the baseline to it and audits `CONFLICT_RESOLVED` with the custom value (one entry per
+system). `CUSTOM_VALUE` without `custom_value` fails at once, without retries.
+
+**Conflict types.** Every conflict carries a `conflict_type`: `SIMULTANEOUS_UPDATE` (both sides changed the
+field since the last sync), `STALE_DATA` (Partner Central changed it while the sync was writing),
+`LOCKED_FIELD` (HubSpot changed a field Partner Central locks after approval; Partner Central's value was
+already written back) or `REJECTED_VALUE` (Partner Central rejected HubSpot's value). A locked field or a
+rejected value is settled with `USE_PARTNER_CENTRAL_VALUE` or `CUSTOM_VALUE`.
+
 Params: `conflict_id` (from the HubSpot task), `resolution` (`USE_HUBSPOT_VALUE` |
-`USE_PARTNER_CENTRAL_VALUE`), `reason` (free text, kept in the audit trail), `resolved_by` (a user id such
-as the HubSpot owner id — never an email address).
+`USE_PARTNER_CENTRAL_VALUE` | `CUSTOM_VALUE`), `custom_value` (with `CUSTOM_VALUE` only), `reason` (free text,
+kept in the audit trail), `resolved_by` (a user id such as the HubSpot owner id — never an email address).
 """
 
 from __future__ import annotations
@@ -54,9 +65,21 @@ DEFAULT_ARGS = {
         ),
         "resolution": Param(
             type="string",
-            enum=["USE_HUBSPOT_VALUE", "USE_PARTNER_CENTRAL_VALUE"],
+            enum=["USE_HUBSPOT_VALUE", "USE_PARTNER_CENTRAL_VALUE", "CUSTOM_VALUE"],
             title="Resolution",
-            description="Which side's recorded value wins; it is written to the other system.",
+            description=(
+                "Which side's recorded value wins (written to the other system), or CUSTOM_VALUE: "
+                "the custom value below is written to both."
+            ),
+        ),
+        "custom_value": Param(
+            "",
+            type="string",
+            title="Custom value",
+            description=(
+                "Only with CUSTOM_VALUE (required there): the value written to HubSpot and Partner Central, "
+                "in the form the task shows values (e.g. 2027-06-30, 424242)."
+            ),
         ),
         "reason": Param("", type="string", title="Reason", description="Why (kept in the audit trail)."),
         "resolved_by": Param(

@@ -78,6 +78,9 @@ def handle(
         if "search_enabled" in body:
             # False: SearchOpportunities answers AccessDeniedException SEARCH_OPPORTUNITIES_NOT_ENABLED.
             b.search_enabled = bool(body["search_enabled"])
+        if "settings_access" in body:
+            # False: Get/PutSellingSystemSettings answer AccessDeniedException (no IAM permission).
+            b.settings_access = bool(body["settings_access"])
         # Customer accounts: emulator time until a match finishes, and an optional per-catalog account limit.
         if "enrichment_delay_ms" in body:
             b.enrichment_delay_ms = int(body["enrichment_delay_ms"])
@@ -91,6 +94,7 @@ def handle(
             "task_delay_ms": b.task_delay_ms,
             "events_enabled": b.events.enabled,
             "search_enabled": b.search_enabled,
+            "settings_access": b.settings_access,
             "enrichment_delay_ms": b.enrichment_delay_ms,
             "customer_account_limit": b.customer_account_limit,
         }

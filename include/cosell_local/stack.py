@@ -85,16 +85,25 @@ def configure_pc_s3(pc_url: str, s3_url: str) -> None:
 
 
 @contextmanager
-def local_stack(host: str = "127.0.0.1") -> Iterator[LocalStack]:
-    """Run both emulators and a moto server on free ports for the duration of the block."""
+def local_stack(
+    host: str = "127.0.0.1", pc_port: int = 0, hubspot_port: int = 0, aws_port: int = 0
+) -> Iterator[LocalStack]:
+    """Run both emulators and a moto server for the duration of the block.
+
+    Args:
+        host: the interface to listen on.
+        pc_port: the Partner Central emulator's port (0: a free one).
+        hubspot_port: the HubSpot emulator's port (0: a free one).
+        aws_port: moto's port (0: a free one).
+    """
     from moto.server import ThreadedMotoServer
 
     from emulators.hubspot import HubSpotEmulator
     from emulators.partner_central import PartnerCentralEmulator
 
-    pc = PartnerCentralEmulator(host=host, port=0).start()
-    hs = HubSpotEmulator(host=host, port=0).start()
-    moto = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+    pc = PartnerCentralEmulator(host=host, port=pc_port).start()
+    hs = HubSpotEmulator(host=host, port=hubspot_port).start()
+    moto = ThreadedMotoServer(ip_address=host, port=aws_port, verbose=False)
     moto.start()
     moto_host, moto_port = moto.get_host_and_port()
     stack = LocalStack(pc.url, hs.url, f"http://{moto_host}:{moto_port}", [pc, hs, moto])

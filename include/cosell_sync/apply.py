@@ -18,6 +18,7 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from cosell_sync import auto_revert
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
 from cosell_sync.creates import apply_prepared_creates, apply_prepared_updates, load_prepared
 from cosell_sync.errors import StalePlanError, SyncError
@@ -102,6 +103,8 @@ def apply_partner_central(
         "skipped": [],
         "gated": {},
         "superseded": {},
+        # When Partner Central last changed a superseded record (the re-read): the STALE_DATA conflict's time.
+        "superseded_at": {},
         "submit_waiting": [],
     }
     submissions: list[tuple[str, list[str]]] = [(oid, plan.solution_ids.get(oid, [])) for oid in plan.submit]
@@ -160,6 +163,7 @@ def apply_partner_central(
             results["gated"][oid] = {"review_status": out.review_status, "fields": out.gated}
         if out.superseded:
             results["superseded"][oid] = out.superseded
+            results["superseded_at"][oid] = out.last_modified
         if out.already_applied:
             results["skipped"].append(oid)
         if out.written:
@@ -276,10 +280,15 @@ def apply_hubspot(
         "tasks": 0,
     }
 
+    # 0. records Partner Central rejected this run keep their HubSpot side (rollback.auto_revert_hubspot)
+    reverted = auto_revert.held_back(cfg, plan, pc_results, hs)
+    results[auto_revert.RESULTS_KEY] = reverted
     # 1. updates of existing objects, grouped per object type (one batch stream each)
     per_object: dict[str, dict[str, dict[str, str]]] = {s.plural: {} for s in HUBSPOT_OBJECTS.values()}
     owner_of: dict[tuple[str, str], str] = {}
     for oid, changes in plan.hubspot_updates.items():
+        if oid in reverted:
+            continue
         for obj, props in changes_to_hubspot(changes, cfg).items():
             target = object_id(oid, obj)
             if not target:
@@ -352,14 +361,26 @@ def apply_hubspot(
     notes: dict[str, str] = {}
     for oid, changes in plan.hubspot_updates.items():
         deal_id = object_id(oid, DEAL.name)
-        if deal_id and oid not in results["failed"]:
+        if deal_id and oid in reverted:
+            notes[deal_id] = auto_revert.note(cfg, reverted[oid])
+        elif deal_id and oid not in results["failed"]:
             lines = "".join(f"<li>{cfg.field(f).hubspot}</li>" for f in sorted(changes))
             notes[deal_id] = f"<p>AWS Partner Central sync updated:</p><ul>{lines}</ul>"
     for deal_id, opp_id in results["linked"].items():
         notes[deal_id] = f"<p>Linked to AWS Partner Central opportunity {opp_id}.</p>"
     results["notes"] = writer.write_notes(notes, ref=run["run_id"])
-    # 5. manual conflicts: a pending item, a task for the deal owner, a status on the deal
-    results["tasks"] = _open_conflicts(env, writer, plan, run, object_id)
+    if reverted:
+        deal_of = {oid: d for oid in reverted if (d := object_id(oid, DEAL.name))}
+        results["tasks_auto_rollback"] = auto_revert.create_tasks(
+            cfg, writer, reverted, deal_of, run["run_id"]
+        )
+    # 5. manual conflicts: a pending item, a task for the deal owner, a status on the deal. First, the
+    # rejected values Partner Central has now taken are no longer conflicts: their tasks are done.
+    results["conflicts_superseded"] = _close_superseded(env, gw, pc_results, run["run_id"])
+    typed = typed_conflicts(cfg, plan, pc_results, conflict_times(hs, pc, base), object_id)
+    # Kept with the run's results so commit audits them (CONFLICT_DETECTED) like the plan's conflicts.
+    results["typed_conflicts"] = typed
+    results["tasks"] = _open_conflicts(env, writer, plan, run, object_id, typed)
     results["api_calls"] = dict(gw.calls)
     key = run_key(run["catalog"], run["run_id"], "apply_hubspot.json")
     env.snapshots.put_json(results, key)
@@ -373,6 +394,34 @@ def apply_hubspot(
     }
     log.info("HubSpot writes: %s (%d API calls)", counts, gw.total_calls)
     return {"key": key, "counts": counts}
+
+
+def _close_superseded(env: SyncEnv, gw: Any, pc_results: dict[str, Any], run_id: str) -> list[str]:
+    """Close the rejected-value conflicts whose field this run wrote to Partner Central; complete their tasks.
+
+    Returns:
+        The closed conflicts' ids.
+    """
+    written = {
+        oid: list(result.get("written") or {})
+        for oid, result in (pc_results.get("updated") or {}).items()
+        if isinstance(result, dict)
+    }
+    closed = env.conflicts.close_superseded(written, run_id)
+    if not closed:
+        return []
+    tasks = {str(c["task_id"]): {"hs_task_status": "COMPLETED"} for c in closed if c.get("task_id")}
+    if tasks:
+        gw.batch_update("tasks", tasks)
+    still = {c["opportunity_id"] for c in env.conflicts.pending()}
+    deals = {
+        str(c["deal_id"]): {"aws_conflict_status": "Resolved"}
+        for c in closed
+        if c.get("deal_id") and c["opportunity_id"] not in still
+    }
+    if deals:
+        gw.batch_update("deals", deals)
+    return [c["conflict_id"] for c in closed]
 
 
 def _complete_deals(
@@ -432,16 +481,26 @@ def _deals_with_stale_error(
 
 
 def _open_conflicts(
-    env: SyncEnv, writer: HubSpotWriter, plan: Plan, run: dict[str, Any], object_id: Any
+    env: SyncEnv,
+    writer: HubSpotWriter,
+    plan: Plan,
+    run: dict[str, Any],
+    object_id: Any,
+    typed: list[dict[str, Any]] | None = None,
 ) -> int:
-    """Record this run's manual conflicts, then give every pending conflict without a task its task.
+    """Record this run's conflicts, announce the new ones, then give every pending conflict its task.
 
-    A conflict whose task call failed in an earlier run stays pending with no task, and ``plan`` no
-    longer reports it (its field is frozen): so each run looks for such conflicts, not only new ones.
+    The plan's manual conflicts are ``SIMULTANEOUS_UPDATE``; ``typed`` holds the other three types, found
+    in what the Partner Central write met (:func:`typed_conflicts`). A conflict whose task call failed in an
+    earlier run stays pending with no task, and ``plan`` no longer reports it (its field is frozen): so
+    each run looks for such conflicts, not only new ones.
     """
+    from cosell_sync.conflict_store import SIMULTANEOUS_UPDATE
+
     rows = [
         {
             "conflict_id": item["conflict_id"],
+            "conflict_type": item.get("conflict_type") or SIMULTANEOUS_UPDATE,
             "opportunity_id": item["opportunity_id"],
             "field": item["field"],
             # the plan names the two sides pc/hs; the conflict store's columns are spelled out
@@ -453,8 +512,10 @@ def _open_conflicts(
         }
         for item in plan.conflicts
     ]
+    rows += typed or []
     if rows:
         env.conflicts.open(rows, run_id=run["run_id"])
+    _announce(env, run["run_id"])
     waiting = env.conflicts.awaiting_task()
     if not waiting:
         return 0
@@ -472,6 +533,159 @@ def _open_conflicts(
             "%d pending conflict(s) have no deal to put a task on: %s", len(without_deal), without_deal
         )
     return len(tasks)
+
+
+def typed_conflicts(
+    cfg: Any,
+    plan: Plan,
+    pc_results: dict[str, Any],
+    times: dict[str, Any],
+    object_id: Any,
+) -> list[dict[str, Any]]:
+    """Conflicts of the three types the Partner Central side reveals, as conflict-store rows.
+
+    - ``LOCKED_FIELD``: HubSpot changed a field Partner Central locks after approval. The plan already
+      writes Partner Central's value back to HubSpot (unchanged); the conflict keeps HubSpot's lost value
+      so the deal owner sees it and decides (``USE_PARTNER_CENTRAL_VALUE`` accepts the lock).
+    - ``STALE_DATA``: Partner Central changed a manual-resolution field between our read and our write
+      (``ConflictException``, re-read): the writer left it alone; a person decides now instead of the next
+      run's diff. Other fields follow their configured strategy on the next run, as before.
+    - ``REJECTED_VALUE``: Partner Central answered ``ValidationException`` naming the field, or the
+      writer refused to send a value Partner Central's model rejects (``TransformError`` naming it, e.g.
+      too long): HubSpot's value waits for a person (a corrected value: ``CUSTOM_VALUE``) instead of
+      failing the record every run. The record's write still fails in this run, as before.
+
+    Args:
+        cfg: the sync configuration.
+        plan: the run's plan.
+        pc_results: the ``apply_partner_central`` results.
+        times: ``{"hubspot": {oid: ts}, "partner_central": {oid: ts}}``: when each side last changed.
+        object_id: ``(opportunity id, object) -> HubSpot id`` of the run.
+
+    Returns:
+        Rows for :meth:`~cosell_sync.conflict_store.ConflictStore.open`.
+    """
+    from cosell_sync.conflict_store import LOCKED_FIELD, REJECTED_VALUE, STALE_DATA
+    from cosell_sync.conflicts import MANUAL, conflict_id
+    from cosell_sync.gating import LOCKED
+    from cosell_sync.pc_model import strip_indexes
+
+    hs_times = times.get("hubspot") or {}
+    pc_times = times.get("partner_central") or {}
+
+    def row(kind: str, oid: str, name: str, pcv: Any, hsv: Any, pc_time: Any = None) -> dict[str, Any]:
+        return {
+            # The type is part of the identity: the same values seen as another kind of conflict are
+            # another occurrence.
+            "conflict_id": conflict_id(oid, f"{name}#{kind}", pcv, hsv),
+            "conflict_type": kind,
+            "opportunity_id": oid,
+            "field": name,
+            "partner_central_value": pcv,
+            "hubspot_value": hsv,
+            "partner_central_timestamp": pc_time or pc_times.get(oid),
+            "hubspot_timestamp": hs_times.get(oid),
+            "deal_id": object_id(oid, DEAL.name),
+        }
+
+    rows: list[dict[str, Any]] = []
+    for item in plan.blocked:
+        oid, name = item["opportunity_id"], item["field"]
+        pushed = plan.hubspot_updates.get(oid) or {}
+        if item.get("reason") == LOCKED and name in pushed and pushed[name] != item.get("value"):
+            rows.append(row(LOCKED_FIELD, oid, name, pushed[name], item.get("value")))
+    superseded_at = pc_results.get("superseded_at") or {}
+    for oid, fields in (pc_results.get("superseded") or {}).items():
+        for name, fresh in fields.items():
+            if cfg.strategy_for(name) != MANUAL:
+                continue  # the configured strategy settles it on the next run (unchanged behaviour)
+            hsv = (plan.partner_central_updates.get(oid) or {}).get(name)
+            rows.append(row(STALE_DATA, oid, name, fresh, hsv, superseded_at.get(oid)))
+    for oid, error in (pc_results.get("failed") or {}).items():
+        changes = plan.partner_central_updates.get(oid)
+        rejected = error.get("code") == "ValidationException" or error.get("type") == "TransformError"
+        if not changes or not rejected or not error.get("fields"):
+            continue
+        # Partner Central names request paths; the writer's own model check names mapping fields.
+        named = {strip_indexes(p) for p in str(error["fields"]).split(",") if p}
+        for name, hsv in changes.items():
+            if name in named or strip_indexes(cfg.field(name).partner_central) in named:
+                pcv = (plan.expected.get(oid) or {}).get(name)
+                rows.append(row(REJECTED_VALUE, oid, name, pcv, hsv))
+    return rows
+
+
+def conflict_times(
+    hs: dict[str, dict[str, Any]], pc: Any, base: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """When each side of every record last changed (HubSpot deal, Partner Central record), as ISO keys.
+
+    A record this run did not read from Partner Central (only HubSpot changed) has the time the
+    baseline last saw it change there.
+    """
+    from cosell_sync.common import ts_key
+
+    hs_times = {
+        oid: ts_key(row.get("_last_modified")) for oid, row in hs.items() if clean(row.get("_last_modified"))
+    }
+    pc_times: dict[str, Any] = {
+        str(oid): clean(row.get("pc_last_modified"))
+        for oid, row in (base or {}).items()
+        if clean(row.get("pc_last_modified"))
+    }
+    if "_lm_key" in getattr(pc, "columns", ()):
+        pc_times.update({str(k): clean(v) for k, v in pc["_lm_key"].items() if clean(v)})
+    return {"hubspot": hs_times, "partner_central": pc_times}
+
+
+def announcement(conflict: dict[str, Any]) -> dict[str, Any]:
+    """The SNS message of a new conflict: ids, type, field and times, never the values (PII).
+
+    Args:
+        conflict: the stored conflict item.
+
+    Returns:
+        A JSON-ready dict.
+    """
+    return {
+        "event": "CONFLICT_DETECTED",
+        "conflictId": conflict["conflict_id"],
+        "conflictType": conflict.get("conflict_type"),
+        "catalog": conflict.get("catalog"),
+        "opportunityId": conflict["opportunity_id"],
+        "dealId": conflict.get("deal_id"),
+        "field": conflict["field"],
+        "hubspotTimestamp": conflict.get("hubspot_timestamp"),
+        "partnerCentralTimestamp": conflict.get("partner_central_timestamp"),
+        "detectedAt": conflict.get("detected_at"),
+        "status": conflict.get("status"),
+    }
+
+
+def _announce(env: SyncEnv, run_id: str) -> int:
+    """Publish each conflict this run opened and not yet announced, once (``conflicts.sns_topic_arn``).
+
+    Only conflicts *opened* by this run are announced (a refreshed one keeps its first run): a retried
+    task finds the ones an earlier attempt opened but did not announce, and skips the announced ones.
+    A failed publish is logged (conflict id only) and does not fail the run: the announcement is
+    optional, the conflict and its HubSpot task are not; a retry of the same task announces it then.
+    """
+    if env.announce is None:
+        return 0
+    sent = 0
+    for conflict in env.conflicts.pending():
+        if conflict.get("run_id") != run_id or conflict.get("announced_at"):
+            continue
+        try:
+            message_id = env.announce(announcement(conflict))
+        except Exception as err:  # any publish failure: the conflict itself is stored
+            log.error("Announcing conflict %s on SNS failed: %s", conflict["conflict_id"], type(err).__name__)
+            continue
+        env.conflicts.mark_announced(conflict["conflict_id"], message_id)
+        sent += 1
+    if sent:
+        log.info("Announced %d new conflict(s) on SNS", sent)
+    return sent
 
 
 __all__ = ["SYNC_ERROR_PROPERTY", "apply_hubspot", "apply_partner_central", "load_plan"]

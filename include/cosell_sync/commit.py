@@ -199,7 +199,22 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
                     "old": fresh,
                 }
             )
+    reverted = ci.hs_res.get("auto_reverted") or {}
+    for oid, item in reverted.items():
+        # rollback.auto_revert_hubspot: Partner Central rejected the record, so its HubSpot writes were
+        # held back; old = the value HubSpot keeps, new = the value held back (cosell_sync.auto_revert).
+        entry(
+            oid,
+            ci.deal_of(oid),
+            Direction.TO_HUBSPOT,
+            AuditAction.AUTO_ROLLBACK,
+            FROM_PARTNER_CENTRAL,
+            {f: (c.get("old"), c.get("new")) for f, c in item["changes"].items()},
+            extra={"reason": "PARTNER_CENTRAL_REJECTED", "errorCode": item.get("error")},
+        )
     for oid, changes in plan.hubspot_updates.items():
+        if oid in reverted:
+            continue
         entry(
             oid,
             ci.deal_of(oid),
@@ -277,15 +292,44 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
                 },
                 extra={"reasons": sorted({i["reason"] for i in items})},
             )
+    # One CONFLICT_DETECTED entry per record (its audit key is per record, direction and action): the
+    # plan's simultaneous updates and the stale data, locked fields and rejected values apply_hubspot met.
+    detected: dict[str, list[dict[str, Any]]] = {}
     for item in plan.conflicts:
+        detected.setdefault(item["opportunity_id"], []).append(
+            {
+                "field": item["field"],
+                "pc": item.get("pc"),
+                "hs": item.get("hs"),
+                "conflict_id": item["conflict_id"],
+                "conflict_type": item.get("conflict_type") or "SIMULTANEOUS_UPDATE",
+            }
+        )
+    for item in ci.hs_res.get("typed_conflicts") or []:
+        detected.setdefault(item["opportunity_id"], []).append(
+            {
+                "field": item["field"],
+                "pc": item.get("partner_central_value"),
+                "hs": item.get("hubspot_value"),
+                "conflict_id": item["conflict_id"],
+                "conflict_type": item["conflict_type"],
+            }
+        )
+    for oid, items in detected.items():
+        types = sorted({i["conflict_type"] for i in items})
         entry(
-            item["opportunity_id"],
-            ci.deal_of(item["opportunity_id"]),
+            oid,
+            ci.deal_of(oid),
             Direction.CONFLICT,
             AuditAction.CONFLICT_DETECTED,
             FROM_HUBSPOT,
-            {item["field"]: (item.get("pc"), item.get("hs"))},
-            extra={"conflictId": item["conflict_id"]},
+            {i["field"]: (i["pc"], i["hs"]) for i in items},
+            extra={
+                "conflictId": items[0]["conflict_id"],
+                "conflictIds": [i["conflict_id"] for i in items],
+                "conflictType": types[0] if len(types) == 1 else "MIXED",
+                "conflictTypes": {i["field"]: i["conflict_type"] for i in items},
+            },
         )
     return entries
 
@@ -394,7 +438,10 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
     names = cfg.field_names()
     pc_res, hs_res = ci.pc_res, ci.hs_res
     hs_failed = hs_res.get("failed") or {}
-    written_hs = {oid: ch for oid, ch in plan.hubspot_updates.items() if oid not in hs_failed}
+    reverted = hs_res.get("auto_reverted") or {}  # held back: HubSpot keeps the old value
+    written_hs = {
+        oid: ch for oid, ch in plan.hubspot_updates.items() if oid not in hs_failed and oid not in reverted
+    }
     stage_field = next((f.name for f in cfg.fields if f.partner_central == "LifeCycle.Stage"), None)
     waiting = set(pc_res.get("submit_waiting") or [])
     rows: dict[str, dict[str, Any]] = {}

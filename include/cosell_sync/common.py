@@ -56,6 +56,8 @@ class AuditAction(StrEnum):
     DEFERRED = "DEFERRED"
     SKIPPED = "SKIPPED"
     ROLLBACK = "ROLLBACK"
+    #: ``cosell_reconcile`` held back a record's HubSpot writes because Partner Central rejected its update.
+    AUTO_ROLLBACK = "AUTO_ROLLBACK"
 
 
 @dataclass(frozen=True)

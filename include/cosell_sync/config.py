@@ -172,11 +172,17 @@ class ConflictConfig(_Model):
         default_strategy: used for fields without their own strategy.
         field_strategies: mapping name -> strategy.
         manual_resolution: mapping names whose conflicts wait for a person (a HubSpot task).
+        default_task_owner_id: HubSpot owner id a conflict task is assigned to when its deal has no
+            owner (empty: the task stays unassigned).
+        sns_topic_arn: SNS topic that announces each new conflict (ids, type, field and times, never
+            the values); empty: no announcement.
     """
 
     default_strategy: Strategy = "last_write_wins"
     field_strategies: dict[str, Strategy] = Field(default_factory=dict)
     manual_resolution: list[str] = Field(default_factory=list)
+    default_task_owner_id: str = ""
+    sns_topic_arn: str = ""
 
 
 class StorageConfig(_Model):
@@ -195,6 +201,8 @@ class LeaseConfig(_Model):
     ttl_seconds: int = Field(default=900, ge=60)
     #: How long a run waits for another run's lease before it ends with a clear error.
     wait_seconds: int = Field(default=120, ge=0)
+    #: A backfill run finding the lease taken does not wait: its ``prepare`` is rescheduled this much later.
+    backfill_recheck_seconds: int = Field(default=60, ge=5)
 
 
 #: What the audit trail keeps of a field's values: the value itself (rollback can restore it), a
@@ -393,6 +401,19 @@ class ReportConfig(_Model):
     fail_on_record_errors: bool = True
 
 
+class RollbackConfig(_Model):
+    """Automatic rollback in ``cosell_reconcile`` (see ``cosell_sync.auto_revert``).
+
+    Attributes:
+        auto_revert_hubspot: when Partner Central rejects a record's update (not a transient error), its
+            HubSpot side keeps the values it had before the run (the run's HubSpot writes of that record
+            are held back), with a note on the deal, a task for its owner and an ``AUTO_ROLLBACK`` audit
+            entry; false: HubSpot takes its half of the record's changes anyway.
+    """
+
+    auto_revert_hubspot: bool = True
+
+
 def _default_stages() -> list[StageMapping]:
     # HubSpot's default sales pipeline stage ids, in pipeline order.
     pairs = [
@@ -432,6 +453,7 @@ class SyncConfig(_Model):
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
     invitations: InvitationsConfig = Field(default_factory=InvitationsConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    rollback: RollbackConfig = Field(default_factory=RollbackConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 

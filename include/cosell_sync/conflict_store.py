@@ -4,6 +4,12 @@ Items: ``PK = CONFLICT#{catalog}``, ``SK = {opportunity_id}#{field}`` in the sta
 watermarks and the retry queue (:mod:`cosell_sync.state`). A conflict's id is derived from its record,
 field and detection, so re-opening it in a retried task finds the same item.
 
+Each conflict has a ``conflict_type`` (:data:`CONFLICT_TYPES`): ``SIMULTANEOUS_UPDATE`` (both sides
+changed the field since the baseline), ``STALE_DATA`` (Partner Central changed it between our read and
+our write), ``LOCKED_FIELD`` (HubSpot changed a field Partner Central locks in the review state) or
+``REJECTED_VALUE`` (Partner Central rejected HubSpot's value). Items stored before types existed read
+as ``SIMULTANEOUS_UPDATE``.
+
 PII: a conflict holds the two values a person chooses between. Nothing here logs a value.
 """
 
@@ -29,16 +35,50 @@ def _now() -> datetime:
 
 PENDING = "PENDING"
 RESOLVED = "RESOLVED"
-RESOLUTIONS = ("USE_HUBSPOT_VALUE", "USE_PARTNER_CENTRAL_VALUE")
+RESOLUTIONS = ("USE_HUBSPOT_VALUE", "USE_PARTNER_CENTRAL_VALUE", "CUSTOM_VALUE")
+
+#: Both systems changed a manual-resolution field since the baseline (the three-way diff).
+SIMULTANEOUS_UPDATE = "SIMULTANEOUS_UPDATE"
+#: Partner Central changed the field between our read and our write (ConflictException, re-read).
+STALE_DATA = "STALE_DATA"
+#: HubSpot changed a field Partner Central locks in the opportunity's review state (after Approved).
+LOCKED_FIELD = "LOCKED_FIELD"
+#: Partner Central rejected HubSpot's value for the field (ValidationException naming it).
+REJECTED_VALUE = "REJECTED_VALUE"
+#: The four conflict types of design feature 5, in the order the README lists them.
+CONFLICT_TYPES = (SIMULTANEOUS_UPDATE, STALE_DATA, LOCKED_FIELD, REJECTED_VALUE)
+#: The types that freeze their field until a person decides: two values compete and syncing either one
+#: would pick a winner. A locked field (Partner Central's value was written back) and a rejected value
+#: (the record keeps failing and is retried) do not: freezing them would stop a corrected HubSpot value
+#: from ever reaching Partner Central, or a newer AWS value from reaching HubSpot.
+FREEZING_TYPES = (SIMULTANEOUS_UPDATE, STALE_DATA)
+#: How a rejected-value conflict ends when a later run writes the field to Partner Central.
+SUPERSEDED = "SUPERSEDED"
+
 _CONFLICT_FIELDS = (
     "opportunity_id",
     "deal_id",
     "field",
+    "conflict_type",
     "hubspot_value",
     "partner_central_value",
     "hubspot_timestamp",
     "partner_central_timestamp",
 )
+
+
+def with_type(item: dict[str, Any]) -> dict[str, Any]:
+    """A stored conflict with its ``conflict_type`` (items older than the types: ``SIMULTANEOUS_UPDATE``).
+
+    Args:
+        item: a conflict item as read from the table.
+
+    Returns:
+        The same dict, ``conflict_type`` set.
+    """
+    if not item.get("conflict_type"):
+        item["conflict_type"] = SIMULTANEOUS_UPDATE
+    return item
 
 
 class ConflictStore:
@@ -86,7 +126,8 @@ class ConflictStore:
 
         Args:
             conflicts: dicts with the ``_CONFLICT_FIELDS`` keys; ``detected_at`` (ISO string or
-                datetime) and ``conflict_id`` are optional.
+                datetime) and ``conflict_id`` are optional; ``conflict_type`` is one of
+                :data:`CONFLICT_TYPES` (default ``SIMULTANEOUS_UPDATE``).
             run_id: the detecting run (stored for operators).
 
         Returns:
@@ -102,6 +143,10 @@ class ConflictStore:
             detected_iso = utc_iso(detected) if isinstance(detected, datetime) else str(detected)
             cid = conflict.get("conflict_id") or self.conflict_id(conflict)
             item = {k: conflict.get(k) for k in _CONFLICT_FIELDS}
+            kind = item.get("conflict_type") or SIMULTANEOUS_UPDATE
+            if kind not in CONFLICT_TYPES:
+                raise ValueError(f"unknown conflict_type {kind!r}; expected one of {CONFLICT_TYPES}")
+            item["conflict_type"] = kind
             item.update(
                 {
                     "PK": self.pk,
@@ -141,7 +186,10 @@ class ConflictStore:
         sets = ["#ld = :ld"]
         for i, key in enumerate(k for k in _CONFLICT_FIELDS if k not in {"opportunity_id", "field"}):
             names[f"#f{i}"] = key
-            values[f":f{i}"] = to_value(conflict.get(key))
+            value = conflict.get(key)
+            if key == "conflict_type":
+                value = value or SIMULTANEOUS_UPDATE
+            values[f":f{i}"] = to_value(value)
             sets.append(f"#f{i} = :f{i}")
         try:
             self.ddb.update_item(
@@ -182,7 +230,7 @@ class ConflictStore:
             ExpressionAttributeValues=values,
             ConsistentRead=True,
         )
-        return [from_item(i) for i in items]
+        return [with_type(from_item(i)) for i in items]
 
     def awaiting_task(self) -> list[dict[str, Any]]:
         """Pending conflicts without a HubSpot task yet.
@@ -201,7 +249,65 @@ class ConflictStore:
         Returns:
             ``{(opportunity_id, field), ...}``.
         """
-        return {(c["opportunity_id"], c["field"]) for c in self.pending()}
+        return {
+            (c["opportunity_id"], c["field"]) for c in self.pending() if c["conflict_type"] in FREEZING_TYPES
+        }
+
+    def close_superseded(self, written: Mapping[str, Iterable[str]], run_id: str) -> list[dict[str, Any]]:
+        """Resolve pending ``REJECTED_VALUE`` conflicts whose field Partner Central has now accepted.
+
+        A person fixed the value in HubSpot (or Partner Central's rule changed) and a run wrote the field:
+        nothing is left to decide. The item becomes ``RESOLVED`` with resolution ``SUPERSEDED``, by
+        ``cosell-sync``; a conflict replaced or resolved meanwhile is left alone (conditional update).
+
+        Args:
+            written: opportunity id -> the fields this run wrote to Partner Central.
+            run_id: the run that wrote them (kept as the reason).
+
+        Returns:
+            The conflicts closed (as they were: ``task_id`` and ``deal_id`` for the caller).
+        """
+        wanted = {(oid, f) for oid, fields in written.items() for f in fields}
+        if not wanted:
+            return []
+        closed = []
+        for conflict in self.pending():
+            key = (conflict["opportunity_id"], conflict["field"])
+            if conflict["conflict_type"] != REJECTED_VALUE or key not in wanted:
+                continue
+            try:
+                self.ddb.update_item(
+                    TableName=self.table,
+                    Key=self._key(*key),
+                    UpdateExpression=(
+                        "SET #st = :resolved, #res = :res, #by = :by, #at = :at, #reason = :reason"
+                    ),
+                    ConditionExpression="#st = :pending AND #cid = :cid",
+                    ExpressionAttributeNames={
+                        "#st": "status",
+                        "#res": "resolution",
+                        "#by": "resolved_by",
+                        "#at": "resolved_at",
+                        "#reason": "resolution_reason",
+                        "#cid": "conflict_id",
+                    },
+                    ExpressionAttributeValues={
+                        ":resolved": {"S": RESOLVED},
+                        ":pending": {"S": PENDING},
+                        ":res": {"S": SUPERSEDED},
+                        ":by": {"S": "cosell-sync"},
+                        ":at": {"S": utc_iso(_now())},
+                        ":reason": {"S": f"Partner Central accepted the field in run {run_id}"},
+                        ":cid": {"S": conflict["conflict_id"]},
+                    },
+                )
+            except ClientError as err:
+                if not is_conditional_check_failed(err):
+                    raise
+                continue
+            log.info("conflict %s superseded: Partner Central accepted %s.%s", conflict["conflict_id"], *key)
+            closed.append(conflict)
+        return closed
 
     def get(self, conflict_id: str) -> dict[str, Any]:
         """A conflict by id (pending or resolved).
@@ -228,7 +334,7 @@ class ConflictStore:
             ConsistentRead=True,
         )
         for item in items:
-            return from_item(item)
+            return with_type(from_item(item))
         raise NotFoundError(
             f"conflict {conflict_id} not found in catalog {self.catalog}", record_id=conflict_id
         )
@@ -256,18 +362,55 @@ class ConflictStore:
             ExpressionAttributeValues={":task": {"S": str(task_id)}, ":cid": {"S": conflict_id}},
             ReturnValues="ALL_NEW",
         )
-        return from_item(resp["Attributes"])
+        return with_type(from_item(resp["Attributes"]))
 
-    def resolve(self, conflict_id: str, resolution: str, reason: str, user: str) -> dict[str, Any]:
+    def mark_announced(self, conflict_id: str, message_id: str | None) -> None:
+        """Record that a conflict was announced on SNS (for operators); a replaced one is left alone.
+
+        Args:
+            conflict_id: the conflict.
+            message_id: the SNS message id, if the topic answered with one.
+        """
+        current = self.get(conflict_id)
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=self._key(current["opportunity_id"], current["field"]),
+                UpdateExpression="SET #at = :at, #mid = :mid",
+                ConditionExpression="#cid = :cid",
+                ExpressionAttributeNames={
+                    "#at": "announced_at",
+                    "#mid": "announcement_id",
+                    "#cid": "conflict_id",
+                },
+                ExpressionAttributeValues={
+                    ":at": {"S": utc_iso(_now())},
+                    ":mid": to_value(message_id),
+                    ":cid": {"S": conflict_id},
+                },
+            )
+        except ClientError as err:
+            if not is_conditional_check_failed(err):
+                raise
+
+    def resolve(
+        self,
+        conflict_id: str,
+        resolution: str,
+        reason: str,
+        user: str,
+        custom_value: str | None = None,
+    ) -> dict[str, Any]:
         """Resolve a pending conflict; the caller then applies ``resolved_value`` and audits it.
 
         Idempotent: resolving again with the same resolution returns the resolved item.
 
         Args:
             conflict_id: the conflict.
-            resolution: ``USE_HUBSPOT_VALUE`` or ``USE_PARTNER_CENTRAL_VALUE``.
+            resolution: ``USE_HUBSPOT_VALUE``, ``USE_PARTNER_CENTRAL_VALUE`` or ``CUSTOM_VALUE``.
             reason: the human's reason (free text).
             user: who resolved it: a user *id* (HubSpot owner id), not an email, to keep PII out.
+            custom_value: the value written to both systems, for ``CUSTOM_VALUE`` (required there).
 
         Returns:
             The resolved item, with ``resolution``, ``resolved_value``, ``resolved_by``, ``resolved_at``.
@@ -279,47 +422,57 @@ class ConflictStore:
         """
         if resolution not in RESOLUTIONS:
             raise ValueError(f"unknown resolution {resolution!r}; expected one of {RESOLUTIONS}")
+        if resolution == "CUSTOM_VALUE" and custom_value is None:
+            raise ValueError("resolution CUSTOM_VALUE needs a custom_value")
         current = self.get(conflict_id)
-        side = "hubspot_value" if resolution == "USE_HUBSPOT_VALUE" else "partner_central_value"
+        names = {
+            "#st": "status",
+            "#res": "resolution",
+            "#val": "resolved_value",
+            "#reason": "resolution_reason",
+            "#by": "resolved_by",
+            "#at": "resolved_at",
+            "#cid": "conflict_id",
+        }
+        values: dict[str, Any] = {
+            ":resolved": {"S": RESOLVED},
+            ":pending": {"S": PENDING},
+            ":res": {"S": resolution},
+            ":reason": to_value(reason),
+            ":by": {"S": user},
+            ":at": {"S": utc_iso(_now())},
+            ":cid": {"S": conflict_id},
+        }
+        if resolution == "CUSTOM_VALUE":
+            resolved = ":custom"
+            values[":custom"] = to_value(custom_value)
+        else:
+            resolved = "#side"
+            names["#side"] = "hubspot_value" if resolution == "USE_HUBSPOT_VALUE" else "partner_central_value"
         try:
             resp = self.ddb.update_item(
                 TableName=self.table,
                 Key=self._key(current["opportunity_id"], current["field"]),
                 UpdateExpression=(
-                    "SET #st = :resolved, #res = :res, #val = #side, #reason = :reason, #by = :by, #at = :at"
+                    f"SET #st = :resolved, #res = :res, #val = {resolved}, #reason = :reason, "
+                    "#by = :by, #at = :at"
                 ),
                 ConditionExpression="#st = :pending AND #cid = :cid",
-                ExpressionAttributeNames={
-                    "#st": "status",
-                    "#res": "resolution",
-                    "#val": "resolved_value",
-                    "#side": side,
-                    "#reason": "resolution_reason",
-                    "#by": "resolved_by",
-                    "#at": "resolved_at",
-                    "#cid": "conflict_id",
-                },
-                ExpressionAttributeValues={
-                    ":resolved": {"S": RESOLVED},
-                    ":pending": {"S": PENDING},
-                    ":res": {"S": resolution},
-                    ":reason": to_value(reason),
-                    ":by": {"S": user},
-                    ":at": {"S": utc_iso(_now())},
-                    ":cid": {"S": conflict_id},
-                },
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
         except ClientError as err:
             if not is_conditional_check_failed(err):
                 raise
             again = self.get(conflict_id)
-            if again.get("status") == RESOLVED and again.get("resolution") == resolution:
-                return again
+            same_value = resolution != "CUSTOM_VALUE" or again.get("resolved_value") == custom_value
+            if again.get("status") == RESOLVED and again.get("resolution") == resolution and same_value:
+                return with_type(again)
             raise ConflictError(
                 f"conflict {conflict_id} is {again.get('status')} with {again.get('resolution')}; "
                 f"cannot resolve it with {resolution}",
                 record_id=conflict_id,
             ) from err
         log.info("conflict %s resolved with %s", conflict_id, resolution)
-        return from_item(resp["Attributes"])
+        return with_type(from_item(resp["Attributes"]))

@@ -6,8 +6,9 @@ tests build it from the emulators. The domain modules only ever see this object.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cosell_sync.audit import AuditTrail
@@ -38,6 +39,9 @@ class SyncEnv:
         audit: the audit trail.
         journal: intents and outcomes of Partner Central writes, until commit audits them (None:
             writes are not journaled, e.g. in tools that write nothing).
+        announce: publishes one new conflict's message (a JSON-ready dict without values) and returns the
+            message id; None: new conflicts are not announced (``conflicts.sns_topic_arn`` empty). The
+            Airflow glue passes an SNS publisher in, so this package never imports Airflow.
     """
 
     config: SyncConfig
@@ -51,3 +55,4 @@ class SyncEnv:
     conflicts: ConflictStore
     audit: AuditTrail
     journal: WriteJournal | None = None
+    announce: Callable[[dict[str, Any]], str | None] | None = None

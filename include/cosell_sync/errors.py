@@ -20,6 +20,8 @@ class SyncError(Exception):
         record_id: the record the error concerns, if any.
         reason: the service's machine-readable reason, where it gives one (Partner Central's
             ``AccessDeniedException.Reason``, e.g. ``OPPORTUNITY_BULK_JOB_NOT_ENABLED``).
+        fields: the request members the service named as wrong (Partner Central's
+            ``ValidationException.ErrorList[].FieldName``), names only, never values.
     """
 
     retriable: bool = False
@@ -32,6 +34,7 @@ class SyncError(Exception):
         code: str | None = None,
         record_id: str | None = None,
         reason: str | None = None,
+        fields: list[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -39,6 +42,7 @@ class SyncError(Exception):
         self.code = code
         self.record_id = record_id
         self.reason = reason
+        self.fields = list(fields) if fields else []
 
     def to_dict(self) -> dict[str, str | bool | None]:
         """A JSON-friendly form for audit entries."""
@@ -52,6 +56,8 @@ class SyncError(Exception):
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.fields:
+            out["fields"] = ",".join(self.fields)
         return out
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cosell_sync.conflict_store import SIMULTANEOUS_UPDATE
 from cosell_sync.conflicts import HUBSPOT, MANUAL, PARTNER_CENTRAL, conflict_id
 from cosell_sync.gating import (
     BLOCKED_REASONS,
@@ -52,7 +53,8 @@ class Plan:
     Attributes:
         hubspot_updates: opportunity id -> field -> canonical value to write to HubSpot.
         partner_central_updates: opportunity id -> field -> canonical value to write to PC (gated).
-        conflicts: manual conflicts: ``opportunity_id``, ``field``, ``pc``, ``hs``, ``conflict_id``.
+        conflicts: manual conflicts: ``opportunity_id``, ``field``, ``pc``, ``hs``, ``conflict_id``,
+            ``conflict_type`` (``SIMULTANEOUS_UPDATE``: the other types are found by the apply steps).
         deferred: ``opportunity_id``, ``field``, ``reason``, ``value``: retried on a later run.
         blocked: ``opportunity_id``, ``field``, ``reason``, ``value``: never sent to PC.
         converged: opportunity ids with fields both sides changed to the same value.
@@ -315,6 +317,7 @@ def build_plan(diff_resolved: pd.DataFrame, pc: pd.DataFrame, base: pd.DataFrame
             "pc": pcv,
             "hs": hsv,
             "conflict_id": conflict_id(oid, name, pcv, hsv),
+            "conflict_type": SIMULTANEOUS_UPDATE,
         }
         for oid, name, pcv, hsv in zip(
             oids[manual], fields[manual], pc_values[manual], hs_values[manual], strict=True
@@ -524,8 +527,9 @@ def log_plan(plan: Plan, dry_run: bool) -> None:
         )
     for item in plan.conflicts:
         log.info(
-            "Manual conflict on %s.%s (conflict %s)",
+            "Manual conflict on %s.%s (conflict %s, %s)",
             item["opportunity_id"],
             item["field"],
             item["conflict_id"],
+            item.get("conflict_type", SIMULTANEOUS_UPDATE),
         )

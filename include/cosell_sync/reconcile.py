@@ -4,7 +4,8 @@ Every step takes a :class:`~cosell_sync.env.SyncEnv` and small dicts (the run de
 earlier steps returned through XCom: S3 keys, counts, ids) and returns a small dict. Data moves between
 steps through S3 (Parquet snapshots, JSON plan and results), by the keys the steps return.
 
-1. :func:`prepare`: fix the run: catalog, mode, direction and each side's time window.
+1. :func:`prepare`: fix the run: catalog, mode, direction and each side's time window; read the
+   catalog's selling system settings for the report (:mod:`cosell_sync.settings`).
 2. :func:`~cosell_sync.extract.extract_partner_central`, :func:`~cosell_sync.extract.extract_hubspot`.
 3. :func:`plan`: the three-way diff, conflicts and review-state gating (:mod:`cosell_sync.plan`).
 4. :func:`~cosell_sync.creates.prepare_creates`: deals that already have an opportunity are found by
@@ -28,6 +29,7 @@ from cosell_sync.creates import prepare_creates
 from cosell_sync.extract import extract_hubspot, extract_partner_central
 from cosell_sync.params import param_timestamp
 from cosell_sync.report import check_record_errors, finish_report
+from cosell_sync.settings import read_settings
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
@@ -102,6 +104,8 @@ def prepare(env: SyncEnv, params: dict[str, Any], info: dict[str, Any]) -> dict[
         # The watermark only moves for runs that looked at everything that changed up to now.
         "advance_watermark": not (is_backfill or ids or params.get("dry_run") or since_param),
     }
+    # One GetSellingSystemSettings a run, shown in its report; unreadable settings do not stop the run.
+    run["selling_settings"] = read_settings(env)
     log.info(
         "Run window: catalog=%s mode=%s direction=%s dry_run=%s partner_central since %s, "
         "hubspot since %s, until %s",
@@ -125,6 +129,16 @@ def plan(
     made = make_plan(env, run, pc_result, hs_result)
     key = store_plan(env, run, made)
     log_plan(made, run["dry_run"])
+    if run["dry_run"]:
+        from cosell_sync.dry_run import log_values
+
+        # Old and new value per field (names only for fields the audit policy keeps no value of).
+        log_values(
+            made,
+            env.snapshots.get_frame(pc_result["key"]),
+            env.snapshots.get_frame(hs_result["key"]),
+            env.config.audit.policy_for,
+        )
     return {"key": key, "counts": made.counts()}
 
 

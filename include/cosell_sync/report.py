@@ -9,16 +9,23 @@ a run with records it could not read or write (or requested ids that do not exis
 from __future__ import annotations
 
 import logging
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import Direction
 from cosell_sync.errors import RecordErrorsError
+from cosell_sync.settings import describe as describe_settings
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
     from cosell_sync.plan import Plan
 
 log = logging.getLogger(__name__)
+
+#: The report table's width in the task log (the API-call list wraps to it).
+LOG_WIDTH = 100
+#: Airflow keeps at most 1,000 characters of a DAG run's note (``dag_run_note.content``).
+NOTE_MAX_CHARS = 1000
 
 
 def run_summary(
@@ -44,6 +51,7 @@ def run_summary(
     """
     pc_failed = pc_res.get("failed") or {}
     hs_failed = hs_res.get("failed") or {}
+    reverted = hs_res.get("auto_reverted") or {}
     dry = run["dry_run"]
     return {
         "run_id": run["run_id"],
@@ -53,8 +61,10 @@ def run_summary(
         "dry_run": dry,
         Direction.TO_HUBSPOT.value: {
             "created": len(plan.create_deals) if dry else len(hs_res.get("created") or {}),
-            "updated": len([o for o in plan.hubspot_updates if o not in hs_failed]),
+            "updated": len([o for o in plan.hubspot_updates if o not in hs_failed and o not in reverted]),
             "failed": len(hs_failed),
+            # held back because Partner Central rejected the record (rollback.auto_revert_hubspot)
+            **({"auto_reverted": len(reverted)} if reverted else {}),
         },
         Direction.TO_PARTNER_CENTRAL.value: {
             "created": len(plan.create_opportunities) if dry else len(pc_res.get("created") or {}),
@@ -70,6 +80,12 @@ def run_summary(
         "unchanged_converged": len(plan.converged),
         "queued_for_retry": retried,
         "api_calls": api_calls,
+        # The catalog's selling system settings as prepare read them (cosell_sync.settings), calls apart.
+        **(
+            {"selling_settings": {k: v for k, v in run["selling_settings"].items() if k != "api_calls"}}
+            if run.get("selling_settings")
+            else {}
+        ),
     }
 
 
@@ -87,14 +103,29 @@ def format_report(report: dict[str, Any], pc_calls: int | None = None, hs_calls:
         f"submitted to AWS: {to_pc['submitted']}   conflicts (manual): {report['conflicts']}   "
         f"converged: {report['unchanged_converged']}   queued for retry: {report['queued_for_retry']}",
     ]
+    if to_hs.get("auto_reverted"):
+        lines.append(
+            f"HubSpot changes held back (Partner Central rejected the record): {to_hs['auto_reverted']}"
+        )
     if report.get("read_failures"):
         lines.append(f"records that could not be read (retried next run): {report['read_failures']}")
     if report.get("unknown_opportunity_ids"):
         unknown = report["unknown_opportunity_ids"]
         lines.append(f"requested opportunity ids that do not exist ({len(unknown)}): {', '.join(unknown)}")
+    if report.get("selling_settings"):
+        lines.append(describe_settings(report["selling_settings"]))
     calls = report.get("api_calls") or {}
     if calls:
-        lines.append("API calls: " + ", ".join(f"{k}={v}" for k, v in sorted(calls.items())))
+        # One line per ~100 characters: a run calls 20-30 operations, too many for one readable line.
+        lines.extend(
+            textwrap.wrap(
+                ", ".join(f"{k}={v}" for k, v in sorted(calls.items())),
+                width=LOG_WIDTH,
+                initial_indent="API calls: ",
+                subsequent_indent="           ",
+                break_on_hyphens=False,
+            )
+        )
     if pc_calls is not None or hs_calls is not None:
         lines.append(f"API calls total: Partner Central {pc_calls}, HubSpot {hs_calls}")
     return "\n".join(lines)
@@ -126,10 +157,12 @@ def finish_report(
         The report key, the call totals and the per-direction counts (small, for XCom).
     """
     from cosell_sync.audit import RunReport
+    from cosell_sync.storage import run_key
 
     summary = committed["report"]
     calls = dict(summary.get("api_calls") or {})
-    for extract in (pc, hs, insights or {}, engagements or {}, *steps):
+    # prepare's GetSellingSystemSettings counts as a call of the run too.
+    for extract in (pc, hs, insights or {}, engagements or {}, run.get("selling_settings") or {}, *steps):
         for op, count in (extract.get("api_calls") or {}).items():
             calls[op] = calls.get(op, 0) + count
     # Partner Central operations are CamelCase; the HubSpot gateway names its calls in lower case.
@@ -140,6 +173,8 @@ def finish_report(
         "api_calls": calls,
         "api_calls_total": {"partner_central": pc_calls, "hubspot": hs_calls},
     }
+    if run.get("selling_settings"):
+        summary["selling_settings"] = {k: v for k, v in run["selling_settings"].items() if k != "api_calls"}
     if insights:
         summary["insights"] = {k: v for k, v in insights.items() if k != "api_calls"}
     if engagements:
@@ -153,8 +188,10 @@ def finish_report(
         # report.json gets every step's API calls, not only the apply steps' the commit saw.
         RunReport(env.snapshots, run["catalog"], run["run_id"]).write_report(summary)
     log.info("\n%s", format_report(summary, pc_calls, hs_calls))
+    folder = env.snapshots.full_key(run_key(run["catalog"], run["run_id"], "report.json")).rsplit("/", 1)[0]
     return {
         "report_key": summary.get("report_key"),
+        "note": run_note(summary, f"s3://{env.snapshots.bucket}/{folder}/", pc_calls, hs_calls),
         "partner_central_calls": pc_calls,
         "hubspot_calls": hs_calls,
         **{
@@ -167,6 +204,53 @@ def finish_report(
             )
         },
     }
+
+
+def run_note(summary: dict[str, Any], folder_uri: str, pc_calls: int, hs_calls: int) -> str:
+    """The run's outcome as Markdown for the DAG run's note: counts per direction and where the artefacts are.
+
+    The note is what the Airflow UI shows on the run page and in the runs list, so it carries counts and
+    S3 locations only (no ids, no values), and fits Airflow's 1,000-character limit.
+
+    Args:
+        summary: the run summary (:func:`run_summary` plus ``record_errors``).
+        folder_uri: ``s3://bucket/prefix/runs/{catalog}/{run_id}/``, where the run's artefacts are.
+        pc_calls: Partner Central API calls the run made.
+        hs_calls: HubSpot API calls the run made.
+
+    Returns:
+        Markdown of at most :data:`NOTE_MAX_CHARS` characters.
+    """
+    to_hs, to_pc = summary[Direction.TO_HUBSPOT.value], summary[Direction.TO_PARTNER_CENTRAL.value]
+    errors = summary.get("record_errors") or record_errors(summary)
+    head = f"**{summary['mode']}**, {summary['direction']}, catalog {summary['catalog']}"
+    if summary.get("dry_run"):
+        head += ", **dry run** (nothing written)"
+    lines = [
+        head,
+        "",
+        "| | created | updated | deferred | blocked | failed |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| Partner Central → HubSpot | {to_hs['created']} | {to_hs['updated']} | - | - "
+        f"| {to_hs['failed']} |",
+        f"| HubSpot → Partner Central | {to_pc['created']} | {to_pc['updated']} | {to_pc['deferred']} "
+        f"| {to_pc['blocked']} | {to_pc['failed']} |",
+        "",
+        f"Conflicts (manual): {summary.get('conflicts', 0)} · submitted: {to_pc.get('submitted', 0)} · "
+        f"not read: {errors.get('read_failures', 0)} · "
+        f"unknown ids: {errors.get('unknown_opportunity_ids', 0)} · "
+        f"queued for retry: {summary.get('queued_for_retry', 0)}",
+        f"API calls: Partner Central {pc_calls}, HubSpot {hs_calls}",
+        "",
+        f"Artefacts: `{folder_uri}` (`report.json`"
+        + ("" if summary.get("dry_run") else ", `changes.parquet`")
+        + ", `plan.json`)",
+    ]
+    note = "\n".join(lines)
+    if len(note) > NOTE_MAX_CHARS:
+        # A very long bucket prefix or run id: keep the counts, cut the locations.
+        note = note[: NOTE_MAX_CHARS - 1] + "…"
+    return note
 
 
 def record_errors(summary: dict[str, Any]) -> dict[str, int]:

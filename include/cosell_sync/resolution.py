@@ -15,6 +15,12 @@ A field listed under ``conflicts.manual_resolution`` that changed differently on
 4. last, mark the conflict ``RESOLVED``. The conflict is the commit point: until it is resolved the field
    stays frozen, every step above is idempotent, and a failed or retried task simply does them again.
 
+``CUSTOM_VALUE`` (with ``custom_value``) writes a value the person typed to *both* systems, under the same
+rules (Partner Central first, then HubSpot), moves the baseline to it and audits it as ``CONFLICT_RESOLVED``
+once per system. Every conflict type (``conflict_type``: simultaneous update, stale data, locked field,
+rejected value) is resolved the same way; a locked field or a rejected value can usually only be settled
+with Partner Central's value or a custom one.
+
 Both writes go through the one writer per system (:mod:`cosell_sync.writers`), as reconcile's do.
 """
 
@@ -36,7 +42,8 @@ log = logging.getLogger(__name__)
 
 USE_HUBSPOT_VALUE = "USE_HUBSPOT_VALUE"
 USE_PARTNER_CENTRAL_VALUE = "USE_PARTNER_CENTRAL_VALUE"
-RESOLUTIONS = (USE_HUBSPOT_VALUE, USE_PARTNER_CENTRAL_VALUE)
+CUSTOM_VALUE = "CUSTOM_VALUE"
+RESOLUTIONS = (USE_HUBSPOT_VALUE, USE_PARTNER_CENTRAL_VALUE, CUSTOM_VALUE)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
@@ -96,26 +103,30 @@ def resolve_conflict(
     *,
     run_timestamp: datetime | None = None,
     dag_id: str = "cosell_resolve_conflict",
+    custom_value: str | None = None,
 ) -> dict[str, Any]:
     """Apply a person's decision on a manual conflict (see the module docstring for the steps).
 
     Args:
         env: clients and stores.
         conflict_id: the conflict (from the HubSpot task).
-        resolution: ``USE_HUBSPOT_VALUE`` or ``USE_PARTNER_CENTRAL_VALUE``.
+        resolution: ``USE_HUBSPOT_VALUE``, ``USE_PARTNER_CENTRAL_VALUE`` or ``CUSTOM_VALUE``.
         reason: why (free text; email addresses are removed before it reaches the audit trail).
         user: who decided: a user id (e.g. a HubSpot owner id), never an email address.
         run_id: the Airflow run id (audit and baseline version).
         run_timestamp: the run's timestamp for the audit key (default: now); fixed per run so a
             retried task overwrites its own entry.
         dag_id: the DAG, for the audit metadata.
+        custom_value: the value (canonical form, as the task shows values) written to both systems;
+            required with ``CUSTOM_VALUE``, refused with the other resolutions.
 
     Returns:
         A small summary: ``status`` (``resolved`` | ``already_resolved``), the field, the written side
         and the API calls.
 
     Raises:
-        ParamError: an unknown resolution, or ``user`` is empty or an email address (a ValueError too).
+        ParamError: an unknown resolution, ``CUSTOM_VALUE`` without ``custom_value`` (or a custom value
+            with another resolution), or ``user`` is empty or an email address (a ValueError too).
         NotFoundError: no such conflict.
         AlreadyResolvedError: the conflict was already resolved the other way (a ConflictError).
         ResolutionBlockedError: the value cannot be written now; the conflict stays pending.
@@ -129,6 +140,14 @@ def resolve_conflict(
 
     if resolution not in RESOLUTIONS:
         raise ParamError(f"unknown resolution {resolution!r}; expected one of {', '.join(RESOLUTIONS)}")
+    custom = custom_value if custom_value not in (None, "") else None
+    if resolution == CUSTOM_VALUE and custom is None:
+        raise ParamError(
+            "resolution CUSTOM_VALUE needs the custom_value param: the value to write to both HubSpot and "
+            "Partner Central (as the task shows values, e.g. 2027-06-30 for a date, 424242 for an amount)"
+        )
+    if resolution != CUSTOM_VALUE and custom is not None:
+        raise ParamError(f"custom_value is only used with resolution CUSTOM_VALUE, not with {resolution}")
     if not user or not user.strip() or _EMAIL.search(user):
         raise ParamError("resolved_by must be a user id (e.g. a HubSpot owner id), not an email address")
     cfg = env.config
@@ -136,7 +155,8 @@ def resolve_conflict(
     conflict = env.conflicts.get(conflict_id)
     oid, name = str(conflict["opportunity_id"]), str(conflict["field"])
     if conflict.get("status") == RESOLVED:
-        if conflict.get("resolution") == resolution:
+        same_value = resolution != CUSTOM_VALUE or conflict.get("resolved_value") == custom
+        if conflict.get("resolution") == resolution and same_value:
             log.info(
                 "Conflict %s (%s.%s) is already resolved with %s by %s at %s: nothing to do",
                 conflict_id,
@@ -149,11 +169,16 @@ def resolve_conflict(
             return {"status": "already_resolved", "conflict_id": conflict_id, "field": name, "api_calls": {}}
         raise AlreadyResolvedError(
             f"conflict {conflict_id} ({oid}.{name}) was already resolved with {conflict.get('resolution')} "
-            f"by {conflict.get('resolved_by')}; it cannot be resolved again with {resolution}",
+            f"by {conflict.get('resolved_by')}; it cannot be resolved again with {resolution}"
+            + (" and another value" if conflict.get("resolution") == resolution else ""),
             record_id=conflict_id,
         )
 
     pc_value, hs_value = recorded_values(conflict)
+    if resolution == CUSTOM_VALUE:
+        return _resolve_custom(
+            env, conflict, str(custom), reason, user, run_id, when=run_timestamp, dag_id=dag_id
+        )
     use_hubspot = resolution == USE_HUBSPOT_VALUE
     winning, losing = (hs_value, pc_value) if use_hubspot else (pc_value, hs_value)
     target_side = Side.PARTNER_CENTRAL if use_hubspot else Side.HUBSPOT
@@ -257,7 +282,139 @@ def resolve_conflict(
         "opportunity_id": oid,
         "field": name,
         "resolution": resolution,
+        "conflict_type": conflict.get("conflict_type"),
         "written_to": target_side,
+        "other_pending": len(others),
+        "api_calls": api_calls,
+    }
+
+
+def _resolve_custom(
+    env: SyncEnv,
+    conflict: dict[str, Any],
+    value: str,
+    reason: str | None,
+    user: str,
+    run_id: str,
+    *,
+    when: datetime | None,
+    dag_id: str,
+) -> dict[str, Any]:
+    """``CUSTOM_VALUE``: write a person's value to Partner Central, then HubSpot; baseline, audit, close.
+
+    Partner Central goes first: it is the side that may refuse (review state, validation), and a
+    refusal then leaves both systems untouched and the conflict pending. A retry after a HubSpot
+    failure finds Partner Central already holding the value and sends nothing there again.
+    """
+    import pandas as pd
+
+    from cosell_sync.audit import AuditEntry
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.writers import HubSpotWriter, PartnerCentralWriter
+
+    cfg = env.config
+    conflict_id = str(conflict["conflict_id"])
+    oid, name = str(conflict["opportunity_id"]), str(conflict["field"])
+    pc_value, hs_value = recorded_values(conflict)
+    direction = cfg.field(name).direction
+    if direction != Direction.BOTH:
+        only = (
+            "Partner Central -> HubSpot"
+            if direction == Direction.TO_HUBSPOT
+            else "HubSpot -> Partner Central"
+        )
+        raise ResolutionBlockedError(
+            f"conflict {conflict_id}: {name} is mapped {only} only, so a custom value cannot be written to "
+            "both systems; resolve it with the value of the side it comes from. The conflict stays PENDING.",
+            record_id=conflict_id,
+        )
+    calls: Counter[str] = Counter()
+    log.info(
+        "Resolving conflict %s on %s.%s with a custom value: writing it to both systems",
+        conflict_id,
+        oid,
+        name,
+    )
+    written = PartnerCentralWriter(cfg, env.partner_central, env.catalog, calls).update(oid, {name: value})
+    if written.gated:
+        reason_code = written.gated[name]
+        raise ResolutionBlockedError(
+            f"conflict {conflict_id}: cannot write {name} ({cfg.field(name).partner_central}) to "
+            f"opportunity {oid} now: its ReviewStatus is {written.review_status!r} ({reason_code}). "
+            f"{_blocked_hint(reason_code)} Nothing was written; the conflict stays PENDING.",
+            service="partner_central",
+            code=reason_code,
+            record_id=conflict_id,
+        )
+    gw = HubSpotGateway(env.hubspot)
+    hubspot = HubSpotWriter(cfg, gw)
+    base_row = env.baseline.get(oid)
+    hubspot.write_record(oid, {name: value}, hubspot.object_ids(conflict.get("deal_id"), base_row))
+
+    # Both systems hold the custom value: it is the field's new common ancestor.
+    update = {name: value, "pc_last_modified": written.last_modified}
+    env.baseline.commit(
+        pd.DataFrame([update], index=pd.Index([oid], name="opportunity_id"), dtype=object), run_id
+    )
+
+    deal_id = conflict.get("deal_id") or (base_row or {}).get("deal_id")
+    metadata: dict[str, Any] = {
+        "runId": run_id,
+        "dagId": dag_id,
+        "conflictId": conflict_id,
+        "conflictType": conflict.get("conflict_type"),
+        "resolution": CUSTOM_VALUE,
+    }
+    if reason:
+        metadata["reason"] = no_email(reason)
+    stamp = when or datetime.now(UTC)
+    # One entry per system written (its old value differs per side); the audit key is per direction.
+    env.audit.write(
+        [
+            AuditEntry(
+                opportunity_id=oid,
+                deal_id=str(deal_id) if deal_id else None,
+                run_id=run_id.replace("#", "_"),
+                run_timestamp=stamp,
+                direction=target,
+                action=AuditAction.CONFLICT_RESOLVED,
+                source="HUBSPOT",  # the person decided from the HubSpot task
+                user=user,
+                changes={name: {"old": old, "new": value}},
+                api_calls=api,
+                metadata=metadata,
+            )
+            for target, old, api in (
+                (Direction.TO_PARTNER_CENTRAL, pc_value, sorted(calls)),
+                (Direction.TO_HUBSPOT, hs_value, sorted(gw.calls)),
+            )
+        ]
+    )
+    others = [c for c in env.conflicts.pending(oid) if c.get("conflict_id") != conflict_id]
+    if conflict.get("task_id"):
+        gw.batch_update("tasks", {str(conflict["task_id"]): {"hs_task_status": "COMPLETED"}})
+    if deal_id and not others:
+        gw.batch_update("deals", {str(deal_id): {"aws_conflict_status": "Resolved"}})
+    env.conflicts.resolve(conflict_id, CUSTOM_VALUE, reason or "", user, custom_value=value)
+    api_calls = {**dict(calls), **dict(gw.calls)}
+    log.info(
+        "Conflict %s resolved: %s.%s now holds the custom value on both sides; other pending conflicts on "
+        "%s: %d; API calls: %s",
+        conflict_id,
+        oid,
+        name,
+        oid,
+        len(others),
+        api_calls,
+    )
+    return {
+        "status": "resolved",
+        "conflict_id": conflict_id,
+        "opportunity_id": oid,
+        "field": name,
+        "resolution": CUSTOM_VALUE,
+        "conflict_type": conflict.get("conflict_type"),
+        "written_to": "both",
         "other_pending": len(others),
         "api_calls": api_calls,
     }
@@ -283,6 +440,7 @@ def _blocked_hint(reason_code: str) -> str:
 
 
 __all__ = [
+    "CUSTOM_VALUE",
     "RESOLUTIONS",
     "USE_HUBSPOT_VALUE",
     "USE_PARTNER_CENTRAL_VALUE",

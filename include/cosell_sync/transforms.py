@@ -70,7 +70,9 @@ class TransformError(ValidationError):
     code = "INVALID_VALUE"
 
     def __init__(self, field: str, value: Any, reason: str, *, record_id: str | None = None) -> None:
-        super().__init__(f"{field}: {reason}", code=self.code, record_id=record_id)
+        # ``fields`` names the field (never the value): a Partner Central write that fails this way is
+        # a value Partner Central's model rejects, for that field (a REJECTED_VALUE conflict).
+        super().__init__(f"{field}: {reason}", code=self.code, record_id=record_id, fields=[field])
         self.field = field
         self.value = value
         self.reason = reason

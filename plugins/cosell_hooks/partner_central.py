@@ -380,12 +380,20 @@ class PartnerCentralHook(AwsBaseHook):
             )
             # Modeled error members (AccessDeniedException.Reason) come at the top of the parsed response.
             reason = err.response.get("Reason") or error.get("Reason")
+            # ValidationException names the rejected members (field paths, no values): kept so the
+            # sync can tell which field Partner Central refused (a REJECTED_VALUE conflict).
+            fields = [
+                str(e["FieldName"])
+                for e in (err.response.get("ErrorList") or error.get("ErrorList") or [])
+                if isinstance(e, dict) and e.get("FieldName")
+            ]
             raise error_cls(
                 f"{operation} failed: {code}: {message}",
                 service=SERVICE,
                 code=code,
                 record_id=record_id,
                 reason=str(reason) if reason else None,
+                fields=fields,
             ) from err
         except (BotoConnectionError, HTTPClientError, PaginationError) as err:
             # Endpoint unreachable, connect/read timeouts, connection reset, paginator token loop.

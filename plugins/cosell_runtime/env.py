@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cosell_sync.env import SyncEnv
     from cosell_sync.lease import CatalogLease
 
@@ -74,7 +76,38 @@ def build_env(catalog: str | None = None) -> SyncEnv:
         journal=WriteJournal(
             dynamodb, cfg.storage.state_table, run_catalog, LargeItems(snapshots, cfg.storage.state_table)
         ),
+        announce=sns_announcer(cfg.conflicts.sns_topic_arn),
     )
+
+
+def sns_announcer(topic_arn: str) -> Callable[[dict[str, Any]], str | None] | None:
+    """A publisher of new-conflict messages on ``topic_arn`` through the amazon provider's SnsHook.
+
+    Args:
+        topic_arn: ``conflicts.sns_topic_arn``; empty: no announcements (returns None).
+
+    Returns:
+        ``publish(message) -> message id``: the message (ids, type, field, times; never values) as JSON,
+        with ``conflictType`` and ``catalog`` as message attributes for subscription filters.
+    """
+    if not topic_arn:
+        return None
+
+    def publish(message: dict[str, Any]) -> str | None:
+        import json
+
+        from airflow.providers.amazon.aws.hooks.sns import SnsHook
+
+        attributes = {k: str(message[k]) for k in ("conflictType", "catalog") if message.get(k)}
+        response = SnsHook(aws_conn_id=AWS_CONN_ID).publish_to_target(
+            target_arn=topic_arn,
+            message=json.dumps(message, sort_keys=True),
+            subject=f"Co-sell conflict {message.get('conflictId')}",
+            message_attributes=attributes or None,
+        )
+        return (response or {}).get("MessageId")
+
+    return publish
 
 
 def _dynamodb_client() -> Any:

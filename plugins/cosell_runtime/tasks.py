@@ -135,6 +135,7 @@ def reconcile_prepare(context: dict[str, Any]) -> dict[str, Any]:
     """
     from cosell_sync import reconcile
     from cosell_sync.config import load_config
+    from cosell_sync.errors import RunOverlapError
 
     params = _params(context)
     info = _run_info(context)
@@ -145,13 +146,37 @@ def reconcile_prepare(context: dict[str, Any]) -> dict[str, Any]:
         if params.get("dry_run"):
             return reconcile.prepare(env, params, info)
         lease = build_lease(env.catalog)
-        lease.acquire(run_id, wait_seconds=load_config().lease.wait_seconds)
+        lease_config = load_config().lease
+        backfill = "backfill" in str(info.get("run_type") or "").lower()
+        try:
+            # A backfill run does not hold a worker slot while it waits: it checks once and reschedules.
+            lease.acquire(run_id, wait_seconds=0 if backfill else lease_config.wait_seconds)
+        except RunOverlapError:
+            if not backfill:
+                raise
+            _reschedule_backfill(run_id, lease.holder(), lease_config.backfill_recheck_seconds)
         try:
             return reconcile.prepare(env, params, info)
         except Exception:
             # Nothing was written yet: give the lease back now rather than leave it to the failure callback.
             lease.release(run_id)
             raise
+
+
+def _reschedule_backfill(run_id: str, holder: dict[str, Any] | None, seconds: int) -> None:
+    """Put a backfill run's ``prepare`` back to sleep while another run holds the catalog.
+
+    Airflow's backfill runs up to its own ``max_active_runs`` (10 by default through the CLI and REST API)
+    at once, whatever the DAG's ``max_active_runs`` says; each would otherwise wait ``lease.wait_seconds``
+    and fail. Rescheduled, they take the lease one at a time and no worker slot is held meanwhile.
+    """
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    other = holder["owner"] if holder else "another run"
+    log.info("backfill run %s: catalog leased by run %s; checking again in %ds", run_id, other, seconds)
+    raise AirflowRescheduleException(reschedule_date=datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 def reconcile_extract_partner_central(run: dict[str, Any]) -> dict[str, Any]:
@@ -339,8 +364,23 @@ def reconcile_report(
             steps=tuple(s for s in steps if s),
             engagements=engagements,
         )
+        _push_run_note(reported.get("note"))
         reconcile.check_record_errors(run, reported, env.config.report.fail_on_record_errors)
     return reported
+
+
+def _push_run_note(note: str | None) -> None:
+    """Hand the run's note to the scheduler's listener (``cosell_runtime.run_notes``) through XCom.
+
+    Pushed under its own key before the record-error check, so a run that then fails still gets it.
+    """
+    if not note:
+        return
+    from airflow.sdk import get_current_context
+
+    from cosell_runtime.run_notes import NOTE_XCOM_KEY
+
+    get_current_context()["ti"].xcom_push(key=NOTE_XCOM_KEY, value=note)
 
 
 # -- cosell_hubspot_setup ------------------------------------------------------------------------------
@@ -390,32 +430,125 @@ def resolve_conflict(context: dict[str, Any]) -> dict[str, Any]:
             str(info["run_id"]),
             run_timestamp=_run_timestamp(context),
             dag_id=str(info.get("dag_id") or "cosell_resolve_conflict"),
+            custom_value=params.get("custom_value"),
         )
 
 
 def rollback(context: dict[str, Any]) -> dict[str, Any]:
-    """``cosell_rollback``: restore one record's fields to their values at a point in time."""
+    """``cosell_rollback``: restore one record (by opportunity or deal) to a point in time, or undo a run."""
     from cosell_sync import rollback as rollback_module
-    from cosell_sync.errors import NotFoundError, ValidationError
+    from cosell_sync.errors import NotFoundError, ParamError, ValidationError
 
     params = _params(context)
     info = _run_info(context)
     dag_id = str(info.get("dag_id") or "cosell_rollback")
+    named = {k: str(params.get(k) or "").strip() for k in ("opportunity_id", "deal_id", "run_id")}
+    given = [k for k, v in named.items() if v]
+    target = str(params.get("target_timestamp") or "").strip()
+    systems = str(params.get("systems") or "both")
     with _final_errors():
+        # Checked before anything is read: a retry cannot fix the params, so the run fails at once.
+        if len(given) != 1:
+            raise ParamError(
+                "give exactly one of opportunity_id, deal_id or run_id (got "
+                f"{', '.join(given) if given else 'none'}); nothing was rolled back"
+            )
+        if given == ["run_id"] and target:
+            raise ParamError(
+                "target_timestamp does not apply with run_id: a run is undone to the values just before it"
+            )
+        if given != ["run_id"] and not target:
+            raise ParamError(f"target_timestamp is required with {given[0]} (ISO 8601, UTC if no offset)")
         env = build_env()
     dry_run = bool(params.get("dry_run", True))
     # The record is not linked or its deal is gone (NotFoundError), a side refuses the value
     # (ValidationError): a retry cannot change that. Throttling and 5xx are still retried.
     final = (NotFoundError, ValidationError)
+    common: dict[str, Any] = {
+        "run_timestamp": _run_timestamp(context),
+        "dag_id": dag_id,
+        "systems": systems,
+    }
+    fields = list(params.get("fields") or [])
     with _final_errors(*final), _exclusive(env.catalog, str(info["run_id"]), enabled=not dry_run):
+        if named["run_id"]:
+            return rollback_module.rollback_run(
+                env, named["run_id"], fields, dry_run, str(info["run_id"]), f"airflow:{dag_id}", **common
+            )
+        opportunity_id = named["opportunity_id"] or rollback_module.resolve_deal(env, named["deal_id"])
         return rollback_module.rollback(
             env,
-            str(params.get("opportunity_id") or "").strip(),
-            str(params.get("target_timestamp") or ""),
-            list(params.get("fields") or []),
+            opportunity_id,
+            target,
+            fields,
             dry_run,
             str(info["run_id"]),
             f"airflow:{dag_id}",
-            run_timestamp=_run_timestamp(context),
-            dag_id=dag_id,
+            **common,
+        )
+
+
+# -- cosell_audit_export -----------------------------------------------------------------------------------
+def audit_export(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_audit_export``: write one UTC day of the audit trail to S3 as Parquet.
+
+    The day is the ``date`` param, else the day before the run's data interval ends (or its logical date).
+    """
+    from datetime import timedelta
+
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from cosell_runtime.env import _dynamodb_client
+    from cosell_sync import audit_export as export
+    from cosell_sync.config import load_config
+    from cosell_sync.errors import ParamError
+    from cosell_sync.storage import SnapshotStore
+
+    params = _params(context)
+    given = str(params.get("date") or "").strip()
+    with _final_errors():
+        if given:
+            try:
+                day = export.parse_day(given)
+            except ValueError as err:
+                raise ParamError(f"date: {err}; nothing was exported") from err
+        else:
+            # Scheduled at 02:30 UTC: the day that ended before it, whatever the timetable's interval.
+            reference = context.get("data_interval_end") or context.get("logical_date") or datetime.now(UTC)
+            day = export.parse_day(reference - timedelta(days=1))
+        cfg = load_config()
+    snapshots = SnapshotStore(
+        S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), cfg.storage.bucket, cfg.storage.prefix
+    )
+    return export.export_day(_dynamodb_client(), cfg.storage.audit_table, snapshots, day)
+
+
+# -- cosell_settings ---------------------------------------------------------------------------------------
+def change_settings(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_settings``: check the wanted selling system settings, log them; unless a dry run, put them."""
+    from cosell_sync import settings
+    from cosell_sync.errors import AuthError, ValidationError
+
+    params = _params(context)
+    info = _run_info(context)
+    dry_run = bool(params.get("dry_run", True))
+    # An emptied form field ("") keeps the current value, as null does.
+    wanted = {member: params.get(name) or None for member, name in settings.PARAMS.items()}
+    with _final_errors():
+        # The form's empty catalog ("") means the connection's, as an absent one does.
+        env = build_env(params.get("catalog") or None)
+        # A value the model refuses fails here, before any call (ParamError: no retry).
+        settings.check_settings(wanted)
+    # Partner Central refusing the value or the caller's permission: a retry would meet the same answer.
+    with (
+        _final_errors(ValidationError, AuthError),
+        _exclusive(env.catalog, str(info["run_id"]), enabled=not dry_run),
+    ):
+        return settings.change_settings(
+            env,
+            wanted,
+            dry_run,
+            str(info["run_id"]),
+            _run_timestamp(context),
+            dag_id=str(info.get("dag_id") or "cosell_settings"),
         )

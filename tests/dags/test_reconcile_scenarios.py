@@ -288,13 +288,23 @@ def test_partial_failure_207_is_retried_next_run(sync_stack: Any) -> None:
     assert canonical_hs(sync_stack, second)["next_steps"] == "Second changed in Partner Central"
 
 
-def test_dry_run_writes_nothing_and_stores_the_full_plan(sync_stack: Any) -> None:
+def test_dry_run_writes_nothing_and_stores_the_full_plan(sync_stack: Any, caplog: Any) -> None:
     ids = synced_book(sync_stack)
     a, b = editable(sync_stack, ids)[:2]
+    old_steps = canonical_hs(sync_stack, a)["next_steps"]
+    old_close = canonical_pc(sync_stack, b)["target_close_date"]
     set_pc(sync_stack, a, {"next_steps": "Dry run: from Partner Central"})
     set_hs(sync_stack, b, {"target_close_date": "2027-11-30"})
     sync_stack.reset_calls()
+    caplog.clear()
     run = sync_stack.run(conf={"dry_run": True})
+    # The plan task's log shows each planned write as old and new value, per field.
+    logged = [r.getMessage() for r in caplog.records]
+    assert (
+        f"DRY RUN - HubSpot deal of {a}, next_steps: {old_steps!r} -> 'Dry run: from Partner Central'"
+        in logged
+    )
+    assert f"DRY RUN - opportunity {b}, target_close_date: {old_close!r} -> '2027-11-30'" in logged
     pc_calls, hs_calls = sync_stack.calls()
     assert not [op for op in pc_calls["by_operation"] if not op.startswith(("Get", "List", "Search"))]
     assert not [

@@ -64,6 +64,16 @@ def _lease_holder(stack: Any) -> Any:
     return CatalogLease(stack.aws("dynamodb"), cfg.storage.state_table, "AWS", ttl_seconds=600).holder()
 
 
+def _note(run: Any) -> str:
+    """The run's note as the Airflow UI shows it (written by the scheduler's listener when the run ended)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        stored = session.query(DagRun).filter(DagRun.dag_id == run.dag_id, DagRun.run_id == run.run_id).one()
+        return stored.note or ""
+
+
 def _xcom(run: Any, task_id: str) -> Any:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -112,11 +122,21 @@ def test_a_run_with_a_failed_write_fails_its_report_once_and_the_next_run_works(
     assert "1 write(s) failed (0 to HubSpot, 1 to Partner Central)" in logged
     assert "report.fail_on_record_errors" in logged
     assert TOO_LONG_TITLE.strip() not in logged.replace("\n", "")  # counts, never values
+    # The run page says so: the note names the outcome, the counts and where the artefacts are.
+    note = _note(run)
+    assert note.startswith("**Sync finished with record errors**"), note
+    assert "| HubSpot → Partner Central | 0 | 1 | 0 | 0 | 1 |" in note, note
+    assert f"runs/AWS/{run.run_id}/` (`report.json`, `changes.parquet`, `plan.json`)" in note
+    assert TOO_LONG_TITLE.strip() not in note
+    assert len(note) <= 1000
     # The failed run left no lease behind: the next run starts at once and, the title fixed, succeeds.
     assert _lease_holder(sync_stack) is None
     set_hs(sync_stack, bad, {"project_title": "A title Partner Central accepts"})
-    again = sync_stack.report(sync_stack.run())
+    second = sync_stack.run()
+    again = sync_stack.report(second)
     assert again["hubspot_to_partner_central"]["failed"] == 0
+    assert _note(second).startswith("**Sync succeeded.**")
+    assert "| HubSpot → Partner Central | 0 | 1 | 0 | 0 | 0 |" in _note(second)
     assert canonical_pc(sync_stack, bad)["project_title"] == "A title Partner Central accepts"
 
 
@@ -208,6 +228,8 @@ def test_requested_ids_none_of_which_exists_fail_the_extract_without_retries(syn
 
     ti = _tis(run)["extract_partner_central"]
     assert (_state(ti), ti.try_number) == ("failed", 1)
+    # The run page names the failed task; no summary, since no report was made.
+    assert _note(run).startswith("**Sync failed** at `extract_partner_central`."), _note(run)
 
 
 def test_an_unknown_conflict_id_fails_without_retries(sync_stack: Any, capfd: Any) -> None:
@@ -249,3 +271,58 @@ def test_rollback_target_without_an_offset_is_accepted_and_an_unlinked_record_fa
     out = capfd.readouterr()
     # The param was taken (no validation error): the run got as far as looking the record up.
     assert "opportunity O1234567890 has no synced HubSpot deal" in out.out + out.err
+
+
+# 4 -------------------------------------------------------------------------------------------------
+def _prepare_context(stack: Any, run_id: str, run_type: str) -> dict[str, Any]:
+    """The context Airflow gives ``prepare`` in a run of ``run_type`` (a day's data interval)."""
+    from types import SimpleNamespace
+
+    dag = stack.dag("cosell_reconcile")
+    dag_run = SimpleNamespace(run_id=run_id, dag_id=dag.dag_id, run_type=run_type, conf={})
+    return {
+        "dag": dag,
+        "dag_run": dag_run,
+        "run_id": run_id,
+        "params": dag.params.dump(),
+        "data_interval_start": datetime(2026, 11, 1, tzinfo=UTC),
+        "data_interval_end": datetime(2026, 11, 2, tzinfo=UTC),
+    }
+
+
+def test_a_backfill_run_finding_the_catalog_leased_is_rescheduled_and_a_manual_one_fails(
+    sync_stack: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Airflow's backfill ignores the DAG's max_active_runs: its runs must queue on the lease, not fail."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException
+
+    from cosell_runtime.tasks import reconcile_prepare
+    from cosell_sync.config import load_config
+    from cosell_sync.lease import CatalogLease
+
+    _config(
+        tmp_path, monkeypatch, lease={"ttl_seconds": 600, "wait_seconds": 0, "backfill_recheck_seconds": 30}
+    )
+    lease = CatalogLease(
+        sync_stack.aws("dynamodb"), load_config().storage.state_table, "AWS", ttl_seconds=600
+    )
+    lease.acquire("scheduled__2026-11-05T00:00:00+00:00")
+    before = datetime.now(UTC)
+
+    with pytest.raises(AirflowRescheduleException) as later:
+        reconcile_prepare(_prepare_context(sync_stack, "backfill__2026-11-01T00:00:00+00:00", "backfill"))
+    assert (
+        before + timedelta(seconds=29)
+        <= later.value.reschedule_date
+        <= datetime.now(UTC) + timedelta(seconds=31)
+    )
+    with pytest.raises(AirflowFailException, match="being synced by run scheduled__2026-11-05"):
+        reconcile_prepare(_prepare_context(sync_stack, "manual__2026-11-05T01:00:00+00:00", "manual"))
+    assert lease.holder()["owner"] == "scheduled__2026-11-05T00:00:00+00:00"  # neither took it
+
+    # Once the other run is done, the rescheduled backfill run goes on with its own interval.
+    lease.release("scheduled__2026-11-05T00:00:00+00:00")
+    run = reconcile_prepare(_prepare_context(sync_stack, "backfill__2026-11-01T00:00:00+00:00", "backfill"))
+    assert lease.holder()["owner"] == "backfill__2026-11-01T00:00:00+00:00"
+    assert run["until"].startswith("2026-11-02")
+    lease.release(run["run_id"])

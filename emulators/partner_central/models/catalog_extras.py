@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulators.partner_central.exceptions import ResourceNotFoundException, ValidationException
+from emulators.partner_central.exceptions import (
+    AccessDeniedException,
+    ResourceNotFoundException,
+    ValidationException,
+)
 from emulators.partner_central.models.base import CATALOGS, BackendBase, paginate, parse_ts
 
 
@@ -15,6 +19,9 @@ class CatalogExtrasMixin(BackendBase):
         """Reset the base state, then re-create the default solutions of each catalog."""
         with self.lock:
             super().reset()
+            # False: Get/PutSellingSystemSettings answer AccessDeniedException, as for a caller whose IAM
+            # policy lacks partnercentral:GetSellingSystemSettings (test control ``settings_access``).
+            self.settings_access = True
             for catalog in CATALOGS:
                 self._seed_solutions(catalog)
 
@@ -55,9 +62,20 @@ class CatalogExtrasMixin(BackendBase):
             page, nxt = paginate(items, params, 20)
             return {"SolutionSummaries": page, "NextToken": nxt}
 
+    def _settings_allowed(self, operation: str) -> None:
+        if not self.settings_access:
+            # The model has no AccessDeniedExceptionErrorCode for a missing IAM permission: no Reason.
+            raise AccessDeniedException(f"User is not authorized to perform: partnercentral:{operation}")
+
     def put_settings(self, catalog: str, role: str | None) -> dict[str, Any]:
-        """PutSellingSystemSettings: a bare role name is expanded to this account's role ARN."""
+        """PutSellingSystemSettings: a bare role name is expanded to this account's role ARN.
+
+        The API reference names no EventBridge event for settings (the selling events are about opportunities,
+        engagements, invitations and snapshots), so none is emitted. An omitted role keeps the current one:
+        the operation is documented as an update of the set settings, and it is idempotent.
+        """
         with self.lock:
+            self._settings_allowed("PutSellingSystemSettings")
             settings = self.store(catalog)["settings"]
             if role:
                 settings["ResourceSnapshotJobRoleArn"] = (
@@ -66,8 +84,9 @@ class CatalogExtrasMixin(BackendBase):
             return {"Catalog": catalog, **settings}
 
     def get_settings(self, catalog: str) -> dict[str, Any]:
-        """GetSellingSystemSettings."""
+        """GetSellingSystemSettings: ``Catalog`` only until a role was put."""
         with self.lock:
+            self._settings_allowed("GetSellingSystemSettings")
             return {"Catalog": catalog, **self.store(catalog)["settings"]}
 
     def _resource_arns(self) -> set[str]:

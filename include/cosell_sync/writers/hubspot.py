@@ -78,6 +78,52 @@ class UpdateOutcome:
     failed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+#: What each conflict type means, first line of its HubSpot task.
+CONFLICT_TYPE_TEXT = {
+    "SIMULTANEOUS_UPDATE": "HubSpot and AWS Partner Central both changed this field since the last sync.",
+    "STALE_DATA": (
+        "AWS Partner Central changed this field while the sync was writing HubSpot's value to it, "
+        "so HubSpot's value was not written."
+    ),
+    "LOCKED_FIELD": (
+        "HubSpot changed a field AWS Partner Central locks in the opportunity's review state (after "
+        "approval); Partner Central's value was written back to HubSpot."
+    ),
+    "REJECTED_VALUE": "AWS Partner Central rejected HubSpot's value for this field.",
+}
+
+
+def _html(value: Any) -> str:
+    import html
+
+    text = clean(value)
+    return html.escape(text) if text else "(empty)"
+
+
+def conflict_task_body(conflict: dict[str, Any]) -> str:
+    """The body of a conflict's HubSpot task: what happened, both values with their times, how to resolve.
+
+    Args:
+        conflict: the stored conflict (``conflict_id``, ``conflict_type``, both values and timestamps).
+
+    Returns:
+        HTML for ``hs_task_body`` (values escaped). It names the conflict id: how a retry finds the task.
+    """
+    kind = conflict.get("conflict_type") or "SIMULTANEOUS_UPDATE"
+    return (
+        f"<p>{CONFLICT_TYPE_TEXT.get(kind, CONFLICT_TYPE_TEXT['SIMULTANEOUS_UPDATE'])}</p>"
+        "<ul>"
+        f"<li>HubSpot value: {_html(conflict.get('hubspot_value'))} "
+        f"(changed {_html(conflict.get('hubspot_timestamp') or 'at an unknown time')})</li>"
+        f"<li>AWS Partner Central value: {_html(conflict.get('partner_central_value'))} "
+        f"(changed {_html(conflict.get('partner_central_timestamp') or 'at an unknown time')})</li>"
+        "</ul>"
+        f"<p>Conflict id {conflict['conflict_id']} ({kind}): resolve it with the cosell_resolve_conflict "
+        "DAG: USE_HUBSPOT_VALUE, USE_PARTNER_CENTRAL_VALUE, or CUSTOM_VALUE with the value to write to "
+        "both systems.</p>"
+    )
+
+
 class HubSpotWriter:
     """Batched HubSpot writes for one run (see the module doc).
 
@@ -360,7 +406,8 @@ class HubSpotWriter:
         # A task an earlier attempt created (then died before recording it) is found, not made twice.
         tasks = self._existing_tasks(with_deal)
         todo = [c for c in with_deal if c["conflict_id"] not in tasks]
-        inputs = [self._task_input(c) for c in todo]
+        owners = self._deal_owners(todo)
+        inputs = [self._task_input(c, owners) for c in todo]
         results: list[dict[str, Any]] = []
         if inputs:
             try:
@@ -371,7 +418,7 @@ class HubSpotWriter:
                 )
                 tasks.update(self._existing_tasks(todo))
                 todo = [c for c in todo if c["conflict_id"] not in tasks]
-                results = self.gw.batch_create("tasks", [self._task_input(c) for c in todo]).results
+                results = self.gw.batch_create("tasks", [self._task_input(c, owners) for c in todo]).results
         # Created tasks are matched to conflicts by the conflict id in their body: batch responses are
         # not ordered like the inputs.
         for task in results:
@@ -390,20 +437,36 @@ class HubSpotWriter:
             self.gw.batch_update(DEAL.plural, {d: {"aws_conflict_status": "Pending"} for d in deals})
         return tasks
 
-    def _task_input(self, conflict: dict[str, Any]) -> dict[str, Any]:
+    def _deal_owners(self, conflicts: list[dict[str, Any]]) -> dict[str, str]:
+        """Deal id -> its ``hubspot_owner_id``, for the deals of these conflicts (one read per 100 deals)."""
+        deals = {str(c["deal_id"]) for c in conflicts if c.get("deal_id")}
+        if not deals:
+            return {}
+        found, _ = self.gw.batch_read(DEAL.plural, deals, ["hubspot_owner_id"])
         return {
-            "properties": {
-                "hs_task_subject": f"Resolve co-sell conflict on {self.cfg.field(conflict['field']).hubspot}",
-                "hs_task_body": (
-                    "HubSpot and AWS Partner Central both changed this field since the last sync. "
-                    f"Conflict id {conflict['conflict_id']}: resolve it with the cosell_resolve_conflict DAG."
-                ),
-                "hs_task_status": "NOT_STARTED",
-                "hs_task_priority": "HIGH",
-                "hs_timestamp": str(int(time.time() * 1000)),
-            },
-            "associations": association_to(str(conflict["deal_id"]), TASK_TO_DEAL),
+            str(d["id"]): str(owner)
+            for d in found
+            if (owner := clean((d.get("properties") or {}).get("hubspot_owner_id")))
         }
+
+    def _task_input(self, conflict: dict[str, Any], owners: dict[str, str] | None = None) -> dict[str, Any]:
+        """The task of one conflict: both values and when each side changed, for the deal's owner.
+
+        The task is assigned to the deal owner, else to ``conflicts.default_task_owner_id`` (empty: no
+        one). Its body holds the values (HubSpot is where the person decides); nothing here logs them.
+        """
+        deal_id = str(conflict["deal_id"])
+        props = {
+            "hs_task_subject": f"Resolve co-sell conflict on {self.cfg.field(conflict['field']).hubspot}",
+            "hs_task_body": conflict_task_body(conflict),
+            "hs_task_status": "NOT_STARTED",
+            "hs_task_priority": "HIGH",
+            "hs_timestamp": str(int(time.time() * 1000)),
+        }
+        owner = (owners or {}).get(deal_id) or self.cfg.conflicts.default_task_owner_id
+        if owner:
+            props["hubspot_owner_id"] = str(owner)
+        return {"properties": props, "associations": association_to(deal_id, TASK_TO_DEAL)}
 
     def _existing_tasks(self, conflicts: list[dict[str, Any]]) -> dict[str, str]:
         """Conflict id -> id of a task on its deal that already names it."""

@@ -143,6 +143,7 @@ def test_manual_conflict_is_listed_with_a_stable_id(cfg):
             "pc": "2000",
             "hs": "3000",
             "conflict_id": conflict_id("O1", "expected_spend_amount", "2000", "3000"),
+            "conflict_type": "SIMULTANEOUS_UPDATE",
         }
     ]
     assert plan.hubspot_updates == {}

@@ -16,7 +16,7 @@ from cosell_sync.audit import RunReport
 from cosell_sync.bootstrap import ensure_storage
 from cosell_sync.common import Direction
 from cosell_sync.plan import Plan
-from cosell_sync.report import finish_report, format_report, run_summary
+from cosell_sync.report import LOG_WIDTH, NOTE_MAX_CHARS, finish_report, format_report, run_note, run_summary
 from cosell_sync.storage import SnapshotStore
 
 TO_HS = Direction.TO_HUBSPOT.value
@@ -111,6 +111,37 @@ def test_format_report_marks_dry_runs_and_omits_empty_lines() -> None:
     assert text.splitlines()[0].endswith("(AWS, incremental, both, DRY RUN)")
     assert "could not be read" not in text
     assert "API calls" not in text
+
+
+def test_format_report_wraps_the_api_call_list_to_the_log_width() -> None:
+    calls = {f"Operation{i:02d}": i for i in range(30)}
+    text = format_report(run_summary(run(), busy_plan(), PC_RES, HS_RES, calls, 6), 10, 4)
+    lines = text.splitlines()
+    call_lines = lines[lines.index(next(x for x in lines if x.startswith("API calls: "))) : -1]
+    assert len(call_lines) > 1
+    assert all(len(x) <= LOG_WIDTH for x in call_lines)
+    # Nothing lost in the wrapping: every operation and its count is there once.
+    listed = " ".join(x.removeprefix("API calls: ") for x in call_lines).replace(",", " ").split()
+    assert sorted(listed) == sorted(f"{k}={v}" for k, v in calls.items())
+
+
+def test_run_note_shows_the_counts_and_where_the_artefacts_are() -> None:
+    summary = run_summary(run(), busy_plan(), PC_RES, HS_RES, {"GetOpportunity": 3}, 6)
+    note = run_note(summary, "s3://bucket/cosell/runs/AWS/manual__x/", 10, 4)
+    assert note.splitlines()[0] == "**incremental**, both, catalog AWS"
+    assert "| Partner Central → HubSpot | 1 | 2 | - | - | 1 |" in note
+    assert "| HubSpot → Partner Central | 0 | 1 | 2 | 1 | 2 |" in note
+    assert "Conflicts (manual): 1 · submitted: 1 · not read: 2" in note
+    assert "API calls: Partner Central 10, HubSpot 4" in note
+    assert "`s3://bucket/cosell/runs/AWS/manual__x/` (`report.json`, `changes.parquet`, `plan.json`)" in note
+
+
+def test_run_note_of_a_dry_run_says_so_and_fits_airflows_limit() -> None:
+    summary = run_summary(run(dry_run=True), busy_plan(), {}, {}, {}, 0)
+    note = run_note(summary, "s3://bucket/" + "p" * 2000 + "/", 1, 1)
+    assert "**dry run** (nothing written)" in note
+    assert len(note) == NOTE_MAX_CHARS
+    assert "changes.parquet" not in note
 
 
 @pytest.fixture
