@@ -410,17 +410,14 @@ def _close_superseded(env: SyncEnv, gw: Any, pc_results: dict[str, Any], run_id:
     closed = env.conflicts.close_superseded(written, run_id)
     if not closed:
         return []
-    tasks = {str(c["task_id"]): {"hs_task_status": "COMPLETED"} for c in closed if c.get("task_id")}
-    if tasks:
-        gw.batch_update("tasks", tasks)
+    from cosell_sync.resolution import close_in_hubspot
+
     still = {c["opportunity_id"] for c in env.conflicts.pending()}
-    deals = {
-        str(c["deal_id"]): {"aws_conflict_status": "Resolved"}
-        for c in closed
-        if c.get("deal_id") and c["opportunity_id"] not in still
-    }
-    if deals:
-        gw.batch_update("deals", deals)
+    close_in_hubspot(
+        gw,
+        [c.get("task_id") for c in closed],
+        [c.get("deal_id") for c in closed if c["opportunity_id"] not in still],
+    )
     return [c["conflict_id"] for c in closed]
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,25 @@ class ResolutionBlockedError(WriteBlockedError):
 
 class AlreadyResolvedError(ConflictError):
     """The conflict was already resolved the other way: resolving it again is refused, whatever the retry."""
+
+
+def close_in_hubspot(gw: Any, task_ids: Iterable[Any], resolved_deal_ids: Iterable[Any]) -> None:
+    """Close resolved conflicts in HubSpot: their tasks completed, ``aws_conflict_status`` Resolved.
+
+    Shared by a person's decision (:func:`resolve_conflict`) and a rejected value that Partner Central
+    later took (``apply._close_superseded``): one batch call for the tasks, one for the deals.
+
+    Args:
+        gw: the HubSpot gateway.
+        task_ids: the conflicts' task ids (None where a conflict has no task).
+        resolved_deal_ids: deals with nothing else pending (None entries are skipped).
+    """
+    tasks = {str(t): {"hs_task_status": "COMPLETED"} for t in task_ids if t}
+    if tasks:
+        gw.batch_update("tasks", tasks)
+    deals = {str(d): {"aws_conflict_status": "Resolved"} for d in resolved_deal_ids if d}
+    if deals:
+        gw.batch_update("deals", deals)
 
 
 def no_email(text: str | None) -> str | None:
@@ -257,10 +277,7 @@ def resolve_conflict(
 
     # The deal owner's task is done; the deal shows Resolved once nothing else is pending on it.
     others = [c for c in env.conflicts.pending(oid) if c.get("conflict_id") != conflict_id]
-    if conflict.get("task_id"):
-        gw.batch_update("tasks", {str(conflict["task_id"]): {"hs_task_status": "COMPLETED"}})
-    if deal_id and not others:
-        gw.batch_update("deals", {str(deal_id): {"aws_conflict_status": "Resolved"}})
+    close_in_hubspot(gw, [conflict.get("task_id")], [] if others else [deal_id])
 
     # Last: resolving is the commit point (the field stays frozen until now, so a retry redoes the above).
     env.conflicts.resolve(conflict_id, resolution, reason or "", user)
@@ -391,10 +408,7 @@ def _resolve_custom(
         ]
     )
     others = [c for c in env.conflicts.pending(oid) if c.get("conflict_id") != conflict_id]
-    if conflict.get("task_id"):
-        gw.batch_update("tasks", {str(conflict["task_id"]): {"hs_task_status": "COMPLETED"}})
-    if deal_id and not others:
-        gw.batch_update("deals", {str(deal_id): {"aws_conflict_status": "Resolved"}})
+    close_in_hubspot(gw, [conflict.get("task_id")], [] if others else [deal_id])
     env.conflicts.resolve(conflict_id, CUSTOM_VALUE, reason or "", user, custom_value=value)
     api_calls = {**dict(calls), **dict(gw.calls)}
     log.info(
