@@ -127,7 +127,9 @@ class BulkFigures:
         duplicate_examples: up to 20 of them.
         insights_expected: opportunities AWS re-scored.
         insights: the full run's ``sync_insights`` result (``read``, ``changed``, ``written``, ``api_calls``).
-        insights_counter: ``SearchOpportunities`` the emulator counted during the full run.
+        insights_counter: ``SearchOpportunities`` the emulator counted during the full run, less the
+            ``sync_tags`` step's own (its full-refresh scan, from its result ``tags``).
+        tags: the full run's ``sync_tags`` result (``api_calls``).
         insights_deals_checked: re-scored opportunities whose deal holds the new engagement score.
         full_pc_calls: Partner Central calls of the whole full run by operation.
         full_seconds: wall seconds of the full run.
@@ -149,6 +151,7 @@ class BulkFigures:
     duplicate_examples: list[str] = field(default_factory=list)
     insights_expected: int = 0
     insights: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
     insights_counter: int = 0
     insights_deals_checked: int = 0
     full_pc_calls: dict[str, int] = field(default_factory=dict)
@@ -216,6 +219,26 @@ def _quotas_off(stack: BenchStack) -> Iterator[None]:
     finally:
         for service in ("pc", "hs"):
             stack.control(service, "quotas", {"enabled": True, "time_scale": stack.time_scale})
+
+
+@contextlib.contextmanager
+def _tags_result(out: dict[str, Any]) -> Iterator[None]:
+    """Capture the ``sync_tags`` step's own result (with its ``api_calls``) into ``out``."""
+    from cosell_runtime import tasks
+
+    real = tasks.reconcile_sync_tags
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        out.clear()
+        out.update(result or {})
+        return result
+
+    tasks.reconcile_sync_tags = step
+    try:
+        yield
+    finally:
+        tasks.reconcile_sync_tags = real
 
 
 @contextlib.contextmanager
@@ -469,12 +492,14 @@ def run_bulk(stack: BenchStack, settings: BulkSettings) -> BulkFigures:
     _use_scale(stack, settings.insights_time_scale, settings)
     stack.reset_calls()
     _say(f"AWS re-scored {len(rescored)} opportunities: a full run ({{'mode': 'full'}}) ...")
-    with _insights_result(figures.insights):
+    with _insights_result(figures.insights), _tags_result(figures.tags):
         run, seconds = _run(stack, {"mode": "full"})
     pc, _hs = stack.calls()
     figures.full_pc_calls = _by_operation(pc)
     figures.full_seconds = round(seconds, 1)
-    figures.insights_counter = figures.full_pc_calls.get("SearchOpportunities", 0)
+    # The sync_tags step scans the catalog at a full refresh too: its searches are its own, not insights'.
+    tag_searches = int((figures.tags.get("api_calls") or {}).get("SearchOpportunities", 0))
+    figures.insights_counter = figures.full_pc_calls.get("SearchOpportunities", 0) - tag_searches
     scores = _deal_scores(stack, list(rescored))
     want = {d: SCORES[n % len(SCORES)] for n, d in enumerate(rescored)}
     figures.insights_deals_checked = sum(1 for d, v in want.items() if scores.get(d) == v)
@@ -569,7 +594,8 @@ def bulk_results(figures: BulkFigures, settings: BulkSettings) -> list[Result]:
         goal,
         f"SearchOpportunities calls of the sync_insights step of one cosell_reconcile {{'mode': 'full'}} "
         f"run, from the step's own result (api_calls); the emulator counted {figures.insights_counter} "
-        f"SearchOpportunities in the whole run (no other step searches in a run without creates). Floor "
+        f"SearchOpportunities in the whole run besides the sync_tags step's own full-refresh tag scan "
+        f"({(figures.tags.get('api_calls') or {}).get('SearchOpportunities', 0)}, from its result). Floor "
         f"{pages} ({n:,} at 100 per call). AWS approved and scored {figures.insights_expected} "
         f"opportunities (/_emulator/simulate/aws-update, then simulate/insights): read "
         f"{insights.get('read')}, changed {insights.get('changed')}, "

@@ -31,6 +31,21 @@ Each run:
    the engagement's `ModifiedAt` moved or the opportunity changed (and every `insights.full_refresh_hours`);
    notes for a started engagement and new members; context edits made in HubSpot go to Partner Central
    (`UpdateEngagementContext`, optimistic lock, AWS's newer edit of a value is kept).
+   **sync_owners** (pool `partner_central_writes`): a linked deal whose HubSpot owner changed since the last
+   sync is reassigned in Partner Central (`AssignOpportunity`, assignee from HubSpot's owners API), gets
+   `aws_assigned_partner_user` and the note "Opportunity reassigned to <name>"; an owner without a valid
+   e-mail is that deal's error (`aws_sync_error`, retry queue), the others go on.
+   **sync_tags** (pool `partner_central_writes`): opportunity tags both ways, three ways per key against the
+   last agreed set: the deal's `aws_tags` (`key:value;...`) to `TagResource`/`UntagResource`, Partner
+   Central's tags to the deal; both sides changed = a conflict on `aws_sync_error`, nothing overwritten;
+   tags the model refuses (and `aws:` keys) are not sent, named on the deal, the rest applied. Reads the
+   opportunities the run read or changed, and all linked ones each `tags.full_refresh_hours`.
+   **sync_solutions** (pool `partner_central_writes`): a deal's line items of solution products (made by
+   `cosell_catalog`) are its opportunity's associated solutions, three ways per solution against the last
+   agreed set: a line item added in HubSpot -> `AssociateOpportunity` (at most 10), removed ->
+   `DisassociateOpportunity`; a solution associated in Partner Central -> a line item on the deal (quantity 1,
+   price `products.prices` or 0), disassociated -> its line items archived. What Partner Central refuses goes
+   to `aws_sync_error` and the audit. AWS products and Marketplace offers go to deal properties.
 9. **report**: a summary table per direction in the log and `report.json` in S3. A run with records it
    could not read or write, or requested ids that do not exist, then fails this task (once, no retries;
    everything else is committed and the failed records are retried next run), its message giving the
@@ -207,6 +222,27 @@ def cosell_reconcile() -> None:
 
         return reconcile_sync_engagements(run, pc, hs)
 
+    @task(pool="partner_central_writes")
+    def sync_owners(run: dict, hs: dict, committed: dict) -> dict:
+        """Deal owner changes to Partner Central (AssignOpportunity); assignee and note on the deal."""
+        from cosell_runtime.tasks import reconcile_sync_owners
+
+        return reconcile_sync_owners(run, hs)
+
+    @task(pool="partner_central_writes")
+    def sync_tags(run: dict, pc: dict, hs: dict, pc_applied: dict, committed: dict) -> dict:
+        """Opportunity tags both ways (TagResource/UntagResource; the deal's aws_tags)."""
+        from cosell_runtime.tasks import reconcile_sync_tags
+
+        return reconcile_sync_tags(run, pc, hs, pc_applied)
+
+    @task(pool="partner_central_writes")
+    def sync_solutions(run: dict, pc: dict, hs: dict, committed: dict) -> dict:
+        """Deal line items <-> the opportunity's associated solutions (Associate/DisassociateOpportunity)."""
+        from cosell_runtime.tasks import reconcile_sync_solutions
+
+        return reconcile_sync_solutions(run, pc, hs)
+
     @task
     def report(
         run: dict,
@@ -217,12 +253,25 @@ def cosell_reconcile() -> None:
         invitations: dict,
         linked: dict,
         engagements: dict,
+        owners: dict,
+        tags: dict,
+        solutions: dict,
     ) -> dict:
         """Log the run's summary table and store report.json."""
         from cosell_runtime.tasks import reconcile_report
 
         return reconcile_report(
-            run, pc, hs, committed, insights, invitations, linked, engagements=engagements
+            run,
+            pc,
+            hs,
+            committed,
+            insights,
+            invitations,
+            linked,
+            owners,
+            tags,
+            solutions,
+            engagements=engagements,
         )
 
     run = prepare()
@@ -251,7 +300,22 @@ def cosell_reconcile() -> None:
     hs_applied = apply_hubspot(run, planned, pc_applied)
     committed = commit(run, planned, pc_applied, hs_applied)
     engagements = sync_engagements(run, pc, hs, committed)
-    report(run, pc, hs, committed, sync_insights(run, pc, committed), invitations, linked, engagements)
+    owners = sync_owners(run, hs, committed)
+    tags = sync_tags(run, pc, hs, pc_applied, committed)
+    solutions = sync_solutions(run, pc, hs, committed)
+    report(
+        run,
+        pc,
+        hs,
+        committed,
+        sync_insights(run, pc, committed),
+        invitations,
+        linked,
+        engagements,
+        owners,
+        tags,
+        solutions,
+    )
 
 
 cosell_reconcile()

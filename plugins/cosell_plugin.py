@@ -8,7 +8,9 @@ every Airflow component loads plugins, and they must stay cheap to import.
 
 The Co-sell API and page (``cosell_runtime.api``) are mounted on Airflow's API server under ``/cosell``
 through a lazy wrapper (``cosell_runtime.lazy_app``): FastAPI and Airflow's API security are imported on
-the first request, in the API server only. The page appears in the UI's navigation as "Co-sell".
+the first request, in the API server only. The page appears in the UI's navigation as "Co-sell". The same
+app receives HubSpot's webhooks at ``/cosell/hubspot/webhooks`` (``cosell_runtime.webhooks``), authenticated
+by HubSpot's signature instead of Airflow's JWT.
 """
 
 from __future__ import annotations

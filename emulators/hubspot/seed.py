@@ -273,7 +273,7 @@ def _seed(
         return min(created, clock[0]), clock[0]
 
     owners = [o["id"] for o in backend.owners if not o["archived"]]
-    known = {(o["firstName"], o["lastName"]) for o in backend.owners}
+    known = {(o.get("firstName"), o.get("lastName")) for o in backend.owners}
     for first, last in _OWNERS:
         if (first, last) not in known:
             owners.append(backend.add_owner(first, last, f"{first.lower()}.{last.lower()}@example.com")["id"])

@@ -145,6 +145,7 @@ class HubSpotApp:
         self.controls: dict[tuple[str, str], Callable[[Request], tuple[int, Any]]] = {
             ("POST", "reset"): self._reset,
             ("POST", "seed"): self._seed,
+            ("POST", "owners"): self._add_owner,
             ("GET", "calls"): lambda r: (200, self.calls.snapshot()),
             ("DELETE", "calls"): self._clear_calls,
             ("GET", "faults"): lambda r: (200, self._faults_state()),
@@ -280,6 +281,20 @@ class HubSpotApp:
             deal_properties=body.get("deal_properties"),
         )
         return 200, result
+
+    def _add_owner(self, request: Request) -> tuple[int, Any]:
+        """``POST /_emulator/owners`` ``{"firstName", "lastName", "email"}``: a new active owner.
+
+        ``email`` may be absent, null or any string: HubSpot's ``PublicOwner`` does not require one, so a
+        test can give the sync an owner it cannot assign.
+        """
+        body = self._body(request)
+        first, last = body.get("firstName"), body.get("lastName")
+        email = body.get("email")
+        for name, value in (("firstName", first), ("lastName", last), ("email", email)):
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"{name} must be a string or null")
+        return 200, self.backend.add_owner(first, last, email)
 
     def _clear_calls(self, request: Request) -> tuple[int, Any]:
         self.calls.clear()

@@ -156,9 +156,18 @@ def handle(
         b.run_due_tasks()
         changes = {k: v for k, v in body.items() if k not in ("catalog", "opportunity_id")}
         return 200, b.simulate_aws_summary(body.get("catalog", "AWS"), body["opportunity_id"], changes)
+    if route == "/simulate/aws-tags" and method == "POST":
+        # {"resource_arn", "tags": {"aws:key": "value" | null}}: AWS's own tags (partners cannot set them).
+        b.set_aws_tags(body["resource_arn"], body.get("tags") or {})
+        return 200, {"tags": b.list_tags(body["resource_arn"])}
     if route == "/simulate/aws-update" and method == "POST":
         fields = {k: v for k, v in body.items() if k not in ("catalog", "identifier")}
         return 200, b.simulate_aws_update(body.get("catalog", "AWS"), body["identifier"], fields)
+    if route == "/solutions" and method == "POST":
+        # {"catalog", "solutions": [{"Id"?, "Name", "Category", "Status"}], "remove": ["S-..."]}.
+        return 200, b.put_solutions(
+            body.get("catalog", "AWS"), body.get("solutions") or [], body.get("remove") or []
+        )
     if route == "/customer-directory":
         # The AWS customer directory customer account matching looks domains and DUNS numbers up in.
         if method == "POST":

@@ -41,9 +41,15 @@ def operation_names() -> tuple[str, ...]:
 @functools.cache
 def regex(pattern: str) -> re.Pattern[str]:
     """The compiled form of a model pattern (Java/Smithy syntax)."""
-    # Java's Unicode property classes have no ``re`` spelling; \w, \d and \s are their Unicode-aware kin.
-    translated = pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\d").replace(r"\p{Z}", r"\s")
+    # Java's Unicode property classes have no ``re`` spelling; \w and \d are their Unicode-aware kin. \p{Z}
+    # (only inside the tag patterns' character classes) is spelled out: \s would also take a tab or a
+    # newline, which are control characters (Cc), not separators (Zs, Zl, Zp).
+    translated = pattern.replace(r"\p{L}", r"\w").replace(r"\p{N}", r"\d").replace(r"\p{Z}", _SEPARATORS)
     return re.compile(translated)
+
+
+#: The Unicode separators (categories Zs, Zl, Zp), for use inside a character class.
+_SEPARATORS = "\\u0020\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
 
 
 def _err(errors: list[dict[str, str]], path: str, code: str, message: str) -> None:

@@ -107,6 +107,8 @@ def apply_partner_central(
         "superseded_at": {},
         "submit_waiting": [],
     }
+    # Line items of solution products name a deal's solutions first (before submissions are listed).
+    _prefer_line_items(env, plan, calls)
     submissions: list[tuple[str, list[str]]] = [(oid, plan.solution_ids.get(oid, [])) for oid in plan.submit]
 
     # Creates a dead run journaled: resend their exact request (same ClientToken: the same opportunity
@@ -683,6 +685,54 @@ def _announce(env: SyncEnv, run_id: str) -> int:
     if sent:
         log.info("Announced %d new conflict(s) on SNS", sent)
     return sent
+
+
+def _prefer_line_items(env: SyncEnv, plan: Plan, calls: Counter[str]) -> None:
+    """Solutions from the deals' line items, for the writes that need solutions (``cosell_sync.solutions``).
+
+    A deal's line items of solution products (``cosell_catalog``) are what the seller chose: for a
+    submission, a create that submits or starts at ``Committed``/``Launched``, and an update moving the stage
+    there, they win over the deal's ``aws_solution_ids`` property and the config's defaults
+    (``plan.solution_ids`` is updated in place). Costs nothing when no write needs solutions, else a v4
+    association read per 100 such deals and a batch read of their new line items. HubSpot unavailable:
+    the property and defaults apply, as before.
+    """
+    from cosell_sync.errors import NotFoundError
+    from cosell_sync.solutions import line_item_solution_ids
+    from cosell_sync.writers.partner_central import STAGES_NEEDING_SOLUTION
+
+    stage = next((f.name for f in env.config.fields if f.hubspot == "dealstage"), None)
+    keys = set(plan.submit)
+    keys |= {
+        o
+        for o, changes in plan.partner_central_updates.items()
+        if changes.get(stage) in STAGES_NEEDING_SOLUTION
+    }
+    keys |= {
+        f"deal:{item['deal_id']}"
+        for item in plan.create_opportunities
+        if item.get("submit") or (item.get("values") or {}).get(stage) in STAGES_NEEDING_SOLUTION
+    }
+    if not keys:
+        return
+    deal_of = {k: k.split(":", 1)[1] for k in keys if k.startswith("deal:")}
+    if len(deal_of) < len(keys):
+        try:
+            frame = env.snapshots.get_frame(plan.sources["hubspot"], columns=["_deal_id"])
+            deal_of.update(
+                {str(o): str(d) for o, d in frame["_deal_id"].items() if str(o) in keys and clean(d)}
+            )
+        except (NotFoundError, KeyError):
+            pass
+    try:
+        chosen = line_item_solution_ids(env, set(deal_of.values()), calls)
+    except SyncError as err:
+        log.warning("Line items of the deals to submit not read (%s); aws_solution_ids applies", err.code)
+        return
+    for key, deal_id in deal_of.items():
+        if chosen.get(deal_id):
+            log.info("%s: %d solution(s) from its deal's line items", key, len(chosen[deal_id]))
+            plan.solution_ids[key] = chosen[deal_id]
 
 
 __all__ = ["SYNC_ERROR_PROPERTY", "apply_hubspot", "apply_partner_central", "load_plan"]

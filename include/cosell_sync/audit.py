@@ -85,8 +85,9 @@ DEFAULT_USER = "airflow:cosell_reconcile"
 WRITE_THREADS = 8
 
 #: Metadata ids that tell apart several entries of one record, run, direction and action (see the
-#: module docstring); the first one present joins the sort key.
-EVENT_ID_KEYS = ("conflictId", "engagementId", "invitationId")
+#: module docstring); the first one present joins the sort key. ``eventId``: an EventBridge event
+#: (``cosell_events`` audits each event of a run under one partition).
+EVENT_ID_KEYS = ("conflictId", "engagementId", "invitationId", "eventId")
 
 #: DynamoDB error codes of a request refused for throughput (after botocore's own retries).
 _THROTTLED = frozenset(

@@ -203,6 +203,9 @@ class LeaseConfig(_Model):
     wait_seconds: int = Field(default=120, ge=0)
     #: A backfill run finding the lease taken does not wait: its ``prepare`` is rescheduled this much later.
     backfill_recheck_seconds: int = Field(default=60, ge=5)
+    #: A ``cosell_events`` run finding the lease taken does not wait either: its ``prepare`` is rescheduled
+    #: this much later (short: an event should reach the other side within seconds of the scheduled run).
+    event_recheck_seconds: int = Field(default=5, ge=1)
 
 
 #: What the audit trail keeps of a field's values: the value itself (rollback can restore it), a
@@ -247,6 +250,27 @@ class HubSpotSettings(_Model):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not a region with a phone numbering plan (ISO-3166 alpha-2)")
         return region
+
+
+class WebhooksConfig(_Model):
+    """The HubSpot webhook receiver (``cosell_runtime.webhooks``).
+
+    ``target_url``: the exact target URL registered in the HubSpot app (scheme, host, path, query), the
+    URI HubSpot signs. Needed when the API server sits behind a proxy or load balancer that changes the
+    scheme, host or path; empty: the URI the API server received. ``max_age_seconds``: the oldest
+    ``X-HubSpot-Request-Timestamp`` accepted (HubSpot: 5 minutes).
+    """
+
+    target_url: str = ""
+    max_age_seconds: int = Field(default=300, ge=30, le=300)
+
+    @field_validator("target_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^https?://[^/\s]+/\S*$", value):
+            raise ValueError("must be the full http(s) URL registered in the HubSpot app, or empty")
+        return value
 
 
 class QuotaConfig(_Model):
@@ -369,6 +393,25 @@ class InsightsConfig(_Model):
     aws_summary_reads_per_run: int = Field(default=200, ge=0)
 
 
+class TagsConfig(_Model):
+    """Opportunity tags both ways: Partner Central tags and the deal property ``property`` (``sync_tags``).
+
+    Attributes:
+        enabled: run the ``sync_tags`` step of ``cosell_reconcile``.
+        property: the deal property holding the tags, ``key:value`` entries separated by ``;``.
+        full_refresh_hours: read every linked opportunity's tags this often (a tag edit in Partner Central
+            does not move the opportunity's ``LastModifiedDate``); in between, only opportunities the run
+            read or changed and deals HubSpot saw change.
+        reads_per_run: ``ListTagsForResource`` calls one run may make (one per opportunity); the rest
+            wait for later runs, records changed in the run first.
+    """
+
+    enabled: bool = True
+    property: str = Field(default="aws_tags", pattern=r"^[a-z][a-z0-9_]*$")
+    full_refresh_hours: float = Field(default=24.0, gt=0)
+    reads_per_run: int = Field(default=500, ge=1)
+
+
 class InvitationsConfig(_Model):
     """AWS referrals (engagement invitations addressed to this partner) as HubSpot deals.
 
@@ -387,6 +430,67 @@ class InvitationsConfig(_Model):
     closed_lost_stage: str = "closedlost"
     default_owner_id: str | None = None
     reminder_days: float = Field(default=3.0, ge=0)
+
+
+class ProductsConfig(_Model):
+    """Solutions as products (``cosell_catalog``); deal line items as their associations (``sync_solutions``).
+
+    Attributes:
+        enabled: run the ``sync_solutions`` step (the ``cosell_catalog`` DAG always mirrors the catalog).
+        schedule: when ``cosell_catalog`` runs (cron or preset, as ``schedule``); ``@daily`` by default.
+        prices: solution id -> unit price of its product and of the line items the sync creates for it
+            (absent: 0).
+        reads_per_run: ``GetOpportunity`` calls one ``sync_solutions`` run may make for opportunities whose
+            associated solutions it has never seen: those whose deals have solution line items first, the
+            others only at a full refresh (the rest wait for later runs).
+    """
+
+    enabled: bool = True
+    schedule: str = "@daily"
+    prices: dict[str, float] = Field(default_factory=dict)
+    reads_per_run: int = Field(default=200, ge=0)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _runnable(cls, value: Any) -> str:
+        from cosell_sync.schedule import check_schedule
+
+        return "@daily" if value is None or value == "" else check_schedule(value)
+
+    @field_validator("prices")
+    @classmethod
+    def _check_prices(cls, value: dict[str, float]) -> dict[str, float]:
+        for sid, price in value.items():
+            if not re.fullmatch(r"S-[0-9]{1,19}", sid):
+                raise ValueError(f"{sid!r} is not a Partner Central solution id (S- and digits)")
+            if price < 0:
+                raise ValueError(f"{sid}: a price must not be negative")
+        return value
+
+
+class OwnersConfig(_Model):
+    """Deal owners to Partner Central (``AssignOpportunity``; see ``cosell_sync.owners``).
+
+    Attributes:
+        enabled: the ``sync_owners`` step of ``cosell_reconcile`` sends deal owner changes.
+        business_title_property: a deal property holding the assignee's business title (null: none);
+            HubSpot owners have no title of their own.
+        default_business_title: ``Assignee.BusinessTitle`` when the deal has none (the model says
+            ``PartnerAccountManager`` updates the opportunity owner's details).
+        page_size: owners per ``GET /crm/v3/owners`` page (the run reads every page once).
+    """
+
+    enabled: bool = True
+    business_title_property: str | None = None
+    default_business_title: str = Field(default="PartnerAccountManager", min_length=1, max_length=80)
+    page_size: int = Field(default=100, ge=1, le=500)
+
+    @field_validator("business_title_property")
+    @classmethod
+    def _check_property(cls, value: str | None) -> str | None:
+        if value is not None and not _PROPERTY_NAME.match(value):
+            raise ValueError(f"{value!r} is not a HubSpot property name (lower_snake_case)")
+        return value
 
 
 class ReportConfig(_Model):
@@ -451,9 +555,13 @@ class SyncConfig(_Model):
     submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
     bulk: BulkConfig = Field(default_factory=BulkConfig)
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
+    tags: TagsConfig = Field(default_factory=TagsConfig)
     invitations: InvitationsConfig = Field(default_factory=InvitationsConfig)
+    owners: OwnersConfig = Field(default_factory=OwnersConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    products: ProductsConfig = Field(default_factory=ProductsConfig)
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)
+    webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 

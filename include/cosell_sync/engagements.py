@@ -520,7 +520,13 @@ def _moved(
 
 
 def sync_engagements(
-    env: SyncEnv, run: dict[str, Any], pc: dict[str, Any] | None = None, hs: dict[str, Any] | None = None
+    env: SyncEnv,
+    run: dict[str, Any],
+    pc: dict[str, Any] | None = None,
+    hs: dict[str, Any] | None = None,
+    *,
+    engagement_ids: list[str] | None = None,
+    summary_ids: list[str] | None = None,
 ) -> dict[str, Any]:
     """Engagements and AWS summaries into linked deals; context edits back (see the module doc).
 
@@ -529,6 +535,11 @@ def sync_engagements(
         run: the run description.
         pc: the Partner Central extract's result (which opportunities changed, their snapshot).
         hs: the HubSpot extract's result (which deals changed); None reads every deal's context.
+        engagement_ids: engagements an event named (``cosell_events``): each known one is read
+            (``GetEngagement``) whatever search says, since the search index may not show the change
+            yet; an unknown one makes opportunities without an engagement be looked up again.
+        summary_ids: opportunities an event named: their AWS summary is read (an "Opportunity Updated"
+            event also announces a change of AWS's summary, which moves no ``LastModifiedDate``).
 
     Returns:
         ``key`` (the stored result with API calls per engagement), counts, ``api_calls``; or ``skipped``.
@@ -562,8 +573,13 @@ def sync_engagements(
     known_before = set(state)
 
     # 1. Which engagement: new links, and opportunities without one that changed (a submission starts one).
+    named = set(engagement_ids or ())
+    # An event named an engagement we do not know yet: it may be the new engagement of one of ours.
+    unknown_named = bool(named - {str(row.get("engagement_id")) for row in state.values()})
     lookup = [
-        o for o in links if o not in state or (not state[o]["engagement_id"] and (full or o in read_now))
+        o
+        for o in links
+        if o not in state or (not state[o]["engagement_id"] and (full or o in read_now or unknown_named))
     ]
     try:
         found = _find_engagements(r, lookup)
@@ -588,6 +604,7 @@ def sync_engagements(
     checked = parse_ts(meta["moved_checked_at"]) if meta.get("moved_checked_at") else None
     since = None if full or checked is None else checked - timedelta(minutes=env.config.overlap_minutes)
     to_read |= set(_moved(r, known, since))
+    to_read |= named & set(first)
     engagements: dict[str, dict[str, Any]] = {}
     for eid in sorted(to_read):
         try:
@@ -625,6 +642,7 @@ def sync_engagements(
         for o, (stage, _, review) in read_now.items()
         if o in known_before and (state[o].get("stage"), state[o].get("review_status")) != (stage, review)
     }
+    moved |= {o for o in summary_ids or () if o in links}
     wanted = [o for o in links if (full or o in moved) and o not in unseen]
     queue = list(dict.fromkeys([*(o for o in wanted if o in moved), *due, *wanted]))
     if initial:

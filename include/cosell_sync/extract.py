@@ -60,6 +60,8 @@ def hubspot_properties(cfg: SyncConfig, obj: str) -> list[str]:
             cfg.link_property,
             cfg.cosell_property,
             cfg.submission.solution_ids_property,
+            # Read with the deal at no extra call: the sync_tags step needs no read of a changed deal.
+            cfg.tags.property,
             *DEAL_SYSTEM_PROPERTIES,
         }
     return sorted(props)
@@ -342,7 +344,22 @@ def _changed_companies_and_contacts(
     cfg = env.config
     related: dict[str, dict[str, dict[str, Any]]] = {COMPANY.name: {}, CONTACT.name: {}}
     related_deals: dict[str, dict[str, str]] = {COMPANY.name: {}, CONTACT.name: {}}
-    if run["opportunity_ids"] or not run["since_hubspot"]:
+    if run["opportunity_ids"]:
+        # A restricted run searches nothing; a cosell_events run for HubSpot webhooks reads the companies
+        # and contacts its events named (``hubspot_related``: object -> {id: [deal ids]}), since the
+        # baseline would otherwise stand in for them as "unchanged".
+        for spec in (COMPANY, CONTACT):
+            named = (run.get("hubspot_related") or {}).get(spec.name) or {}
+            if not named or not any(f.object == spec.name for f in cfg.fields):
+                continue
+            found, _ = gw.batch_read(spec.plural, list(named), hubspot_properties(cfg, spec.name))
+            for obj in found:
+                for deal_id in named.get(str(obj["id"]), []):
+                    if deal_id in deal_to_opp or deal_id in deals:
+                        related[spec.name][obj["id"]] = obj
+                        related_deals[spec.name][deal_id] = obj["id"]
+        return related, related_deals
+    if not run["since_hubspot"]:
         return related, related_deals
     for spec in (COMPANY, CONTACT):
         if not any(f.object == spec.name for f in cfg.fields):

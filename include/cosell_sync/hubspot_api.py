@@ -137,7 +137,8 @@ class HubSpotGateway:
     # -- plumbing -------------------------------------------------------------------------------
     def _objects(self, object_type: str) -> Any:
         crm = self._api.client.crm
-        if object_type in ("deals", "contacts", "companies"):
+        # Products and line items have their own SDK modules (``crm.products``, ``crm.line_items``).
+        if object_type in ("deals", "contacts", "companies", "products", "line_items"):
             return getattr(crm, object_type)
         return getattr(crm.objects, object_type)
 
@@ -294,6 +295,26 @@ class HubSpotGateway:
             errors.extend(page.get("errors", []))
         return found, errors
 
+    def owners(self, email: str | None = None, page_size: int = 100) -> list[dict[str, Any]]:
+        """Active HubSpot owners (``GET /crm/v3/owners``), every page; ``email`` filters on one address.
+
+        Counted as ``owners`` once per page (the owners API has no batch read: a run reads the pages once).
+        """
+        owners_api = self._api.client.crm.owners.owners_api
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            args: dict[str, Any] = {"limit": page_size, "archived": False}
+            if email is not None:
+                args["email"] = email
+            if after:
+                args["after"] = after
+            page = self._raw("owners", owners_api.get_page, **args)
+            found.extend(page.get("results") or [])
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return found
+
     def associations(self, from_type: str, to_type: str, ids: Iterable[str]) -> dict[str, list[str]]:
         """Associated ids per object (v4 batch read), 100 per call (well inside the API's limit)."""
         batch_api = self._api.client.crm.associations.v4.batch_api
@@ -403,6 +424,22 @@ class HubSpotGateway:
             # which is simplest when no later batch was already in flight.
             idempotent=False,
         )
+
+    def batch_archive(self, object_type: str, ids: Iterable[str]) -> int:
+        """Archive objects by id, 100 per call (HubSpot answers 204, also for ids already archived).
+
+        Returns:
+            The number of calls made.
+        """
+        batch_api = self._objects(object_type).batch_api
+        parts = list(chunks(sorted(set(ids))))
+        for chunk in parts:
+            self._raw(
+                f"batch_archive:{object_type}",
+                batch_api.archive,
+                batch_input_simple_public_object_id={"inputs": [{"id": i} for i in chunk]},
+            )
+        return len(parts)
 
     def associate_default(self, from_type: str, to_type: str, pairs: list[tuple[str, str]]) -> BatchResult:
         """Create default associations (idempotent: associating twice leaves one association)."""

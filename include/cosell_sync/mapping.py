@@ -66,6 +66,8 @@ SKIP_COLUMN = "_skip_fields"
 NORMALISED_COLUMN = "_normalised"
 #: Column of HubSpot frames: the deal's partner solution ids (``;``-separated), as the seller set them.
 SOLUTIONS_COLUMN = "_solution_ids"
+#: Column of HubSpot frames: the deal's tags text (``tags.property``), for the ``sync_tags`` step.
+TAGS_COLUMN = "_tags"
 
 _OBJECTS = ("deal", "company", "contact")
 
@@ -314,6 +316,7 @@ def hubspot_to_frame(
     notes: list[str | None] = []
     solution_ids: list[str | None] = []
     solutions_prop = cfg.submission.solution_ids_property
+    tags: list[str | None] = []
     columns: list[list[Any]] = [[] for _ in specs]
     for deal in deals:
         deal_props = deal.get("properties") or {}
@@ -333,6 +336,7 @@ def hubspot_to_frame(
         ids.append(str(oid).strip())
         deal_ids.append(deal_id)
         solution_ids.append(deal_props.get(solutions_prop) or None)
+        tags.append(deal_props.get(cfg.tags.property) or None)
         company_ids.append(company_id if company else None)
         contact_ids.append(contact_id if contact else None)
         modified_deal.append(_hs_modified(deal))
@@ -368,6 +372,7 @@ def hubspot_to_frame(
         "_company_id",
         "_contact_id",
         SOLUTIONS_COLUMN,
+        TAGS_COLUMN,
         ERROR_COLUMN,
         SKIP_COLUMN,
         NORMALISED_COLUMN,
@@ -381,6 +386,7 @@ def hubspot_to_frame(
     data["_company_id"] = company_ids
     data["_contact_id"] = contact_ids
     data[SOLUTIONS_COLUMN] = solution_ids
+    data[TAGS_COLUMN] = tags
     data[ERROR_COLUMN] = errors
     data[SKIP_COLUMN] = skips
     data[NORMALISED_COLUMN] = notes

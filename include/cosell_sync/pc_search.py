@@ -188,3 +188,53 @@ def read_insights(
             return None
         raise
     return out
+
+
+def read_tags(
+    api: PartnerCentralApi, calls: Counter[str], ids: list[str] | None = None
+) -> dict[str, list[dict[str, str]]] | None:
+    """Opportunities' tags as search shows them, 100 opportunities per call.
+
+    The search index may lag a tag write: callers use this only to find the opportunities whose tags may
+    have changed, and read those with ``ListTagsForResource`` before acting (``cosell_sync.tags``).
+
+    Args:
+        api: the Partner Central client.
+        calls: API call counter.
+        ids: only these opportunities (100 a request: five ``ContainsAny`` leaves of 20 ids on
+            ``OpportunityId``, matched exactly here since ``ContainsAny`` matches substrings); None: all.
+
+    Returns:
+        opportunity id -> its ``Tags`` (``[]`` when none); ``None`` when search is not enabled.
+    """
+    out: dict[str, list[dict[str, str]]] = {}
+    wanted = set(ids or [])
+    if ids is None:
+        requests: list[dict[str, Any]] = [{"Sort": {"SortBy": "CreatedDate", "SortOrder": "ASCENDING"}}]
+    else:
+        ordered = sorted(wanted)
+        requests = []
+        for start in range(0, len(ordered), PAGE_SIZE):
+            chunk = ordered[start : start + PAGE_SIZE]
+            leaves = [
+                {
+                    "ContainsAny": {
+                        "Key": "OpportunityId",
+                        "Value": {"StringListValue": chunk[i : i + LOOKUP_BATCH]},
+                    }
+                }
+                for i in range(0, len(chunk), LOOKUP_BATCH)
+            ]
+            requests.append({"Filter": leaves[0] if len(leaves) == 1 else {"OrAllFilters": leaves}})
+    try:
+        for params in requests:
+            for page in _pages(api, calls, **params):
+                for summary in page.get("OpportunitySearchSummaries") or []:
+                    oid = str(summary["Id"])
+                    if ids is None or oid in wanted:
+                        out[oid] = list(summary.get("Tags") or [])
+    except AuthError as err:
+        if _search_disabled(err):
+            return None
+        raise
+    return out

@@ -33,7 +33,7 @@ GROUP_NAME = "aws_partner_central"
 GROUP_LABEL = "AWS Partner Central"
 
 #: HubSpot object type (API path segment) of each mapping object.
-OBJECT_TYPES = {"deal": "deals", "company": "companies", "contact": "contacts"}
+OBJECT_TYPES = {"deal": "deals", "company": "companies", "contact": "contacts", "product": "products"}
 
 #: Properties HubSpot has out of the box; a mapping to any other property needs a custom one.
 HUBSPOT_DEFAULT_PROPERTIES = {
@@ -356,12 +356,26 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "textarea",
             "GetAwsOpportunitySummary Insights.NextBestActions: AWS's recommended actions.",
         ),
+        # What AWS associated besides partner solutions (cosell_sync.solutions; read-only mirrors).
+        _prop(
+            "aws_related_aws_products",
+            "AWS Products (associated)",
+            "text",
+            "AWS products associated with the opportunity (RelatedEntityIdentifiers.AwsProducts), "
+            "';'-separated.",
+        ),
+        _prop(
+            "aws_related_marketplace_offers",
+            "AWS Marketplace Offers (associated)",
+            "text",
+            "AWS Marketplace offers and offer sets associated with the opportunity, ';'-separated.",
+        ),
         # Feature 3: assignment and team.
         _prop(
             "aws_assigned_partner_user",
             "AWS Assigned Partner User",
             "string",
-            "Primary partner contact email.",
+            "E-mail of the Partner Central user the opportunity was last assigned to (AssignOpportunity).",
         ),
         _prop(
             "aws_opportunity_team", "AWS Opportunity Team", "text", "JSON array of opportunity team members."
@@ -381,6 +395,17 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "datetime",
             "Last partner resource upload.",
         ),
+        # Opportunity tags both ways (cosell_sync.tags). Text, not a multi-select: a seller can type a new
+        # tag (a multi-select takes only options an admin defined), and a book's distinct key:value pairs
+        # would grow past HubSpot's 5,000 options a property.
+        _prop(
+            cfg.tags.property,
+            "AWS Tags",
+            "textarea",
+            "Partner Central tags of the opportunity as key:value entries separated by ';' (a ':' inside a "
+            "key is written '\\:'). Keys starting with aws: are AWS's and read-only. Edits go to Partner "
+            "Central; AWS-side edits arrive when the opportunity changes or at the daily full refresh.",
+        ),
         # Feature 5: conflicts and audit.
         _prop(
             "aws_conflict_status",
@@ -393,6 +418,37 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
         _prop("aws_version", "AWS Version", "number", "Version counter for optimistic locking."),
         _prop(
             "aws_last_sync_by", "AWS Last Sync By", "string", "User or process that triggered the last sync."
+        ),
+    ]
+
+
+def _product_properties() -> list[dict[str, Any]]:
+    """Products mirror partner solutions (``cosell_sync.catalog``), upserted on the unique solution id."""
+    from cosell_sync.pc_model import pc_enum
+
+    return [
+        _prop(
+            "aws_solution_id",
+            "AWS Solution ID",
+            "string",
+            "The Partner Central solution (ListSolutions Id, S-...) this product mirrors. Unique: co-sell "
+            "sync creates products by upsert on it; a deal's line items of this product are the "
+            "opportunity's associated solutions.",
+            unique=True,
+        ),
+        _prop("aws_solution_category", "AWS Solution Category", "string", "The solution's Category."),
+        _prop(
+            "aws_solution_status",
+            "AWS Solution Status",
+            "enum",
+            "The solution's Status in Partner Central (only Active solutions can be associated).",
+            options=[(v, v) for v in pc_enum("SolutionStatus")],
+        ),
+        _prop(
+            "aws_solution_catalog",
+            "AWS Solution Catalog",
+            "string",
+            "The Partner Central catalog (AWS or Sandbox) the solution belongs to.",
         ),
     ]
 
@@ -482,8 +538,9 @@ def custom_properties(cfg: SyncConfig) -> list[PropertyGroupSpec | PropertySpec]
                 ),
             )
         )
+    props.extend(("product", body) for body in _product_properties())
     props.extend(_mapped_custom(cfg, {(obj, body["name"]) for obj, body in props}))
-    objects = [obj for obj in ("deal", "company", "contact") if any(o == obj for o, _ in props)]
+    objects = [obj for obj in OBJECT_TYPES if any(o == obj for o, _ in props)]
     groups: list[PropertyGroupSpec | PropertySpec] = [
         PropertyGroupSpec(OBJECT_TYPES[obj], {"name": GROUP_NAME, "label": GROUP_LABEL, "displayOrder": -1})
         for obj in objects

@@ -105,3 +105,24 @@ def reconcile_schedule(path: Path | None = None) -> str:
         return check_schedule(schedule)
     except ValueError as err:
         raise ValueError(f"{file}: schedule: {err}") from err
+
+
+def catalog_schedule(path: Path | None = None) -> str:
+    """The schedule of ``cosell_catalog`` (``products.schedule``); absent or null: ``@daily``.
+
+    Raises:
+        ValueError: the configured schedule is not one the DAG can run (see :func:`check_schedule`).
+    """
+    file = path or config_path()
+    try:
+        with open(file, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        return "@daily"
+    schedule = (data.get("products") or {}).get("schedule")
+    if schedule is None or schedule == "":
+        return "@daily"
+    try:
+        return check_schedule(schedule)
+    except ValueError as err:
+        raise ValueError(f"{file}: products.schedule: {err}") from err

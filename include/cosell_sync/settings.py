@@ -10,6 +10,11 @@ Every settable member is checked against botocore's model (type, length, pattern
 sent, so a bad value fails at once with the field and the rule. The change is audited as one
 ``SETTINGS_CHANGED`` entry whose partition is ``settings#{catalog}`` (``AuditEntry`` needs a record id; the
 catalog's settings are the record), with the old and new value of each changed field.
+
+The put is journaled first (its own journal partition, ``JOURNAL#{catalog}#SETTINGS``, which the reconcile
+commit does not read): if the task dies after Partner Central took the value and before the audit entry is
+written, the retry finds the settings already changed, so it would have nothing to write. It finds the
+journal entry instead, and writes the audit entry the dead attempt owed, under that attempt's key.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from cosell_sync.errors import AuthError, ParamError, RetriableError
 if TYPE_CHECKING:
     from botocore.model import Shape
 
+    from cosell_sync.audit import AuditEntry
     from cosell_sync.env import SyncEnv
+    from cosell_sync.journal import WriteJournal
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,8 @@ GET_OPERATION = "GetSellingSystemSettings"
 PUT_OPERATION = "PutSellingSystemSettings"
 #: The audit action of a settings change (upper case, as ``AuditEntry.action`` requires).
 SETTINGS_CHANGED = "SETTINGS_CHANGED"
+#: The journal kind of a settings put.
+JOURNAL_KIND = "PUT_SELLING_SYSTEM_SETTINGS"
 
 #: Each settable ``PutSellingSystemSettings`` member -> the ``GetSellingSystemSettings`` member that shows it.
 #: ``test_settings.py`` checks this covers every settable member of the model.
@@ -179,14 +188,12 @@ def change_settings(
     Raises:
         ParamError: a value the model refuses (nothing was read or written).
     """
-    from cosell_sync.audit import AuditEntry
-    from cosell_sync.common import Direction
-
     # Validate before any call: a bad value fails the run without touching Partner Central.
     check_settings(wanted)
     calls: dict[str, int] = {GET_OPERATION: 1}
     got = env.partner_central.call("get_selling_system_settings", Catalog=env.catalog)
     current = {k: v for k, v in got.items() if k not in ("Catalog", "ResponseMetadata")}
+    recovered = 0 if dry_run else recover_unaudited(env, current, dag_id)
     changes = plan_change(current, wanted)
     result: dict[str, Any] = {
         "catalog": env.catalog,
@@ -194,7 +201,7 @@ def change_settings(
         "changes": {c["field"]: {"old": c["old"], "new": c["new"]} for c in changes.values()},
         "written": False,
         "settings": current,
-        "audit_entries": 0,
+        "audit_entries": recovered,
         "api_calls": calls,
     }
     lines = [
@@ -214,11 +221,53 @@ def change_settings(
     # Unchanged members are sent with their current value: the put sets the whole settings document.
     request = {m: current[f] for m, f in PUT_TO_GET.items() if current.get(f) is not None}
     request.update({m: c["new"] for m, c in changes.items()})
+    journal = settings_journal(env)
+    planned = {c["field"]: {"old": c["old"], "new": c["new"]} for c in changes.values()}
+    key = (
+        journal.begin(
+            run_id, JOURNAL_KIND, env.catalog, changes=planned, run_started_at=run_timestamp.isoformat()
+        )
+        if journal is not None
+        else None
+    )
     put = env.partner_central.call("put_selling_system_settings", Catalog=env.catalog, **request)
     calls[PUT_OPERATION] = 1
     after = {k: v for k, v in put.items() if k not in ("Catalog", "ResponseMetadata")}
-    entry = AuditEntry(
-        opportunity_id=settings_audit_pk(env.catalog),
+    # The stored value (an ARN, also when a role name was given), as GetSellingSystemSettings shows it.
+    written = {field: {"old": c["old"], "new": after.get(field, c["new"])} for field, c in planned.items()}
+    entry = _audit_entry(env.catalog, run_id, run_timestamp, dag_id, written, [GET_OPERATION, PUT_OPERATION])
+    result["audit_entries"] = env.audit.write([entry])
+    if journal is not None and key is not None:
+        journal.clear([key])
+    result.update(written=True, settings=after)
+    result["changes"] = entry.model_dump()["changes"]
+    log.info("Settings of %s written: %s", env.catalog, ", ".join(sorted(result["changes"])))
+    return result
+
+
+def settings_journal(env: SyncEnv) -> WriteJournal | None:
+    """The journal of this catalog's settings puts (a partition of its own), or None without a journal."""
+    from cosell_sync.journal import WriteJournal
+
+    if env.journal is None:
+        return None
+    return WriteJournal(env.journal.ddb, env.journal.table, f"{env.catalog}#SETTINGS", env.journal.large)
+
+
+def _audit_entry(
+    catalog: str,
+    run_id: str,
+    run_timestamp: datetime,
+    dag_id: str,
+    changes: dict[str, dict[str, Any]],
+    api_calls: list[str],
+) -> AuditEntry:
+    """The ``SETTINGS_CHANGED`` audit entry of one put (same key for every attempt of the run)."""
+    from cosell_sync.audit import AuditEntry
+    from cosell_sync.common import Direction
+
+    return AuditEntry(
+        opportunity_id=settings_audit_pk(catalog),
         run_id=run_id.replace("#", "_"),
         run_timestamp=run_timestamp,
         direction=Direction.TO_PARTNER_CENTRAL.value,
@@ -226,15 +275,50 @@ def change_settings(
         # The settings live in Partner Central; the change is an operator's, made through this DAG.
         source="PARTNER_CENTRAL",
         user=f"airflow:{dag_id}",
-        # The stored value (an ARN, also when a role name was given), as GetSellingSystemSettings shows it.
-        changes={
-            c["field"]: {"old": c["old"], "new": after.get(c["field"], c["new"])} for c in changes.values()
-        },
-        api_calls=[GET_OPERATION, PUT_OPERATION],
-        metadata={"runId": run_id, "dagId": dag_id, "catalog": env.catalog},
+        changes=changes,
+        api_calls=api_calls,
+        metadata={"runId": run_id, "dagId": dag_id, "catalog": catalog},
     )
-    result["audit_entries"] = env.audit.write([entry])
-    result.update(written=True, settings=after)
-    result["changes"] = entry.model_dump()["changes"]
-    log.info("Settings of %s written: %s", env.catalog, ", ".join(sorted(result["changes"])))
-    return result
+
+
+def recover_unaudited(env: SyncEnv, current: dict[str, Any], dag_id: str) -> int:
+    """Audit the puts of attempts that died between the put and the audit write; returns entries written.
+
+    A journaled put whose new values the settings hold now was applied: its audit entry is written under
+    the dead attempt's run and timestamp (the audit's conditional put makes a second copy impossible). One
+    whose values are not there never took effect (or was changed again since, which its own entry covers)
+    and is dropped with a log line. Either way the journal entry is cleared.
+    """
+    journal = settings_journal(env)
+    if journal is None:
+        return 0
+    written = 0
+    stale = journal.entries()
+    for item in stale:
+        changes = item.get("changes") or {}
+        # A role given by name is stored as its ARN: compare the way plan_change does.
+        applied = bool(changes) and all(
+            _same(_get_to_put(field), current.get(field), c.get("new")) for field, c in changes.items()
+        )
+        if applied:
+            stamp = datetime.fromisoformat(str(item["run_started_at"]))
+            fields = {f: {"old": c.get("old"), "new": current.get(f)} for f, c in changes.items()}
+            entry = _audit_entry(env.catalog, str(item["run_id"]), stamp, dag_id, fields, [PUT_OPERATION])
+            written += env.audit.write([entry])
+            log.warning(
+                "Run %s put the settings (%s) and died before auditing it: audit entry written now",
+                item["run_id"],
+                ", ".join(sorted(fields)),
+            )
+        else:
+            log.info(
+                "Run %s journaled a settings put that Partner Central does not show: not audited",
+                item["run_id"],
+            )
+    journal.clear(i["SK"] for i in stale)
+    return written
+
+
+def _get_to_put(field: str) -> str:
+    """The put member whose value a get member shows."""
+    return next((m for m, f in PUT_TO_GET.items() if f == field), field)

@@ -597,6 +597,25 @@ class HubSpotHook(BaseHook):
             raise _error_for_status(response.status_code, response.content, operation, record_id)
         return response
 
+    def webhook_client_secret(self) -> str:
+        """The HubSpot app's client secret (extra ``client_secret``): the key of its webhook signatures.
+
+        Read on every call (no cache), so a rotated secret applies at once; registered with the log masker.
+
+        Raises:
+            ConfigError: the connection has no ``client_secret`` extra (named, never echoed).
+        """
+        conn = self.get_connection(self.hubspot_conn_id)
+        secret = (conn.extra_dejson or {}).get("client_secret")
+        if not isinstance(secret, str) or not secret:
+            raise ConfigError(
+                f"connection {self.hubspot_conn_id!r}: extra 'client_secret' (the HubSpot app's client "
+                "secret, which signs webhooks) is missing",
+                service=SERVICE,
+            )
+        _mask_secret(secret)
+        return secret
+
     def test_connection(self) -> tuple[bool, str]:
         """Check the token with one cheap read (first deal).
 

@@ -10,7 +10,9 @@ response shapes of the shared design's feature 5):
 - ``POST /conflicts/resolve``: triggers ``cosell_resolve_conflict`` and returns the run id;
 - ``POST /rollback``: triggers ``cosell_rollback`` (``dryRun`` by default, as the DAG) and returns the run id;
 - ``GET /runs``: the last ``cosell_reconcile`` runs: state, note and the report's counts;
-- ``GET /ui``: the Co-sell page (the plugin's ``external_views`` entry shows it in the Airflow UI).
+- ``GET /ui``: the Co-sell page (the plugin's ``external_views`` entry shows it in the Airflow UI);
+- ``POST /hubspot/webhooks``: HubSpot's webhook batches, authenticated by HubSpot's signature instead of a
+  JWT (``cosell_runtime.webhooks``).
 
 **Authentication.** Airflow does not authenticate plugin apps, so every route here does, with Airflow's
 own machinery: ``airflow.api_fastapi.core_api.security.get_user`` (a bearer JWT, else the UI's ``_token``
@@ -442,6 +444,10 @@ def create_app() -> FastAPI:
     # A missing Connection, an unreachable store or a sync error: 503 with the error's type, not a bare 500.
     for unavailable in (AirflowNotFoundException, BotoCoreError, ClientError, SyncError):
         app.add_exception_handler(unavailable, _stores_unavailable)
+    # HubSpot's webhooks: authenticated by their signature, not by Airflow's JWT (cosell_runtime.webhooks).
+    from cosell_runtime.webhooks import router as hubspot_webhooks
+
+    app.include_router(hubspot_webhooks)
     can_read = [Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=RECONCILE_DAG))]
     can_resolve = [Depends(requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=RESOLVE_DAG))]
     can_roll_back = [Depends(requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=ROLLBACK_DAG))]

@@ -242,6 +242,10 @@ def invitations_finish(run: dict[str, Any], started: dict[str, Any]) -> dict[str
     """``finish_invitations``: accepted invitations' opportunities linked to their deals."""
     from cosell_sync.invitations import finish_invitations
 
+    if not started.get("key"):
+        # Nothing was accepted (or the step was skipped): what the step would return, without building
+        # the clients and renewing the lease for it (seconds of a run that should take few).
+        return {"linked": 0, "failed": 0}
     with _leased(run), _final_errors():
         return finish_invitations(build_env(run["catalog"]), run, started)
 
@@ -336,6 +340,45 @@ def reconcile_sync_engagements(run: dict[str, Any], pc: dict[str, Any], hs: dict
         return sync_engagements(env, run, pc, hs)
 
 
+def reconcile_sync_owners(run: dict[str, Any], hs: dict[str, Any]) -> dict[str, Any]:
+    """``sync_owners``: deal owner changes to Partner Central (``AssignOpportunity``), notes on the deals.
+
+    It writes Partner Central, so it takes the catalog's lease again (``commit`` gave it up).
+    """
+    from cosell_sync.owners import sync_owners
+
+    env = build_env(run["catalog"])
+    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+        return sync_owners(env, run, hs)
+
+
+def reconcile_sync_tags(
+    run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any], pc_applied: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``sync_tags``: opportunity tags both ways (``TagResource``/``UntagResource``, the deal's ``aws_tags``).
+
+    It writes Partner Central, so it takes the catalog's lease again (``commit`` gave it up).
+    """
+    from cosell_sync.tags import sync_tags
+
+    env = build_env(run["catalog"])
+    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+        return sync_tags(env, run, pc, hs, pc_applied)
+
+
+def reconcile_sync_solutions(run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any]) -> dict[str, Any]:
+    """``sync_solutions``: deal line items <-> the opportunity's associated solutions, both ways.
+
+    It writes Partner Central (``AssociateOpportunity``/``DisassociateOpportunity``), so it takes the
+    catalog's lease again (``commit`` gave it up) for its duration.
+    """
+    from cosell_sync.solutions import sync_solutions
+
+    env = build_env(run["catalog"])
+    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+        return sync_solutions(env, run, pc, hs)
+
+
 def reconcile_report(
     run: dict[str, Any],
     pc: dict[str, Any],
@@ -381,6 +424,240 @@ def _push_run_note(note: str | None) -> None:
     from cosell_runtime.run_notes import NOTE_XCOM_KEY
 
     get_current_context()["ti"].xcom_push(key=NOTE_XCOM_KEY, value=note)
+
+
+# -- cosell_events -------------------------------------------------------------------------------------
+# The event DAG runs the reconcile steps above for the records its events name: these functions only
+# decide which steps a run's events call for, build its run description and record the events.
+def _event_ledger() -> Any:
+    """The processed-event ids in the state table (``cosell_sync.events.EventLedger``)."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    from cosell_sync.config import load_config
+    from cosell_sync.events import EventLedger
+
+    cfg = load_config()
+    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    return EventLedger(dynamodb, cfg.storage.state_table, claim_seconds=cfg.lease.ttl_seconds)
+
+
+def _hubspot_webhook_events(env: Any, ref: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The events of a HubSpot webhook batch (stored by the receiver) as ``ParsedEvent``, opportunities named.
+
+    Returns ``(events, related)``: ``related`` names the companies and contacts the events changed, with
+    their deals, for the HubSpot extract to read (``hubspot_related`` of the run).
+
+    Reads the batch from S3 (``ref["batch_key"]``), then maps deals, companies and contacts to the linked
+    opportunities (``cosell_sync.webhooks.resolve_opportunities``; the HubSpot calls are logged by endpoint).
+    A batch that cannot be read is one ignored event: audited, never a failed run.
+    """
+    from cosell_sync.errors import NotFoundError
+    from cosell_sync.events import ParsedEvent
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.webhooks import MalformedBatchError, parse_batch, parsed_events, resolve_opportunities
+
+    key = str(ref.get("batch_key") or "")
+    try:
+        batch = parse_batch(env.snapshots.get_json(key)) if key else None
+    except (NotFoundError, MalformedBatchError, ValueError) as err:
+        log.warning("hubspot batch %s unreadable (%s)", key or "-", type(err).__name__)
+        batch = None
+    if batch is None:
+        return [
+            ParsedEvent(None, "hubspot:batch", source="HUBSPOT", reason="malformed: batch not readable")
+        ], {}
+    known: dict[str, str] = {}
+    if any(e is not None and e.kind == "deletion" for _, e, _ in batch.events):
+        # A deleted deal is gone from batch reads: its opportunity is the one it was last synced with.
+        base = env.baseline.load()
+        if "deal_id" in base.columns:
+            known = {
+                str(d): str(o) for o, d in base["deal_id"].items() if isinstance(d, str | int) and str(d)
+            }
+    gateway = HubSpotGateway(env.hubspot)
+    resolution = resolve_opportunities(gateway, batch, env.config.link_property, known)
+    log.info(
+        "hubspot batch %s: %d event(s) -> opportunities %s; HubSpot calls %s",
+        key,
+        len(batch.events),
+        sorted({o for ids in resolution.opportunities.values() for o in ids}) or "-",
+        dict(gateway.calls),
+    )
+    return parsed_events(batch, resolution, env.catalog), resolution.related
+
+
+def events_prepare(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_events``' ``prepare``: parse the events, take the lease, claim the events, fix the run.
+
+    The run is ``cosell_reconcile``'s run description (``reconcile.prepare``), restricted to the
+    opportunities the events name, plus ``events``: every event parsed, what they call for, and which
+    ids this run claimed or found processed by another run (``duplicates``, synced once only). Another
+    run's lease does not make the run wait in a worker slot: ``prepare`` is rescheduled every
+    ``lease.event_recheck_seconds``.
+    """
+    from datetime import timedelta
+
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    from cosell_sync import reconcile
+    from cosell_sync.config import load_config
+    from cosell_sync.events import events_from_conf, parse_event, plan_events
+
+    params = _params(context)
+    info = _run_info(context)
+    run_id = str(info["run_id"])
+    with _final_errors():
+        env = build_env(None)
+        lease_config = load_config().lease
+    parsed = [parse_event(raw) for raw in events_from_conf(params)]
+    hubspot_related: dict[str, Any] = {}
+    if params.get("hubspot"):
+        hubspot_events, hubspot_related = _hubspot_webhook_events(env, params["hubspot"])
+        parsed += hubspot_events
+    first = plan_events(parsed, env.catalog)
+    for event in first.events:
+        if event.ignored:
+            # Logged and audited, never an error: EventBridge would only deliver it again.
+            log.warning("event %s (%r) ignored: %s", event.event_id, event.detail_type, event.reason)
+    lease = build_lease(env.catalog)
+    with _final_errors():
+        if not lease.try_acquire(run_id):
+            holder = lease.holder()
+            seconds = lease_config.event_recheck_seconds
+            log.info(
+                "event run %s: catalog leased by run %s; checking again in %ds",
+                run_id,
+                holder["owner"] if holder else "another run",
+                seconds,
+            )
+            raise AirflowRescheduleException(reschedule_date=datetime.now(UTC) + timedelta(seconds=seconds))
+        try:
+            ids = [e.event_id for e in first.events if not e.ignored and e.event_id]
+            # Under the lease: no other run is between its own claim and its sync meanwhile.
+            # A HubSpot batch's events were reserved by the webhook receiver for the run it started.
+            reserved_for = (params.get("hubspot") or {}).get("reserved_for")
+            claimed, duplicates = _event_ledger().claim(ids, run_id, reserved_for=reserved_for)
+            work = plan_events(parsed, env.catalog, skip_ids=duplicates)
+            params = {
+                "mode": "incremental",
+                "direction": "both",
+                "dry_run": False,
+                "since": None,
+                "opportunity_ids": work.opportunity_ids,
+            }
+            run = reconcile.prepare(env, params, info)
+        except Exception:
+            # Nothing written yet: give the lease back now (the claims stay this run's; a retry keeps them).
+            lease.release(run_id)
+            raise
+    # A restricted run never moves the watermark; one with no opportunity at all must not either.
+    run["advance_watermark"] = False
+    run["hubspot_related"] = hubspot_related
+    run["events"] = {**work.to_dict(), "claimed": claimed, "duplicates": duplicates}
+    log.info(
+        "events: %d received, %d claimed, %d duplicate(s), %d ignored -> opportunities %s, invitations %s, "
+        "engagements %s",
+        len(work.events),
+        len(claimed),
+        len(duplicates),
+        sum(1 for e in work.events if e.ignored),
+        work.opportunity_ids or "-",
+        "yes" if work.invitations else "no",
+        work.engagement_ids or "-",
+    )
+    return run
+
+
+def events_sync_invitations(run: dict[str, Any]) -> dict[str, Any]:
+    """``sync_invitations`` when an invitation event came (the whole step: it lists invitations by page)."""
+    if not run["events"]["invitations"]:
+        return {"key": None, "tasks": [], "counts": {}, "skipped": "no invitation event"}
+    # The step skips itself in a run restricted to opportunities; the invitation event asks for it.
+    return invitations_sync({**run, "opportunity_ids": []})
+
+
+def events_extract_partner_central(run: dict[str, Any]) -> dict[str, Any]:
+    """``extract_partner_central`` of the opportunities the events name.
+
+    Skipped (with the steps up to ``commit``) when they name none: an empty id list would mean the whole
+    incremental window.
+    """
+    if not run["events"]["opportunity_ids"]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("no opportunity event: the opportunity steps have nothing to do")
+    return reconcile_extract_partner_central(run)
+
+
+def events_sync_engagements(
+    run: dict[str, Any], pc: dict[str, Any] | None, hs: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``sync_engagements`` for engagement and opportunity events, under the catalog's lease.
+
+    Engagement events: the named engagements are read. Opportunity events: their AWS summary is read.
+    """
+    from cosell_sync.engagements import sync_engagements
+
+    events = run["events"]
+    if not (events["opportunity_ids"] or events["engagement_ids"]):
+        return {"skipped": "no opportunity or engagement event"}
+    if hs is None:
+        # No HubSpot extract ran (engagement events only): no deal is known to have changed, so no deal's
+        # context is read (None would read every deal's); HubSpot context edits wait for the scheduled run.
+        hs = {"key": "none", "deals": 0}
+    env = build_env(run["catalog"])
+    with _final_errors(), _exclusive(env.catalog, run["run_id"]):
+        return sync_engagements(
+            env,
+            run,
+            pc,
+            hs,
+            engagement_ids=events["engagement_ids"],
+            summary_ids=events["opportunity_ids"],
+        )
+
+
+def events_finish(
+    run: dict[str, Any],
+    pc: dict[str, Any] | None,
+    hs: dict[str, Any] | None,
+    committed: dict[str, Any] | None,
+    insights: dict[str, Any] | None,
+    invitations: dict[str, Any] | None,
+    linked: dict[str, Any] | None,
+    engagements: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """``finish``: audit every event, mark the claimed ones processed, give the lease back.
+
+    Then, if the opportunity steps ran, ``report`` as ``cosell_reconcile`` does (``report.json``; record
+    errors fail it).
+    """
+    from cosell_sync.events import ParsedEvent, event_audit_entries, event_latencies
+
+    events = [ParsedEvent.from_dict(e) for e in run["events"]["events"]]
+    duplicates = run["events"]["duplicates"]
+    with _final_errors():
+        env = build_env(run["catalog"])
+        env.audit.write(event_audit_entries(run, events, duplicates))
+        _event_ledger().done(run["events"]["claimed"], run["run_id"])
+        build_lease(run["catalog"]).release(run["run_id"])
+    processed = [e for e in events if not e.ignored and e.event_id not in set(duplicates)]
+    latency = event_latencies(processed)
+    for event_id, seconds in latency.items():
+        # The event's time (when Partner Central emitted it) to now, after both sides were written.
+        log.info("event %s: event-to-update %.1fs", event_id, seconds)
+    out = {
+        "events": len(events),
+        "processed": [e.event_id for e in processed],
+        "ignored": [e.event_id for e in events if e.ignored],
+        "duplicates": duplicates,
+        "latency_seconds": latency,
+    }
+    if committed is not None and pc is not None and hs is not None:
+        out["report"] = reconcile_report(
+            run, pc, hs, committed, insights, invitations or {}, linked or {}, engagements=engagements
+        ).get("report_key")
+    return out
 
 
 # -- cosell_hubspot_setup ------------------------------------------------------------------------------
@@ -551,4 +828,61 @@ def change_settings(context: dict[str, Any]) -> dict[str, Any]:
             str(info["run_id"]),
             _run_timestamp(context),
             dag_id=str(info.get("dag_id") or "cosell_settings"),
+        )
+
+
+# -- cosell_catalog ----------------------------------------------------------------------------------------
+def catalog_sync(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_catalog``: the partner's solutions (``ListSolutions``) as HubSpot products, one per solution.
+
+    Writes HubSpot products only, which no reconcile step writes, so it takes no catalog lease: a run of
+    ``cosell_reconcile`` at the same time reads the products' ids from the step state either way.
+    """
+    from cosell_sync.catalog import sync_catalog
+
+    params = _params(context)
+    info = _run_info(context)
+    with _final_errors():
+        # The form's empty catalog ("") means the connection's, as an absent one does.
+        env = build_env(params.get("catalog") or None)
+    run = {
+        "run_id": str(info["run_id"]),
+        "dag_id": str(info.get("dag_id") or "cosell_catalog"),
+        "run_timestamp": _run_timestamp(context),
+        "dry_run": bool(params.get("dry_run", False)),
+    }
+    with _final_errors():
+        return sync_catalog(env, run)
+
+
+# -- cosell_assign -----------------------------------------------------------------------------------------
+def assign_opportunity(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_assign``: assign one opportunity to the HubSpot owner with the given e-mail.
+
+    Bad params fail at once (before any call); so do an unknown owner, deal or opportunity, an owner that
+    cannot be an assignee, and Partner Central refusing the assignment: a retry would meet the same answer.
+    """
+    from cosell_sync import owners
+    from cosell_sync.common import ts_key
+    from cosell_sync.errors import NotFoundError, ValidationError
+
+    params = _params(context)
+    info = _run_info(context)
+    named = {k: str(params.get(k) or "").strip() for k in ("deal_id", "opportunity_id", "assignee_email")}
+    dry_run = bool(params.get("dry_run", True))
+    with _final_errors():
+        owners.check_params(named["deal_id"], named["opportunity_id"], named["assignee_email"])
+        env = build_env(params.get("catalog") or None)
+    stamp = _run_timestamp(context)
+    run = {
+        "run_id": str(info["run_id"]),
+        "dag_id": str(info.get("dag_id") or "cosell_assign"),
+        "catalog": env.catalog,
+        "started_at": ts_key(stamp),
+        "run_timestamp": stamp,
+    }
+    final = (NotFoundError, ValidationError, owners.OwnerError)
+    with _final_errors(*final), _exclusive(env.catalog, run["run_id"], enabled=not dry_run):
+        return owners.assign_manually(
+            env, run, named["deal_id"], named["opportunity_id"], named["assignee_email"], dry_run
         )

@@ -160,3 +160,39 @@ def test_every_settable_member_of_the_model_is_a_param() -> None:
     params = set(bag.dags["cosell_settings"].params)
     assert set(settings.settable_members()) == set(settings.PUT_TO_GET)
     assert {settings.PARAMS[m] for m in settings.PUT_TO_GET} | {"catalog", "dry_run"} == params
+
+
+def test_a_put_whose_audit_write_died_is_audited_by_the_next_run(
+    sync_stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task dies after Partner Central took the value: the next run writes the owed audit entry once."""
+    from cosell_sync.audit import AuditTrail
+    from cosell_sync.errors import FatalError
+
+    sync_stack.reset_calls()
+    conf = {"resource_snapshot_job_role_identifier": OTHER_ROLE, "dry_run": False}
+    real_write = AuditTrail.write
+
+    def dies(self: AuditTrail, entries: Any) -> int:
+        raise FatalError("the worker died here")
+
+    monkeypatch.setattr(AuditTrail, "write", dies)
+    first = sync_stack.run("cosell_settings", conf=conf, expect="failed")
+    monkeypatch.setattr(AuditTrail, "write", real_write)
+
+    # The put was applied and nothing audited it.
+    assert _settings(sync_stack)["ResourceSnapshotJobRoleArn"] == OTHER_ROLE
+    before = [e for e in _settings_entries(sync_stack) if e["metadata"]["runId"] == first.run_id]
+    assert before == []
+
+    second = sync_stack.run("cosell_settings", conf=conf)
+
+    result = _task_result(second, "change_settings")
+    assert (result["written"], result["audit_entries"]) == (False, 1)
+    owed = [e for e in _settings_entries(sync_stack) if e["metadata"]["runId"] == first.run_id]
+    assert len(owed) == 1
+    assert owed[0]["changes"]["ResourceSnapshotJobRoleArn"]["new"] == OTHER_ROLE
+    # A third run finds nothing owed and writes nothing.
+    third = sync_stack.run("cosell_settings", conf=conf)
+    assert _task_result(third, "change_settings")["audit_entries"] == 0
+    assert len([e for e in _settings_entries(sync_stack) if e["metadata"]["runId"] == first.run_id]) == 1

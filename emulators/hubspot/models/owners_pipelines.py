@@ -18,7 +18,8 @@ class OwnersPipelinesMixin(BackendBase):
             return [
                 dict(o)
                 for o in self.owners
-                if o["archived"] == archived and (email is None or o["email"].lower() == email.lower())
+                if o["archived"] == archived
+                and (email is None or (o.get("email") or "").lower() == email.lower())
             ]
 
     def get_owner(self, owner_id: str, id_property: str = "id") -> dict[str, Any]:
@@ -29,8 +30,8 @@ class OwnersPipelinesMixin(BackendBase):
                     return dict(o)
         raise NotFound(f"No owner with {id_property} {owner_id}")
 
-    def add_owner(self, first: str, last: str, email: str) -> dict[str, Any]:
-        """Add an owner (used by seeding)."""
+    def add_owner(self, first: str | None, last: str | None, email: str | None) -> dict[str, Any]:
+        """Add an owner (seeding, ``POST /_emulator/owners``); a missing name or e-mail is left out."""
         with self.lock:
             n = len(self.owners)
             stamp = iso(now_ms())
@@ -38,15 +39,20 @@ class OwnersPipelinesMixin(BackendBase):
                 "id": str(75480756 + n),
                 "userId": 10153601 + n,
                 "userIdIncludingInactive": 10153601 + n,
-                "firstName": first,
-                "lastName": last,
-                "email": email,
                 "type": "PERSON",
                 "archived": False,
                 "createdAt": stamp,
                 "updatedAt": stamp,
                 "teams": [],
             }
+            # PublicOwner requires none of the three: an absent value is left out, as HubSpot does.
+            owner.update(
+                {
+                    k: v
+                    for k, v in (("firstName", first), ("lastName", last), ("email", email))
+                    if v is not None
+                }
+            )
             self.owners.append(owner)
             return owner
 

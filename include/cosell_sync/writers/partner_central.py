@@ -262,8 +262,9 @@ class PartnerCentralWriter:
             if have:
                 return []
             raise SolutionsRequiredError(
-                f"opportunity {oid}: no partner solution is associated and none is known; set the deal "
-                f"property {prop} (solution ids separated by ';') or submission.default_solution_ids. "
+                f"opportunity {oid}: no partner solution is associated and none is known; add a line item "
+                "of a solution's product (cosell_catalog) to the deal, or set the deal property "
+                f"{prop} (solution ids separated by ';') or submission.default_solution_ids. "
                 "Partner Central requires 1 to 10 solutions before submission and before stage "
                 "Committed or Launched; the write waits for the next run.",
                 service="partner_central",

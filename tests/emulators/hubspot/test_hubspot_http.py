@@ -324,3 +324,20 @@ def test_calls_counting_faults_and_seed(fast, emu) -> None:
     fast.control("POST", "reset")
     assert fast("GET", "/crm/v3/objects/deals").json()["results"] == []
     assert fast.control("GET", "calls")["total"] == 1
+
+
+def test_owner_control_adds_owners_with_or_without_email(fast) -> None:
+    with_email = fast.control(
+        "POST", "owners", {"firstName": "Ana", "lastName": "Lima", "email": "ana@x.example"}
+    )
+    without = fast.control("POST", "owners", {"firstName": "No", "lastName": "Mail"})
+    malformed = fast.control("POST", "owners", {"firstName": "Bad", "lastName": "Mail", "email": "bad mail"})
+    assert "email" not in without
+    listed = {o["id"]: o for o in fast("GET", "/crm/v3/owners?limit=500").json()["results"]}
+    assert {with_email["id"], without["id"], malformed["id"]} <= set(listed)
+    assert listed[malformed["id"]]["email"] == "bad mail"
+    # The email filter skips owners without one and matches case-insensitively.
+    found = fast("GET", "/crm/v3/owners?email=ANA@x.example").json()["results"]
+    assert [o["id"] for o in found] == [with_email["id"]]
+    bad = requests.post(f"{fast.url}/_emulator/owners", json={"email": 42}, timeout=5)
+    assert bad.status_code == 400

@@ -352,3 +352,44 @@ class TestListOpportunities:
             for p in pc.get_paginator("list_opportunities").paginate(Catalog="AWS", MaxResults=100)
         )
         assert total == 10_000
+
+
+_ASSIGNEE = {"Email": "sam.owner@partner.example", "FirstName": "Sam", "LastName": "Owner"}
+
+
+@pytest.mark.parametrize(
+    ("assignee", "field"),
+    [
+        pytest.param({**_ASSIGNEE, "Email": "Sam.Owner@Partner.example"}, "Assignee.Email", id="upper-case"),
+        pytest.param({**_ASSIGNEE, "Email": "not-an-address"}, "Assignee.Email", id="malformed"),
+        pytest.param({**_ASSIGNEE, "FirstName": "S" * 81}, "Assignee.FirstName", id="name-too-long"),
+        pytest.param({**_ASSIGNEE, "Phone": "5550100"}, "Assignee.Phone", id="phone-not-e164"),
+    ],
+)
+def test_assign_checks_the_assignee_against_the_model(pc, assignee, field):
+    opp = _create(pc)
+    with pytest.raises(ClientError) as exc:
+        pc.assign_opportunity(
+            Catalog="AWS",
+            Identifier=opp["Id"],
+            Assignee={**assignee, "BusinessTitle": "PartnerAccountManager"},
+        )
+    body = _error(exc)
+    assert body["Error"]["Code"] == "ValidationException"
+    assert [e["FieldName"] for e in body["ErrorList"]] == [field]
+    # A refused call changes nothing.
+    after = pc.get_opportunity(Catalog="AWS", Identifier=opp["Id"])
+    assert after["LastModifiedDate"] == opp["LastModifiedDate"]
+    assert after.get("OpportunityTeam") == opp.get("OpportunityTeam")
+
+
+def test_assign_refuses_a_rejected_opportunity_and_an_unknown_one(pc, ctl):
+    opp = _submit_and_review(pc, ctl, _create(pc), "Rejected")
+    assignee = {**_ASSIGNEE, "BusinessTitle": "PartnerAccountManager"}
+    with pytest.raises(ClientError) as exc:
+        pc.assign_opportunity(Catalog="AWS", Identifier=opp["Id"], Assignee=assignee)
+    assert _error(exc)["Error"]["Code"] == "ValidationException"
+    assert _error(exc)["Reason"] == "BUSINESS_VALIDATION_FAILED"
+    with pytest.raises(ClientError) as exc:
+        pc.assign_opportunity(Catalog="AWS", Identifier="O9999999", Assignee=assignee)
+    assert _error(exc)["Error"]["Code"] == "ResourceNotFoundException"

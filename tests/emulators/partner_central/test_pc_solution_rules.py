@@ -206,3 +206,31 @@ def test_seeded_opportunities_satisfy_the_solution_rules(pc, ctl):
                 assert 1 <= len(solutions) <= 10
                 assert set(solutions) <= known
     assert needing > 100
+
+
+class TestSolutionsControl:
+    """``POST /_emulator/solutions``: the partner registers, edits and withdraws solutions."""
+
+    def test_add_edit_and_withdraw_show_in_list_solutions(self, emu, pc, ctl):
+        added = ctl("solutions", {"solutions": [{"Name": "New Practice", "Category": "Consulting Service"}]})
+        new_id = added["solutions"][0]
+        ctl("solutions", {"solutions": [{"Id": "S-1000001", "Status": "Inactive"}], "remove": ["S-1000004"]})
+        listed = {s["Id"]: s for s in pc.list_solutions(Catalog="AWS", MaxResults=100)["SolutionSummaries"]}
+        assert listed[new_id]["Name"] == "New Practice"
+        assert listed[new_id]["Status"] == "Active"
+        assert listed["S-1000001"]["Status"] == "Inactive"
+        assert "S-1000004" not in listed
+        # The other catalog is untouched.
+        sandbox = pc.list_solutions(Catalog="Sandbox", MaxResults=100)["SolutionSummaries"]
+        assert "S-1000004" in {s["Id"] for s in sandbox}
+
+    def test_an_invalid_status_is_refused(self, emu):
+        import requests
+
+        r = requests.post(
+            f"{emu.url}/_emulator/solutions",
+            json={"solutions": [{"Id": "S-1", "Status": "Gone"}]},
+            timeout=10,
+        )
+        assert r.status_code == 400
+        assert r.json()["__type"].endswith("ValidationException")

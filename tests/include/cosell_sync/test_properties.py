@@ -48,10 +48,17 @@ def props(specs, object_type: str) -> dict[str, dict]:
 def test_groups_come_first_for_every_object(specs):
     groups = [s for s in specs if isinstance(s, PropertyGroupSpec)]
     assert specs[: len(groups)] == groups
-    assert {g.object_type for g in groups} == {"deals", "companies", "contacts"}
+    assert {g.object_type for g in groups} == {"deals", "companies", "contacts", "products"}
     assert all(
         g.body == {"name": GROUP_NAME, "label": "AWS Partner Central", "displayOrder": -1} for g in groups
     )
+
+
+def test_products_are_keyed_by_a_unique_solution_id(specs):
+    # cosell_catalog upserts products on it (batch upsert with idProperty needs a unique property).
+    products = props(specs, "products")
+    assert products["aws_solution_id"]["hasUniqueValue"] is True
+    assert [o["value"] for o in products["aws_solution_status"]["options"]] == ["Active", "Inactive", "Draft"]
 
 
 @pytest.mark.skipif(not SEEDS.exists(), reason="design seeds not available")
