@@ -333,7 +333,11 @@ def sync_solutions(
         scope = set(links)
     else:
         since = (checked or now) - timedelta(minutes=env.config.overlap_minutes)
-        recent = {by_deal[d] for d in _recent_line_item_deals(step.gw, since) if d in by_deal}
+        # Without a live solution product no line item can stand for a solution: no search (a run with
+        # nothing changed then costs no call here; with products it costs this one search).
+        recent = (
+            {by_deal[d] for d in _recent_line_item_deals(step.gw, since) if d in by_deal} if live else set()
+        )
         # Deals with solution line items (a removal shows only there) and failures.
         kept = {o for o, r in rows.items() if any((r.get("line_items") or {}).values()) or r.get("error")}
         scope = (set(read_now) | (_changed_in_hubspot(env, hs) & set(links)) | recent | kept) & set(links)
