@@ -6,8 +6,10 @@ Phases, in order (one local stack for the API-economy phases, a second one for q
    (time_scale ``LOAD_SCALE``): wall time over the floor the quotas impose.
 2. A settling run (it re-lists the load's own writes once), then independent measurements while the
    5-minute watermark overlap passes: the HubSpot emulator's seed speed, DAG parse time, the diff and
-   mapping step on 100,000 records, and Partner Central write spacing under a real scheduler (time_scale 1).
-3. A quiet run, then a zero-change incremental run: its API calls.
+   mapping step on 100,000 records, Partner Central write spacing under a real scheduler (time_scale 1), and
+   event-to-update latency on a real Airflow in both directions (``bench/event_latency.py``).
+3. A quiet run, then a zero-change incremental run: its API calls; then the same with webhooks, EventBridge
+   events and cached settings on (``cosell_sync.polling``).
 4. 1,000 AWS-side edits, reconcile: calls per changed record, Partner Central -> HubSpot.
 5. 1,000 HubSpot-side edits, reconcile: calls per changed record, HubSpot -> Partner Central (this run
    also re-lists the 1,000 deals the previous run wrote: that is the steady state).
@@ -25,8 +27,9 @@ step.
 
 Environment knobs (for development only; ``make bench`` uses the defaults): ``BENCH_BOOK`` (10000),
 ``BENCH_CHANGES`` (1000), ``BENCH_DIFF_RECORDS`` (100000), ``BENCH_SOAK_RECORDS`` (10000),
-``BENCH_BULK_RECORDS`` (10000), ``BENCH_SKIP`` (comma list of
-``scheduler,diff,parse,seed,per_record,bulk,soak``; a skipped ``bulk`` or ``soak`` keeps its last figures).
+``BENCH_BULK_RECORDS`` (10000), ``BENCH_EVENT_SAMPLES`` (10), ``BENCH_SKIP`` (comma list of
+``scheduler,events,diff,parse,seed,per_record,bulk,soak``; a skipped ``bulk`` or ``soak`` keeps its last
+figures).
 """
 
 from __future__ import annotations
@@ -363,8 +366,19 @@ def phase_per_record(stack: BenchStack, changed: dict[str, Any], results: list[R
     )
 
 
+#: The polling switches of cosell_sync.polling, all on (sync_config.yaml ships them off).
+EVENTS_ON: dict[str, dict[str, Any]] = {
+    "webhooks": {"enabled": True},
+    "events": {"enabled": True},
+    "settings": {"refresh_minutes": 60},
+}
+
+
 def phase_zero_change(stack: BenchStack, results: list[Result]) -> None:
-    """A settling run, then a run with nothing changed: its API calls."""
+    """A settling run, then a run with nothing changed: its API calls, shipped config and events on.
+
+    "Events on": webhooks, EventBridge and cached settings (``EVENTS_ON``), within their backstops.
+    """
     stack.set_scale(CHANGE_SCALE)
     _say("settling run (picks up the per-record writes) ...")
     _quiet_run(stack)
@@ -386,6 +400,42 @@ def phase_zero_change(stack: BenchStack, results: list[Result]) -> None:
             f"the last write. Calls: {_calls_summary(pc, hs)}. Run wall time {seconds:.1f} s.",
         )
     )
+    # The same run once the event paths deliver what three of those calls poll for (cosell_sync.polling):
+    # webhooks (companies, contacts), EventBridge (invitations), settings read at most hourly.
+    _use_events_on_config()
+    _say("zero-change incremental run with webhooks, events and cached settings on ...")
+    _quiet_run(stack)  # the first run with the switches reads the settings once and keeps them
+    stack.reset_calls()
+    _, seconds = _quiet_run(stack)
+    pc, hs = stack.calls()
+    total = pc["total"] + hs["total"]
+    _say(f"  zero-change run, events on: {total} calls in {seconds:.1f} s; {_calls_summary(pc, hs)}")
+    results.append(
+        figure(
+            f"Zero-change incremental run, {len(stack.baseline()):,}-record book, webhooks and events on: "
+            "API calls",
+            total,
+            "calls",
+            "<=",
+            2,
+            "webhooks.enabled, events.enabled, settings.refresh_minutes 60, within their backstops. "
+            f"Calls: {_calls_summary(pc, hs)}. Run wall time {seconds:.1f} s.",
+        )
+    )
+    stack.set_scale(CHANGE_SCALE)  # back to the shipped switches for the phases after this one
+
+
+def _use_events_on_config() -> None:
+    """Point ``COSELL_SYNC_CONFIG`` at the current config with every polling switch on."""
+    import yaml
+
+    path = Path(os.environ["COSELL_SYNC_CONFIG"])
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in EVENTS_ON.items():
+        data.setdefault(section, {}).update(values)
+    switched = path.with_name(f"{path.stem}_events_on.yaml")
+    switched.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    os.environ["COSELL_SYNC_CONFIG"] = str(switched)
 
 
 def _soak(workdir: Path, records: int) -> list[Result]:
@@ -474,6 +524,11 @@ def main() -> int:
 
             _say("Partner Central write spacing under a real scheduler (time_scale 1) ...")
             results.extend(measure_write_spacing(workdir))
+        if "events" not in skip:
+            from bench.event_latency import measure_event_latency
+
+            _say("event-to-update latency on a real Airflow, both directions ...")
+            results.extend(measure_event_latency(workdir))
 
         wait = OVERLAP_S + 5 - (time.monotonic() - last_write)
         if wait > 0 and "zero_wait" not in skip:

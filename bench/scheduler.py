@@ -12,13 +12,6 @@ window and the smallest gap between writes.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +20,9 @@ import requests
 
 from bench.quota_math import max_in_window, min_gap
 from bench.report import Result, figure
-from bench.stack import ROOT, connections, start_stack_process, stop_stack_process
+from bench.stack import connections, start_stack_process, stop_stack_process
 
 DB_NAME = "cosell_bench"
-PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 RUNS = 2
 BATCHES = 3
 PER_BATCH = 3
@@ -89,61 +81,10 @@ bench_pc_writers()
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _psql(sql: str, db: str = "postgres") -> list[tuple[Any, ...]]:
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname=db)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetchall() if cur.description else []
-    finally:
-        conn.close()
-
-
-def _env(workdir: Path, urls: dict[str, str], port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "COSELL_SYNC_CONFIG"))}
-    env.update(connections(urls, 1.0))
-    dags = workdir / "sched_dags"
-    env.update(
-        {
-            "AIRFLOW_HOME": str(workdir / "sched_home"),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"{PG}/{DB_NAME}",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "cosell-bench-local-only",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, ROOT / "include", ROOT / "plugins")),
-        }
-    )
-    return env
-
-
 def _wait(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(2)
-    raise TimeoutError(f"timed out waiting for {what}")
+    from cosell_local.real_airflow import wait_for
+
+    return wait_for(predicate, timeout, what, every=2)
 
 
 def _opportunity_ids(pc_url: str, n: int) -> list[str]:
@@ -169,9 +110,18 @@ def _opportunity_ids(pc_url: str, n: int) -> list[str]:
 
 def measure_write_spacing(workdir: Path) -> list[Result]:
     """Run the scheduler scenario; one figure for the max writes per 1 s window (goal <= 1)."""
+    from cosell_local.real_airflow import RealAirflow, psql
+
     started = time.monotonic()
-    procs: list[subprocess.Popen[bytes]] = []
     stack_proc, urls = start_stack_process()
+    airflow = RealAirflow(
+        workdir / "sched",
+        connections(urls, 1.0),
+        backend="postgres",
+        dags_folder=workdir / "sched_dags",
+        components=("api-server", "scheduler", "dag-processor"),
+        db_name=DB_NAME,
+    )
     try:
         requests.post(
             f"{urls['partner_central']}/_emulator/quotas", json={"enabled": True, "time_scale": 1}, timeout=10
@@ -180,62 +130,26 @@ def measure_write_spacing(workdir: Path) -> list[Result]:
             f"{urls['partner_central']}/_emulator/seed", json={"opportunities": 80, "seed": 3}, timeout=60
         ).raise_for_status()
         ids = _opportunity_ids(urls["partner_central"], RUNS * BATCHES * PER_BATCH)
-        port = _free_port()
-        env = _env(workdir, urls, port)
-        dags = Path(env["AIRFLOW__CORE__DAGS_FOLDER"])
-        dags.mkdir(parents=True, exist_ok=True)
-        (dags / "bench_pc_writers.py").write_text(WRITER_DAG, encoding="utf-8")
-        Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-        _psql(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        _psql(f"CREATE DATABASE {DB_NAME}")
-        airflow = [sys.executable, "-m", "airflow"]
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        subprocess.run([*airflow, "db", "migrate"], env=env, check=True, **quiet)
-        subprocess.run(
-            [
-                *airflow,
-                "pools",
-                "set",
-                "partner_central_writes",
-                "1",
-                "Partner Central writes: 1/s per partner account",
-            ],
-            env=env,
-            check=True,
-            **quiet,
-        )
-        for name in ("api-server", "scheduler", "dag-processor"):
-            log = open(workdir / f"sched_{name}.log", "wb")  # noqa: SIM115 - closed with the process
-            procs.append(
-                subprocess.Popen([*airflow, name], env=env, stdout=log, stderr=log, start_new_session=True)
-            )
-        _wait(
-            lambda: _psql("SELECT 1 FROM serialized_dag WHERE dag_id = 'bench_pc_writers'", DB_NAME),
-            180,
-            "the DAG to be parsed",
-        )
+        airflow.dags_folder.mkdir(parents=True, exist_ok=True)
+        (airflow.dags_folder / "bench_pc_writers.py").write_text(WRITER_DAG, encoding="utf-8")
+        airflow.workdir.mkdir(parents=True, exist_ok=True)
+        airflow.prepare()  # a fresh cosell_bench database, migrated, with the partner_central_writes pool
+        airflow.start()
+        airflow.wait_ready(("bench_pc_writers",), timeout=180)
         requests.delete(f"{urls['partner_central']}/_emulator/calls", timeout=10)
-        triggers = []
+        # Both runs created back to back through the REST API: they compete for the pool from the start.
         for r in range(RUNS):
             chunk = ids[r * BATCHES * PER_BATCH : (r + 1) * BATCHES * PER_BATCH]
             conf = {"batches": [chunk[b * PER_BATCH : (b + 1) * PER_BATCH] for b in range(BATCHES)]}
-            triggers.append(
-                subprocess.Popen(
-                    [*airflow, "dags", "trigger", "bench_pc_writers", "--conf", json.dumps(conf)],
-                    env=env,
-                    **quiet,
-                )
-            )
-        for t in triggers:
-            t.wait()
+            airflow.trigger("bench_pc_writers", conf=conf)
 
         def finished() -> list[tuple[Any, ...]] | None:
-            rows = _psql("SELECT state FROM dag_run WHERE dag_id = 'bench_pc_writers'", DB_NAME)
+            rows = psql("SELECT state FROM dag_run WHERE dag_id = 'bench_pc_writers'", DB_NAME)
             return rows if len(rows) >= RUNS and all(s in ("success", "failed") for (s,) in rows) else None
 
         states = _wait(finished, TIMEOUT_S, "the writer runs")
         calls = requests.get(f"{urls['partner_central']}/_emulator/calls", timeout=10).json()
-        mapped = _psql(
+        mapped = psql(
             "SELECT count(*), max(end_date) - min(start_date) FROM task_instance "
             "WHERE dag_id = 'bench_pc_writers' AND task_id = 'write'",
             DB_NAME,
@@ -282,16 +196,9 @@ def measure_write_spacing(workdir: Path) -> list[Result]:
                 "<=",
                 1,
                 f"NOT MEASURED: the scheduler scenario failed ({type(err).__name__}: {err}); see "
-                f"{workdir}/sched_*.log.",
+                f"{airflow.workdir}/*.log.",
             )
         ]
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        airflow.stop()
         stop_stack_process(stack_proc)

@@ -82,6 +82,7 @@ def connections(urls: dict[str, str], time_scale: float) -> dict[str, str]:
 
     conns = LocalStack(urls["partner_central"], urls["hubspot"], urls["aws"]).connections()
     conns["hubspot_default"]["extra"] = {
+        **conns["hubspot_default"].get("extra", {}),
         "requests_per_10s": max(1, int(100 * time_scale)),
         "search_requests_per_s": max(1, int(5 * time_scale)),
     }

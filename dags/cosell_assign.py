@@ -27,6 +27,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from cosell_runtime.params import catalog_param, dry_run_param
+
 DEFAULT_ARGS = {
     "owner": "cosell-sync",
     "retries": 1,
@@ -62,20 +64,8 @@ DEFAULT_ARGS = {
             title="Assignee e-mail",
             description="E-mail of the HubSpot owner who becomes the opportunity's owner.",
         ),
-        "catalog": Param(
-            # "" rather than None: the trigger form shows an empty choice, not "null".
-            "",
-            type="string",
-            enum=["", "AWS", "Sandbox"],
-            title="Catalog",
-            description="Partner Central catalog; empty uses the connection's catalog.",
-        ),
-        "dry_run": Param(
-            True,
-            type="boolean",
-            title="Dry run",
-            description="Show current -> new owner only: write nothing.",
-        ),
+        "catalog": catalog_param(),
+        "dry_run": dry_run_param(True, "Show current -> new owner only: write nothing."),
     },
     render_template_as_native_obj=True,
 )

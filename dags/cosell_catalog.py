@@ -22,8 +22,9 @@ write nothing). A run conf key that is none of these fails the run at once, list
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, Param, dag, task
+from airflow.sdk import CronTriggerTimetable, dag, task
 
+from cosell_runtime.params import catalog_param, dry_run_param
 from cosell_sync.schedule import catalog_schedule
 
 DEFAULT_ARGS = {
@@ -44,19 +45,9 @@ DEFAULT_ARGS = {
     tags=["cosell", "partner-central", "hubspot", "catalog"],
     doc_md=__doc__,
     params={
-        "catalog": Param(
-            # "" rather than None: the trigger form shows an empty choice, not "null".
-            "",
-            type="string",
-            enum=["", "AWS", "Sandbox"],
-            title="Catalog",
-            description="Partner Central catalog; empty uses the connection's catalog.",
-        ),
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="Log the products that would be created, updated or archived; write nothing.",
+        "catalog": catalog_param(),
+        "dry_run": dry_run_param(
+            False, "Log the products that would be created, updated or archived; write nothing."
         ),
     },
     render_template_as_native_obj=True,

@@ -1,8 +1,12 @@
 """### cosell_events — sync the records named in Partner Central EventBridge events, within seconds
 
 Started per event by an EventBridge API destination (`POST /api/v2/dags/cosell_events/dagRuns`, see the
-README's deploy section and `deploy/cloudformation/cosell-events.yaml`), never on a schedule:
+README's deploy section and `deploy/cloudformation/cosell-events.yaml`), never on a time schedule:
 `cosell_reconcile` stays the safety net for events that never arrive (delivery is best effort).
+Where the API server cannot be reached from AWS, EventBridge feeds an SQS queue instead: with
+`events.sqs_queue_url` set (or `COSELL_EVENTS_SQS_QUEUE_URL`), the DAG is scheduled on that queue's asset, the
+triggerer receives the messages (runs `asset_triggered__...`), and `finish` deletes each message only once
+its event is settled (see the README's "Deploy: Partner Central events over SQS").
 
 Run conf (what the API destination's input transformer posts):
 
@@ -18,12 +22,13 @@ as `EVENT_DUPLICATE` and writes nothing.
 What each detail-type does (source `aws.partnercentral-selling`; events of another catalog are ignored):
 
 - **Opportunity Created / Updated / Accepted / Rejected**: the reconcile steps for those opportunities,
-  `extract_partner_central` to `commit` (mapping, gating, conflicts, audit), then `sync_insights` and
-  `sync_engagements` (their AWS summary is read).
+  `extract_partner_central` to `commit` (mapping, gating, conflicts, audit), then `sync_insights`,
+  `sync_engagements` (their AWS summary is read), `sync_owners`, `sync_tags`, `sync_solutions` and
+  `sync_snapshots`, each restricted to those opportunities.
 - **Engagement Invitation Created / Accepted / Rejected / Expired**: `sync_invitations`,
   `wait_for_accept_tasks`, `finish_invitations`.
 - **Engagement Created / Updated, Engagement Member Added / Joined, (Engagement) Resource Snapshot
-  Created**: `sync_engagements`, the named engagements read.
+  Created**: `sync_engagements` and `sync_snapshots`, the named engagements read.
 - **Anything else, or a malformed event**: logged and audited (`EVENT_IGNORED`), never an error.
 
 **HubSpot webhooks** (`POST <api-server>/cosell/hubspot/webhooks`, see the README's "HubSpot webhooks"):
@@ -36,22 +41,24 @@ opportunity (a new deal: the scheduled run creates its opportunity) and malforme
 `EVENT_IGNORED`; each event key `hs-<portalId>-<eventId>-<subscriptionId>` is claimed like an
 EventBridge id.
 
-The steps are `cosell_reconcile`'s own task functions (`cosell_runtime.tasks`); the opportunity steps are
-skipped when no event names an opportunity. `prepare` takes the catalog's lease like any writing run, so an
-event run and a scheduled run never write at the same time; while another run holds it, `prepare` is
-rescheduled every `lease.event_recheck_seconds` (5) without holding a worker slot. **finish** audits each
-event (`events#<catalog>` partition: `EVENT_PROCESSED` / `EVENT_IGNORED` / `EVENT_DUPLICATE`), marks them
-processed, gives the lease back, logs each event's event-to-update time and, when opportunities were
-synced, writes `report.json` like `cosell_reconcile`'s `report` (record errors fail it the same way).
+The steps are `cosell_reconcile`'s own chain (`cosell_runtime.chain.build_sync_chain`, same tasks, same
+order); the opportunity steps are skipped when no event names an opportunity. `prepare` takes the catalog's
+lease like any writing run, so an event run and a scheduled run never write at the same time; while another
+run holds it, `prepare` is rescheduled every `lease.event_recheck_seconds` (5) without holding a worker
+slot. **finish** audits each event (`events#<catalog>` partition: `EVENT_PROCESSED` / `EVENT_IGNORED` /
+`EVENT_DUPLICATE`), marks them processed, gives the lease back, logs each event's event-to-update time and,
+when opportunities were synced, writes `report.json` like `cosell_reconcile`'s `report` (record errors fail
+it the same way).
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
+from cosell_runtime.assets import events_schedule
+from cosell_runtime.chain import build_sync_chain
 from cosell_runtime.tasks import release_lease_on_failure
-from cosell_runtime.triggers import PartnerCentralJobsSensor
 
 DEFAULT_ARGS = {
     "owner": "cosell-sync",
@@ -64,7 +71,9 @@ DEFAULT_ARGS = {
 @dag(
     dag_id="cosell_events",
     description="Sync the records named in Partner Central EventBridge events (started per event).",
-    schedule=None,
+    # None (REST only) unless the sync config names an SQS queue: then the queue's asset, watched by the
+    # triggerer; the REST API can still start runs either way.
+    schedule=events_schedule(),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     is_paused_upon_creation=False,
@@ -99,135 +108,8 @@ DEFAULT_ARGS = {
     render_template_as_native_obj=True,
 )
 def cosell_events() -> None:
-    """Wire ``cosell_reconcile``'s steps for the records an event names (``cosell_runtime.tasks``)."""
-
-    @task(retry_delay=pendulum.duration(seconds=5))
-    def prepare(**context: object) -> dict:
-        """Parse the events, take the catalog's lease, claim the event ids, fix the run."""
-        from cosell_runtime.tasks import events_prepare
-
-        return events_prepare(context)
-
-    @task(pool="partner_central_writes")
-    def sync_invitations(run: dict) -> dict:
-        """Invitation events: referrals into deals, decisions to Partner Central (else nothing)."""
-        from cosell_runtime.tasks import events_sync_invitations
-
-        return events_sync_invitations(run)
-
-    @task
-    def finish_invitations(run: dict, started: dict) -> dict:
-        """Accepted invitations: the new opportunity linked to the same deal."""
-        from cosell_runtime.tasks import invitations_finish
-
-        return invitations_finish(run, started)
-
-    @task
-    def extract_partner_central(run: dict) -> dict:
-        """Read the named opportunities (skipped, with the steps up to commit, when none is named)."""
-        from cosell_runtime.tasks import events_extract_partner_central
-
-        return events_extract_partner_central(run)
-
-    @task
-    def extract_hubspot(run: dict, pc: dict) -> dict:
-        """Batch-read the linked deals with their company and contacts."""
-        from cosell_runtime.tasks import reconcile_extract_hubspot
-
-        return reconcile_extract_hubspot(run, pc)
-
-    @task
-    def plan(run: dict, pc: dict, hs: dict) -> dict:
-        """Three-way diff, conflicts and review-state gating, as in cosell_reconcile."""
-        from cosell_runtime.tasks import reconcile_plan
-
-        return reconcile_plan(run, pc, hs)
-
-    @task(pool="partner_central_writes")
-    def prepare_creates(run: dict, planned: dict) -> dict:
-        """Link deals whose opportunity exists (search) before any create."""
-        from cosell_runtime.tasks import reconcile_prepare_creates
-
-        return reconcile_prepare_creates(run, planned)
-
-    @task(pool="partner_central_writes")
-    def apply_partner_central(run: dict, planned: dict, creates: dict) -> dict:
-        """Creates, updates (optimistic lock) and submissions at 1 write/s."""
-        from cosell_runtime.tasks import reconcile_apply_partner_central
-
-        return reconcile_apply_partner_central(run, planned, creates)
-
-    @task
-    def apply_hubspot(run: dict, planned: dict, pc_applied: dict) -> dict:
-        """Deal creates/updates, notes and conflict tasks."""
-        from cosell_runtime.tasks import reconcile_apply_hubspot
-
-        return reconcile_apply_hubspot(run, planned, pc_applied)
-
-    @task
-    def commit(run: dict, planned: dict, pc_applied: dict, hs_applied: dict) -> dict:
-        """Audit, baseline and retry queue for the named records (the watermark does not move)."""
-        from cosell_runtime.tasks import reconcile_commit
-
-        return reconcile_commit(run, planned, pc_applied, hs_applied)
-
-    @task
-    def sync_insights(run: dict, pc: dict, committed: dict) -> dict:
-        """AWS insights of the named opportunities into their deals."""
-        from cosell_runtime.tasks import reconcile_sync_insights
-
-        return reconcile_sync_insights(run, pc)
-
-    @task(pool="partner_central_writes", trigger_rule="none_failed")
-    def sync_engagements(run: dict, pc: dict | None, hs: dict | None) -> dict:
-        """Named engagements read; the AWS summary of named opportunities; into their deals."""
-        from cosell_runtime.tasks import events_sync_engagements
-
-        return events_sync_engagements(run, pc, hs)
-
-    @task(trigger_rule="none_failed")
-    def finish(
-        run: dict,
-        pc: dict | None,
-        hs: dict | None,
-        committed: dict | None,
-        insights: dict | None,
-        invitations: dict,
-        linked: dict,
-        engagements: dict,
-    ) -> dict:
-        """Audit each event, mark it processed, release the lease; report.json when records were synced."""
-        from cosell_runtime.tasks import events_finish
-
-        return events_finish(run, pc, hs, committed, insights, invitations, linked, engagements)
-
-    run = prepare()
-    invitations = sync_invitations(run)
-    accepted = PartnerCentralJobsSensor(
-        task_id="wait_for_accept_tasks",
-        kind="accept_invitation_task",
-        job_ids=invitations["tasks"],
-        catalog=run["catalog"],
-        retries=3,
-    )
-    linked = finish_invitations(run, invitations)
-    accepted >> linked
-    pc = extract_partner_central(run)
-    linked >> pc
-    hs = extract_hubspot(run, pc)
-    planned = plan(run, pc, hs)
-    creates = prepare_creates(run, planned)
-    waited = PartnerCentralJobsSensor(
-        task_id="wait_for_bulk_jobs", job_ids=creates["jobs"], catalog=run["catalog"], retries=3
-    )
-    pc_applied = apply_partner_central(run, planned, creates)
-    waited >> pc_applied
-    hs_applied = apply_hubspot(run, planned, pc_applied)
-    committed = commit(run, planned, pc_applied, hs_applied)
-    insights = sync_insights(run, pc, committed)
-    engagements = sync_engagements(run, pc, hs)
-    committed >> engagements
-    finish(run, pc, hs, committed, insights, invitations, linked, engagements)
+    """Wire ``cosell_reconcile``'s steps for the records the events name (``cosell_runtime.chain``)."""
+    build_sync_chain("events")
 
 
 cosell_events()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from cosell_runtime.params import catalog_param
 from cosell_runtime.triggers import PartnerCentralJobsSensor
 
 DEFAULT_ARGS = {
@@ -54,13 +55,7 @@ DEFAULT_ARGS = {
             title="Rejection reason",
             description="Sent to AWS with a rejection (at most 80 characters).",
         ),
-        "catalog": Param(
-            "",
-            type="string",
-            enum=["", "AWS", "Sandbox"],
-            title="Catalog",
-            description="Empty: the connection's catalog.",
-        ),
+        "catalog": catalog_param(),
     },
     render_template_as_native_obj=True,
 )

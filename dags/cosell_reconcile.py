@@ -20,7 +20,8 @@ Each run:
    **wait_for_bulk_jobs** defers to the triggerer (no worker slot) until the job finishes.
 5. **apply_partner_central** (pool `partner_central_writes`, 1 write/s): bulk results and single creates,
    full-payload updates with the current `LastModifiedDate` (re-read and re-merge on
-   `ConflictException`), submissions.
+   `ConflictException`), submissions. **wait_for_submissions** defers until AWS has started each
+   submission's engagement (`StartEngagementFromOpportunityTask`), no worker slot held.
 6. **apply_hubspot**: batched creates/updates (100 per call, 207 handled per item), a note per deal,
    tasks for manual conflicts.
 7. **commit**: audit entries (DynamoDB), baseline, retry queue and watermark — only for work that succeeded.
@@ -46,6 +47,15 @@ Each run:
    `DisassociateOpportunity`; a solution associated in Partner Central -> a line item on the deal (quantity 1,
    price `products.prices` or 0), disassociated -> its line items archived. What Partner Central refuses goes
    to `aws_sync_error` and the audit. AWS products and Marketplace offers go to deal properties.
+   **sync_snapshots** (pool `partner_central_writes`, after `sync_engagements`): one resource snapshot job
+   per linked opportunity with an engagement, started while the opportunity is open, stopped when it
+   closes, deleted when the engagement is over; new snapshot revisions reach the deal
+   (`aws_partner_resources`, a note).
+   **sync_customer_accounts** (opt-in, `customer_accounts.enabled`; after `commit`): each company linked to a
+   co-sell deal gets an AWS customer account (`CreateCustomerAccount`, ClientToken from the company;
+   `UpdateCustomerAccount` when its mapped values change); pending enrichments are polled and AWS's view
+   (status, segment, industry, size, region, programs) is written back to the company; a duplicate match
+   becomes one task on the company.
 9. **report**: a summary table per direction in the log and `report.json` in S3. A run with records it
    could not read or write, or requested ids that do not exist, then fails this task (once, no retries;
    everything else is committed and the failed records are retried next run), its message giving the
@@ -60,10 +70,11 @@ that is none of these fails the run at `prepare`, listing the valid keys.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag
 
+from cosell_runtime.chain import build_sync_chain
+from cosell_runtime.params import catalog_param, dry_run_param
 from cosell_runtime.tasks import release_lease_on_failure
-from cosell_runtime.triggers import PartnerCentralJobsSensor
 from cosell_sync.params import ISO_TIMESTAMP
 from cosell_sync.schedule import reconcile_schedule
 
@@ -100,12 +111,7 @@ DEFAULT_ARGS = {
             title="Direction",
             description="Which way changes may flow in this run.",
         ),
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="Plan only: write nothing to either system.",
-        ),
+        "dry_run": dry_run_param(False, "Plan only: write nothing to either system."),
         "since": Param(
             None,
             type=["null", "string"],
@@ -117,14 +123,7 @@ DEFAULT_ARGS = {
                 "(ISO 8601, e.g. 2026-11-02T10:00:00Z; UTC if no offset)."
             ),
         ),
-        "catalog": Param(
-            # "" rather than None: the trigger form shows an empty choice, not "null".
-            "",
-            type="string",
-            enum=["", "AWS", "Sandbox"],
-            title="Catalog",
-            description="Partner Central catalog; empty uses the connection's catalog.",
-        ),
+        "catalog": catalog_param(),
         "opportunity_ids": Param(
             None,
             type=["null", "array"],
@@ -136,186 +135,8 @@ DEFAULT_ARGS = {
     render_template_as_native_obj=True,
 )
 def cosell_reconcile() -> None:
-    """Wire the reconcile steps; every step's logic lives in ``cosell_sync.reconcile``."""
-
-    @task
-    def prepare(**context: object) -> dict:
-        """Validate config and params; fix the run's window."""
-        from cosell_runtime.tasks import reconcile_prepare
-
-        return reconcile_prepare(context)
-
-    @task(pool="partner_central_writes")
-    def sync_invitations(run: dict) -> dict:
-        """AWS referrals (invitations to us) into deals, once; sellers' Accept/Reject to Partner Central."""
-        from cosell_runtime.tasks import invitations_sync
-
-        return invitations_sync(run)
-
-    @task
-    def finish_invitations(run: dict, started: dict) -> dict:
-        """Accepted invitations: the new opportunity linked to the same deal; failures on the deal."""
-        from cosell_runtime.tasks import invitations_finish
-
-        return invitations_finish(run, started)
-
-    @task
-    def extract_partner_central(run: dict) -> dict:
-        """List changed opportunities, read them, snapshot to S3."""
-        from cosell_runtime.tasks import reconcile_extract_partner_central
-
-        return reconcile_extract_partner_central(run)
-
-    @task
-    def extract_hubspot(run: dict, pc: dict) -> dict:
-        """Search changed deals, batch-read linked ones with company and contacts, snapshot to S3."""
-        from cosell_runtime.tasks import reconcile_extract_hubspot
-
-        return reconcile_extract_hubspot(run, pc)
-
-    @task
-    def plan(run: dict, pc: dict, hs: dict) -> dict:
-        """Three-way diff, conflicts and review-state gating; the plan goes to S3."""
-        from cosell_runtime.tasks import reconcile_plan
-
-        return reconcile_plan(run, pc, hs)
-
-    @task(pool="partner_central_writes")
-    def prepare_creates(run: dict, planned: dict) -> dict:
-        """Link deals whose opportunity exists (search); start the bulk job of a large run."""
-        from cosell_runtime.tasks import reconcile_prepare_creates
-
-        return reconcile_prepare_creates(run, planned)
-
-    @task(pool="partner_central_writes")
-    def apply_partner_central(run: dict, planned: dict, creates: dict) -> dict:
-        """Create, update (full payload, optimistic lock) and submit opportunities at 1 write/s."""
-        from cosell_runtime.tasks import reconcile_apply_partner_central
-
-        return reconcile_apply_partner_central(run, planned, creates)
-
-    @task
-    def apply_hubspot(run: dict, planned: dict, pc_applied: dict) -> dict:
-        """Batched deal creates/updates, notes and conflict tasks."""
-        from cosell_runtime.tasks import reconcile_apply_hubspot
-
-        return reconcile_apply_hubspot(run, planned, pc_applied)
-
-    @task
-    def commit(run: dict, planned: dict, pc_applied: dict, hs_applied: dict) -> dict:
-        """Audit, baseline, retry queue and watermark, for the work that succeeded."""
-        from cosell_runtime.tasks import reconcile_commit
-
-        return reconcile_commit(run, planned, pc_applied, hs_applied)
-
-    @task
-    def sync_insights(run: dict, pc: dict, committed: dict) -> dict:
-        """AWS insights (SearchOpportunities, 100 per call) into the deals whose insights changed."""
-        from cosell_runtime.tasks import reconcile_sync_insights
-
-        return reconcile_sync_insights(run, pc)
-
-    @task(pool="partner_central_writes")
-    def sync_engagements(run: dict, pc: dict, hs: dict, committed: dict) -> dict:
-        """Engagements and the AWS summary into changed deals; context edits to Partner Central."""
-        from cosell_runtime.tasks import reconcile_sync_engagements
-
-        return reconcile_sync_engagements(run, pc, hs)
-
-    @task(pool="partner_central_writes")
-    def sync_owners(run: dict, hs: dict, committed: dict) -> dict:
-        """Deal owner changes to Partner Central (AssignOpportunity); assignee and note on the deal."""
-        from cosell_runtime.tasks import reconcile_sync_owners
-
-        return reconcile_sync_owners(run, hs)
-
-    @task(pool="partner_central_writes")
-    def sync_tags(run: dict, pc: dict, hs: dict, pc_applied: dict, committed: dict) -> dict:
-        """Opportunity tags both ways (TagResource/UntagResource; the deal's aws_tags)."""
-        from cosell_runtime.tasks import reconcile_sync_tags
-
-        return reconcile_sync_tags(run, pc, hs, pc_applied)
-
-    @task(pool="partner_central_writes")
-    def sync_solutions(run: dict, pc: dict, hs: dict, committed: dict) -> dict:
-        """Deal line items <-> the opportunity's associated solutions (Associate/DisassociateOpportunity)."""
-        from cosell_runtime.tasks import reconcile_sync_solutions
-
-        return reconcile_sync_solutions(run, pc, hs)
-
-    @task
-    def report(
-        run: dict,
-        pc: dict,
-        hs: dict,
-        committed: dict,
-        insights: dict,
-        invitations: dict,
-        linked: dict,
-        engagements: dict,
-        owners: dict,
-        tags: dict,
-        solutions: dict,
-    ) -> dict:
-        """Log the run's summary table and store report.json."""
-        from cosell_runtime.tasks import reconcile_report
-
-        return reconcile_report(
-            run,
-            pc,
-            hs,
-            committed,
-            insights,
-            invitations,
-            linked,
-            owners,
-            tags,
-            solutions,
-            engagements=engagements,
-        )
-
-    run = prepare()
-    invitations = sync_invitations(run)
-    accepted = PartnerCentralJobsSensor(
-        task_id="wait_for_accept_tasks",
-        kind="accept_invitation_task",
-        job_ids=invitations["tasks"],
-        catalog=run["catalog"],
-        retries=3,
-    )
-    linked = finish_invitations(run, invitations)
-    accepted >> linked
-    pc = extract_partner_central(run)
-    # Referral deals accepted this run are linked before the extract reads the linked deals.
-    linked >> pc
-    hs = extract_hubspot(run, pc)
-    planned = plan(run, pc, hs)
-    creates = prepare_creates(run, planned)
-    # Deferred: the triggerer polls the job while no worker slot is held (a run without one passes at once).
-    waited = PartnerCentralJobsSensor(
-        task_id="wait_for_bulk_jobs", job_ids=creates["jobs"], catalog=run["catalog"], retries=3
-    )
-    pc_applied = apply_partner_central(run, planned, creates)
-    waited >> pc_applied
-    hs_applied = apply_hubspot(run, planned, pc_applied)
-    committed = commit(run, planned, pc_applied, hs_applied)
-    engagements = sync_engagements(run, pc, hs, committed)
-    owners = sync_owners(run, hs, committed)
-    tags = sync_tags(run, pc, hs, pc_applied, committed)
-    solutions = sync_solutions(run, pc, hs, committed)
-    report(
-        run,
-        pc,
-        hs,
-        committed,
-        sync_insights(run, pc, committed),
-        invitations,
-        linked,
-        engagements,
-        owners,
-        tags,
-        solutions,
-    )
+    """Wire the reconcile steps (``cosell_runtime.chain``); every step's logic lives in ``cosell_sync``."""
+    build_sync_chain("reconcile")
 
 
 cosell_reconcile()

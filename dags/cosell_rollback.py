@@ -58,6 +58,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from cosell_runtime.params import dry_run_param
 from cosell_sync.params import ISO_TIMESTAMP
 
 DEFAULT_ARGS = {
@@ -121,7 +122,7 @@ DEFAULT_ARGS = {
             description="Which side to write. One side only: the next cosell_reconcile carries the value "
             "to the other side like an edit made there.",
         ),
-        "dry_run": Param(True, type="boolean", title="Dry run", description="Plan only: write nothing."),
+        "dry_run": dry_run_param(True, "Plan only: write nothing."),
     },
     render_template_as_native_obj=True,
 )

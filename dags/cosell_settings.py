@@ -30,6 +30,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from cosell_runtime.params import catalog_param, dry_run_param
+
 DEFAULT_ARGS = {
     "owner": "cosell-sync",
     "retries": 1,
@@ -55,17 +57,8 @@ DEFAULT_ARGS = {
             description="ARN or name of the IAM role resource snapshot jobs run as; empty keeps the current "
             "role.",
         ),
-        "catalog": Param(
-            # "" rather than None: the trigger form shows an empty choice, not "null".
-            "",
-            type="string",
-            enum=["", "AWS", "Sandbox"],
-            title="Catalog",
-            description="Partner Central catalog; empty uses the connection's catalog.",
-        ),
-        "dry_run": Param(
-            True, type="boolean", title="Dry run", description="Show current -> new only: write nothing."
-        ),
+        "catalog": catalog_param(),
+        "dry_run": dry_run_param(True, "Show current -> new only: write nothing."),
     },
     render_template_as_native_obj=True,
 )

@@ -8,6 +8,10 @@
   their request lines go to ``.airflow/local_services.log``.
 - The three connections are stored in Airflow's database, so they show (and can be edited) under
   Admin > Connections; the ``partner_central_writes`` pool (1 slot) is created.
+- The HubSpot emulator delivers signed webhooks (the README's subscriptions) to the receiver at
+  ``http://localhost:<port>/cosell/hubspot/webhooks``; the ``hubspot_default`` connection holds the client
+  secret they are signed with (extra ``client_secret``), so a deal edit in the emulator starts
+  ``cosell_events``.
 - ``--seed`` (``make airflow SEED=1``): the HubSpot properties, the state bucket and tables are set up and
   the demo book seeded (200 opportunities, 120 deals, 15 marked for co-sell), ready for a first sync.
 - The API server listens on ``--port`` (``AIRFLOW_PORT``); the task and triggerer log servers follow it
@@ -28,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from cosell_local.real_airflow import SCHEDULER_IDLE_SLEEP_S
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The emulators' and moto's fixed local ports (overridable through the environment).
@@ -82,6 +88,8 @@ def local_options(port: int) -> dict[tuple[str, str], str]:
         ("core", "execution_api_server_url"): f"http://localhost:{port}/execution/",
         ("logging", "worker_log_server_port"): str(port + 1),
         ("logging", "trigger_log_server_port"): str(port + 2),
+        # Event runs are chains of short tasks: hand-offs wait for a scheduler loop (idle default 1 s).
+        ("scheduler", "scheduler_idle_sleep_time"): SCHEDULER_IDLE_SLEEP_S,
     }
 
 
@@ -140,6 +148,21 @@ def _seed(stack: Any) -> dict[str, int]:
     setup_ensure_storage()
     setup_ensure_properties()
     return seed_book(stack.partner_central_url, stack.hubspot_url)
+
+
+def _connect_webhooks(hubspot_url: str, port: int) -> str:
+    """Make the HubSpot emulator deliver signed webhooks to this Airflow's receiver; returns its URL.
+
+    Signed with the client secret the local ``hubspot_default`` connection holds (extra ``client_secret``),
+    for the subscriptions the README lists. Deliveries made before the API server is up fail and are
+    retried, as HubSpot retries them.
+    """
+    from cosell_local.real_airflow import WEBHOOK_PATH, configure_hubspot_webhooks
+    from cosell_local.stack import LOCAL_WEBHOOK_SECRET
+
+    target = f"http://localhost:{port}{WEBHOOK_PATH}"
+    configure_hubspot_webhooks(hubspot_url, target, LOCAL_WEBHOOK_SECRET)
+    return target
 
 
 def _stop(process: subprocess.Popen[bytes], grace_seconds: float = 30) -> None:
@@ -208,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             "Connections partner_central_default, hubspot_default, aws_default: Admin > Connections",
             flush=True,
         )
+        webhooks = _connect_webhooks(stack.hubspot_url, args.port)
+        print(f"HubSpot emulator delivers signed webhooks to {webhooks}", flush=True)
         if args.seed:
             seeded = _seed(stack)
             print(

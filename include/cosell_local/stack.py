@@ -12,6 +12,8 @@ from typing import Any
 
 #: The private-app token the local HubSpot connection uses (the emulator accepts any token).
 LOCAL_HUBSPOT_TOKEN = "local-emulator-token"  # noqa: S105 - not a secret: the emulator's stand-in token
+#: The HubSpot app client secret the local emulator signs webhooks with (a stand-in, not a secret).
+LOCAL_WEBHOOK_SECRET = "local-emulator-webhook-secret"  # noqa: S105 - the emulator's stand-in secret
 
 
 @dataclass
@@ -40,6 +42,8 @@ class LocalStack:
                 "conn_type": "hubspot",
                 "host": self.hubspot_url,
                 "password": LOCAL_HUBSPOT_TOKEN,
+                # Verifies the emulator's signed webhook deliveries (cosell_runtime.webhooks).
+                "extra": {"client_secret": LOCAL_WEBHOOK_SECRET},
             },
             "aws_default": {
                 "conn_type": "aws",

@@ -86,10 +86,11 @@ def apply_partner_central(
             whose records are applied here like single creates (:mod:`cosell_sync.creates`).
 
     Returns:
-        ``key`` of the stored results and ``counts``.
+        ``key`` of the stored results, ``counts`` and ``submit_tasks`` (the ids of the
+        ``StartEngagementFromOpportunityTask`` tasks started, which the DAG waits for).
     """
     if run["dry_run"]:
-        return {"key": None, "dry_run": True, "counts": {}}
+        return {"key": None, "dry_run": True, "counts": {}, "submit_tasks": []}
     plan = load_plan(env, planned)
     calls: Counter[str] = Counter()
     writer = PartnerCentralWriter.for_run(env, run, calls)
@@ -199,7 +200,8 @@ def apply_partner_central(
         "superseded": len(results["superseded"]),
     }
     log.info("Partner Central writes: %s", counts)
-    return {"key": key, "counts": counts}
+    tasks = [s["task_id"] for s in results["submitted"] if s.get("task_id")]
+    return {"key": key, "counts": counts, "submit_tasks": tasks}
 
 
 def _invalid_values(plan: Plan, key: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
 from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, INTENT
+from cosell_sync.polling import advance_related
 
 if TYPE_CHECKING:
     from cosell_sync.audit import AuditEntry
@@ -651,6 +652,8 @@ def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
         started = parse_ts(run["started_at"])
         moved = env.watermarks.advance(run["catalog"], Side.PARTNER_CENTRAL, started, run["run_id"])
         env.watermarks.advance(run["catalog"], Side.HUBSPOT, started, run["run_id"])
+        # The company/contact search's own mark moves only when this run searched them (polling).
+        advance_related(env, run)
     calls: Counter[str] = Counter()
     for res in (ci.pc_res, ci.hs_res):
         calls.update(res.get("api_calls") or {})

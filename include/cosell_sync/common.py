@@ -94,6 +94,8 @@ HUBSPOT_OBJECTS: dict[str, HubSpotObject] = {o.name: o for o in (DEAL, COMPANY, 
 #: Association type ids (HUBSPOT_DEFINED) for engagements attached to a deal.
 NOTE_TO_DEAL = 214
 TASK_TO_DEAL = 216
+#: Association type id (HUBSPOT_DEFINED) for a task attached to a company.
+TASK_TO_COMPANY = 192
 
 
 def ts_key(value: Any) -> str | None:

@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic import ValidationError as PydanticValidationError
 
 from cosell_sync.errors import ConfigError
+from cosell_sync.event_queue import DEFAULT_CONN_ID as DEFAULT_SQS_CONN_ID
+from cosell_sync.event_queue import DEFAULT_VISIBILITY_TIMEOUT, DEFAULT_WAIT_SECONDS
 from cosell_sync.pc_model import parse_path, pc_enum, pc_shape, shape_at
 from cosell_sync.transforms import TRANSFORMS
 
@@ -31,6 +33,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AuditConfig",
     "ConflictConfig",
+    "EventsConfig",
     "FieldMapping",
     "HubSpotSettings",
     "OpportunityDefaults",
@@ -206,6 +209,9 @@ class LeaseConfig(_Model):
     #: A ``cosell_events`` run finding the lease taken does not wait either: its ``prepare`` is rescheduled
     #: this much later (short: an event should reach the other side within seconds of the scheduled run).
     event_recheck_seconds: int = Field(default=5, ge=1)
+    #: A ``cosell_reconcile`` step after ``commit`` (which gave the lease up) finding it taken is rescheduled
+    #: this much later: waiting in its ``partner_central_writes`` slot would keep the slot the holder needs.
+    step_recheck_seconds: int = Field(default=15, ge=1)
 
 
 #: What the audit trail keeps of a field's values: the value itself (rollback can restore it), a
@@ -259,10 +265,18 @@ class WebhooksConfig(_Model):
     URI HubSpot signs. Needed when the API server sits behind a proxy or load balancer that changes the
     scheme, host or path; empty: the URI the API server received. ``max_age_seconds``: the oldest
     ``X-HubSpot-Request-Timestamp`` accepted (HubSpot: 5 minutes).
+
+    ``enabled``: the webhook subscriptions are registered, so company and contact changes reach
+    ``cosell_events`` as they happen, and a scheduled ``cosell_reconcile`` run searches changed companies
+    and contacts only every ``backstop_minutes`` (webhook delivery is best effort; the backstop search
+    starts where the last one did, so a missed webhook is caught at most ``backstop_minutes`` plus one
+    schedule interval later; see ``cosell_sync.polling``). False: every run searches them.
     """
 
     target_url: str = ""
     max_age_seconds: int = Field(default=300, ge=30, le=300)
+    enabled: bool = False
+    backstop_minutes: float = Field(default=60.0, gt=0)
 
     @field_validator("target_url")
     @classmethod
@@ -270,6 +284,36 @@ class WebhooksConfig(_Model):
         value = value.strip()
         if value and not re.match(r"^https?://[^/\s]+/\S*$", value):
             raise ValueError("must be the full http(s) URL registered in the HubSpot app, or empty")
+        return value
+
+
+class EventsConfig(_Model):
+    """The SQS path of ``cosell_events`` (``cosell_sync.event_queue``, ``cosell_runtime.assets``).
+
+    ``sqs_queue_url``: the queue EventBridge sends Partner Central events to (the CloudFormation stack's
+    ``EventsQueueUrl`` output); empty: ``cosell_events`` is started by the REST API only. The environment
+    variable ``COSELL_EVENTS_SQS_QUEUE_URL`` overrides it. ``sqs_conn_id``: the AWS connection that
+    receives and deletes the messages. ``sqs_visibility_timeout_seconds``: how long a received message
+    stays hidden; one whose run has not settled its event by then is delivered again.
+    ``sqs_wait_seconds``: SQS long polling per receive.
+
+    ``enabled``: EventBridge delivers Partner Central events to ``cosell_events`` (API destination or SQS),
+    so a scheduled ``cosell_reconcile`` run lists engagement invitations only every
+    ``invitations.backstop_minutes`` (see ``cosell_sync.polling``). False: every run lists them.
+    """
+
+    enabled: bool = False
+    sqs_queue_url: str = ""
+    sqs_conn_id: str = Field(default=DEFAULT_SQS_CONN_ID, min_length=1)
+    sqs_visibility_timeout_seconds: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT, ge=30, le=43_200)
+    sqs_wait_seconds: int = Field(default=DEFAULT_WAIT_SECONDS, ge=1, le=20)
+
+    @field_validator("sqs_queue_url")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not re.match(r"^https?://[^/\s]+/\S+$", value):
+            raise ValueError("must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)")
         return value
 
 
@@ -412,6 +456,32 @@ class TagsConfig(_Model):
     reads_per_run: int = Field(default=500, ge=1)
 
 
+class SnapshotsConfig(_Model):
+    """Engagement resource snapshots of linked opportunities (``sync_snapshots``, ``cosell_snapshot``).
+
+    Attributes:
+        enabled: run the ``sync_snapshots`` step of ``cosell_reconcile``.
+        template: the snapshot template of the job the step keeps per opportunity and engagement, and of
+            ``cosell_snapshot``'s on-demand snapshots (``ResourceTemplateName``: 3-80 letters and digits).
+            The default is the template of the job AWS itself starts with an engagement, which the step
+            then adopts instead of making a second one.
+        delete_after_days: a job is stopped when its opportunity closes (``Launched`` / ``Closed Lost``) and
+            deleted this many days later, when the engagement is over (0: at once).
+        full_refresh_hours: every engagement's snapshots and every job's status are read this often; in
+            between only those of opportunities the run read, changed jobs and named engagements.
+        reads_per_run: ``GetResourceSnapshot`` calls one run may make (one per new revision, for its
+            creation time); the rest wait for later runs.
+        listed_revisions: newest revisions listed in ``aws_partner_resources`` (HubSpot text limit).
+    """
+
+    enabled: bool = True
+    template: str = Field(default="AWSOpportunitySummary", pattern=r"^[a-zA-Z0-9]{3,80}$")
+    delete_after_days: float = Field(default=30.0, ge=0)
+    full_refresh_hours: float = Field(default=24.0, gt=0)
+    reads_per_run: int = Field(default=200, ge=1)
+    listed_revisions: int = Field(default=20, ge=1, le=200)
+
+
 class InvitationsConfig(_Model):
     """AWS referrals (engagement invitations addressed to this partner) as HubSpot deals.
 
@@ -422,6 +492,8 @@ class InvitationsConfig(_Model):
         closed_lost_stage: the stage a rejected, expired or withdrawn referral's deal moves to.
         default_owner_id: HubSpot owner of referral deals and their tasks (None: unowned).
         reminder_days: the owner gets a task this many days before an invitation expires.
+        backstop_minutes: with ``events.enabled``, a scheduled run lists invitations only this often
+            (invitation events start ``cosell_events``, which lists them at once).
     """
 
     enabled: bool = True
@@ -430,6 +502,18 @@ class InvitationsConfig(_Model):
     closed_lost_stage: str = "closedlost"
     default_owner_id: str | None = None
     reminder_days: float = Field(default=3.0, ge=0)
+    backstop_minutes: float = Field(default=60.0, gt=0)
+
+
+class SellingSettingsConfig(_Model):
+    """How often runs read the selling system settings (``GetSellingSystemSettings``).
+
+    Attributes:
+        refresh_minutes: read at most this often; the last read is kept in the state bucket with its
+            time and shown in each run's report. 0: every run reads them.
+    """
+
+    refresh_minutes: float = Field(default=0.0, ge=0)
 
 
 class ProductsConfig(_Model):
@@ -486,6 +570,31 @@ class OwnersConfig(_Model):
     page_size: int = Field(default=100, ge=1, le=500)
 
     @field_validator("business_title_property")
+    @classmethod
+    def _check_property(cls, value: str | None) -> str | None:
+        if value is not None and not _PROPERTY_NAME.match(value):
+            raise ValueError(f"{value!r} is not a HubSpot property name (lower_snake_case)")
+        return value
+
+
+class CustomerAccountsConfig(_Model):
+    """Co-sell companies to AWS customer accounts, AWS's enrichment back (``cosell_sync.customer_accounts``).
+
+    Attributes:
+        enabled: the ``sync_customer_accounts`` step creates, updates and polls customer accounts.
+        reads_per_run: at most this many ``GetCustomerAccount`` reads of still-``PENDING`` accounts per run
+            (paced by the Partner Central read limiter; the rest wait for the next run).
+        writes_per_run: at most this many ``CreateCustomerAccount`` / ``UpdateCustomerAccount`` per run (a
+            first run on a large book spreads its creates over runs; the rest wait, read again next run).
+        duns_property: a company property holding the customer's nine-digit DUNS number (null: none).
+    """
+
+    enabled: bool = False
+    reads_per_run: int = Field(default=50, ge=0, le=1000)
+    writes_per_run: int = Field(default=200, ge=1, le=5000)
+    duns_property: str | None = None
+
+    @field_validator("duns_property")
     @classmethod
     def _check_property(cls, value: str | None) -> str | None:
         if value is not None and not _PROPERTY_NAME.match(value):
@@ -556,12 +665,16 @@ class SyncConfig(_Model):
     bulk: BulkConfig = Field(default_factory=BulkConfig)
     insights: InsightsConfig = Field(default_factory=InsightsConfig)
     tags: TagsConfig = Field(default_factory=TagsConfig)
+    snapshots: SnapshotsConfig = Field(default_factory=SnapshotsConfig)
     invitations: InvitationsConfig = Field(default_factory=InvitationsConfig)
     owners: OwnersConfig = Field(default_factory=OwnersConfig)
+    customer_accounts: CustomerAccountsConfig = Field(default_factory=CustomerAccountsConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     products: ProductsConfig = Field(default_factory=ProductsConfig)
     rollback: RollbackConfig = Field(default_factory=RollbackConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    settings: SellingSettingsConfig = Field(default_factory=SellingSettingsConfig)
 
     _by_name: dict[str, FieldMapping] | None = PrivateAttr(default=None)
 

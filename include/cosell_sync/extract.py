@@ -7,7 +7,8 @@ XCom; the next steps read those keys, never a name rebuilt from a convention.
   where ``LastModifiedDate`` differs from the baseline, plus every record in the retry queue. A record
   that could not be read is returned in ``failures`` and goes to the retry queue at commit.
 - :func:`extract_hubspot`: deal search paged by timestamp and id past the 10,000-result cap, company
-  and contact searches mapped back to their deals, batch reads of deals of new opportunities and of
+  and contact searches (in their own window, skipped between backstops when webhooks deliver them:
+  :mod:`cosell_sync.polling`) mapped back to their deals, batch reads of deals of new opportunities and of
   retry-queue records. The values of objects that were not read are taken from the baseline: unchanged
   by definition. A search that cannot be read to the end raises (it never returns part of the window),
   so the run does not commit and the HubSpot watermark stays before every change not read.
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, clean, json_default, parse_ts, ts_key
 from cosell_sync.errors import NotFoundError, SyncError, UnknownOpportunitiesError
 from cosell_sync.hubspot_api import HubSpotGateway
+from cosell_sync.polling import related_poll
 from cosell_sync.storage import run_key
 
 if TYPE_CHECKING:
@@ -266,7 +268,7 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
         deals.update({d["id"]: d for d in found})
 
     related, related_deals = _changed_companies_and_contacts(
-        env, gw, run, base, base_deal, deal_to_opp, deals
+        env, gw, run, base, base_deal, deal_to_opp, deals, pc_changed=list(pc_frame.index)
     )
     _related_of_new_links(cfg, gw, deals, base_deal, related, related_deals)
 
@@ -339,8 +341,14 @@ def _changed_companies_and_contacts(
     base_deal: dict[str, Any],
     deal_to_opp: dict[str, str],
     deals: dict[str, dict[str, Any]],
+    pc_changed: list[str] | None = None,
 ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, str]]]:
-    """Companies and contacts changed in the window, and the deals (of synced records) they belong to."""
+    """Companies and contacts changed in the window, and the deals (of synced records) they belong to.
+
+    Between backstop searches (``webhooks.enabled``), the companies and contacts of the records Partner
+    Central changed (``pc_changed``) are read by id instead: the run may write them, and a HubSpot edit
+    whose webhook was lost must show as a change (a conflict), never be overwritten as "unchanged".
+    """
     cfg = env.config
     related: dict[str, dict[str, dict[str, Any]]] = {COMPANY.name: {}, CONTACT.name: {}}
     related_deals: dict[str, dict[str, str]] = {COMPANY.name: {}, CONTACT.name: {}}
@@ -359,12 +367,33 @@ def _changed_companies_and_contacts(
                         related[spec.name][obj["id"]] = obj
                         related_deals[spec.name][deal_id] = obj["id"]
         return related, related_deals
-    if not run["since_hubspot"]:
+    # Their own window (cosell_sync.polling): with webhooks on, searched only every backstop_minutes, from
+    # where the last search started; the deal window would skip a change whose webhook never came.
+    poll, since = related_poll(run)
+    if not poll:
+        log.info("Companies and contacts not searched: %s", run["polling"]["companies_contacts"]["reason"])
+        for spec in (COMPANY, CONTACT):
+            if not any(f.object == spec.name for f in cfg.fields) or spec.baseline_column not in base.columns:
+                continue
+            owners: dict[str, list[str]] = {}
+            for opp_id in pc_changed or []:
+                rid = clean(base[spec.baseline_column].get(opp_id))
+                if rid is not None and opp_id in base_deal:
+                    owners.setdefault(rid, []).append(str(base_deal[opp_id]))
+            if not owners:
+                continue
+            found, _ = gw.batch_read(spec.plural, list(owners), hubspot_properties(cfg, spec.name))
+            for obj in found:
+                for deal_id in owners.get(str(obj["id"]), []):
+                    related[spec.name][obj["id"]] = obj
+                    related_deals[spec.name][deal_id] = obj["id"]
+        return related, related_deals
+    if not since:
         return related, related_deals
     for spec in (COMPANY, CONTACT):
         if not any(f.object == spec.name for f in cfg.fields):
             continue
-        window = window_filters(spec.modified_property, run["since_hubspot"], run["until"])
+        window = window_filters(spec.modified_property, since, run["until"])
         found = gw.search(
             spec.plural, [{"filters": window}], hubspot_properties(cfg, spec.name), spec.modified_property
         )

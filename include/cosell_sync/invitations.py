@@ -1,6 +1,8 @@
 """AWS referrals: engagement invitations addressed to us become HubSpot deals; the seller answers there.
 
-Two steps of every ``cosell_reconcile`` run (and of ``cosell_invitation``), before the extract:
+Two steps of every ``cosell_reconcile`` run (and of ``cosell_invitation``), before the extract. With
+``events.enabled`` a scheduled run lists invitations only every ``invitations.backstop_minutes``
+(``cosell_sync.polling``); invitation events list them at once:
 
 :func:`sync_invitations`
     lists the invitations addressed to us (``ListEngagementInvitations``, ``ParticipantType=RECEIVER``)
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import DEAL, parse_ts
 from cosell_sync.errors import SyncError
+from cosell_sync.polling import lists_invitations, mark_invitations_listed
 from cosell_sync.storage import run_key, utc_iso
 
 if TYPE_CHECKING:
@@ -126,6 +129,12 @@ def sync_invitations(
     if run.get("opportunity_ids") and only is None:
         # A run restricted to some opportunities touches nothing else.
         return {"key": None, "tasks": [], "counts": {}, "skipped": "run restricted to opportunity_ids"}
+    if only is None and not lists_invitations(run):
+        # events.enabled: invitation events start cosell_events, which lists them; a scheduled run lists
+        # them only every invitations.backstop_minutes (cosell_sync.polling).
+        reason = run["polling"]["invitations"]["reason"]
+        log.info("Invitations not listed: %s", reason)
+        return {"key": None, "tasks": [], "counts": {}, "skipped": reason}
     calls: Counter[str] = Counter()
     gw = HubSpotGateway(env.hubspot)
     writer = HubSpotWriter(env.config, gw)
@@ -273,6 +282,10 @@ def sync_invitations(
     out["api_calls"] = {**dict(calls), **dict(gw.calls)}
     env.snapshots.put_json(out, key)
     _write_audit(env, run, out["audit"])
+    if only is None and not out["failed"]:
+        # A complete listing with every invitation taken in: the backstop clock starts again. One that
+        # failed somewhere leaves it, so the next run lists again instead of waiting for the backstop.
+        mark_invitations_listed(env, run)
     counts = {
         "invitations": len(invitations),
         "deals_created": len(out["created"]),

@@ -381,19 +381,25 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "aws_opportunity_team", "AWS Opportunity Team", "text", "JSON array of opportunity team members."
         ),
         _prop("aws_team_last_sync", "AWS Team Last Sync", "datetime", "Last team sync."),
-        # Feature 4: resources.
+        # Feature 4 as the API has it: engagement resource snapshots (cosell_sync.snapshots).
         _prop(
             "aws_partner_resources",
             "AWS Partner Resources",
             "text",
-            "JSON array of partner-uploaded resources.",
+            "JSON list, newest first, of the opportunity's resource snapshots in its engagement: snapshot_id "
+            "(ARN), template, revision, created_at, created_by (ListResourceSnapshots/GetResourceSnapshot).",
         ),
-        _prop("aws_total_resources", "AWS Total Resources", "number", "Resource count (AWS + partner)."),
+        _prop(
+            "aws_total_resources",
+            "AWS Total Resources",
+            "number",
+            "Resource snapshot revisions in the engagement, of every member's resources (AWS + partner).",
+        ),
         _prop(
             "aws_last_resource_upload",
             "AWS Last Resource Upload",
             "datetime",
-            "Last partner resource upload.",
+            "When the opportunity's newest resource snapshot was created (GetResourceSnapshot CreatedAt).",
         ),
         # Opportunity tags both ways (cosell_sync.tags). Text, not a multi-select: a seller can type a new
         # tag (a multi-select takes only options an admin defined), and a book's distinct key:value pairs
@@ -449,6 +455,57 @@ def _product_properties() -> list[dict[str, Any]]:
             "AWS Solution Catalog",
             "string",
             "The Partner Central catalog (AWS or Sandbox) the solution belongs to.",
+        ),
+    ]
+
+
+def _customer_account_properties() -> list[dict[str, Any]]:
+    """AWS's view of a company's customer account (``cosell_sync.customer_accounts`` writes them)."""
+    from cosell_sync.pc_model import pc_enum
+
+    enrichment = "From the customer account's AwsEnrichment (written when AWS matched the customer): "
+    return [
+        _prop(
+            "aws_customer_account_id",
+            "AWS Customer Account ID",
+            "string",
+            "The AWS Partner Central customer account co-sell sync created for this company "
+            "(CreateCustomerAccount, PartnerAccountIdentifier = the company id).",
+        ),
+        _prop(
+            "aws_enrichment_status",
+            "AWS Enrichment Status",
+            "enum",
+            "Whether AWS matched the customer account to an AWS customer (PENDING until matching ends; "
+            "ACTION_REQUIRED: see the task on the company).",
+            options=[(v, v) for v in pc_enum("EnrichmentStatus")],
+        ),
+        _prop("aws_customer_segment", "AWS Customer Segment", "string", enrichment + "Customer.Segment."),
+        _prop("aws_customer_industry", "AWS Customer Industry", "string", enrichment + "Customer.Industry."),
+        _prop(
+            "aws_customer_sub_industry",
+            "AWS Customer Sub-Industry",
+            "string",
+            enrichment + "Customer.SubIndustry.",
+        ),
+        _prop(
+            "aws_customer_company_size",
+            "AWS Customer Company Size",
+            "string",
+            enrichment + "Customer.CompanySize.",
+        ),
+        _prop("aws_customer_region", "AWS Customer Region", "string", enrichment + "Customer.Region."),
+        _prop(
+            "aws_eligible_programs",
+            "AWS Eligible Programs",
+            "string",
+            enrichment + "Customer.EligiblePrograms, separated by '; '.",
+        ),
+        _prop(
+            "aws_marketplace_engagement_score",
+            "AWS Marketplace Engagement Score",
+            "string",
+            enrichment + "Insights.MarketplaceEngagementScore (High, Medium or Low).",
         ),
     ]
 
@@ -538,6 +595,7 @@ def custom_properties(cfg: SyncConfig) -> list[PropertyGroupSpec | PropertySpec]
                 ),
             )
         )
+    props.extend(("company", body) for body in _customer_account_properties())
     props.extend(("product", body) for body in _product_properties())
     props.extend(_mapped_custom(cfg, {(obj, body["name"]) for obj, body in props}))
     objects = [obj for obj in OBJECT_TYPES if any(o == obj for o, _ in props)]

@@ -5,7 +5,8 @@ earlier steps returned through XCom: S3 keys, counts, ids) and returns a small d
 steps through S3 (Parquet snapshots, JSON plan and results), by the keys the steps return.
 
 1. :func:`prepare`: fix the run: catalog, mode, direction and each side's time window; read the
-   catalog's selling system settings for the report (:mod:`cosell_sync.settings`).
+   catalog's selling system settings for the report (:mod:`cosell_sync.settings`), and decide what the
+   run polls and what it leaves to events (:mod:`cosell_sync.polling`).
 2. :func:`~cosell_sync.extract.extract_partner_central`, :func:`~cosell_sync.extract.extract_hubspot`.
 3. :func:`plan`: the three-way diff, conflicts and review-state gating (:mod:`cosell_sync.plan`).
 4. :func:`~cosell_sync.creates.prepare_creates`: deals that already have an opportunity are found by
@@ -28,8 +29,8 @@ from cosell_sync.common import Side, parse_ts, ts_key
 from cosell_sync.creates import prepare_creates
 from cosell_sync.extract import extract_hubspot, extract_partner_central
 from cosell_sync.params import param_timestamp
+from cosell_sync.polling import plan_polling, read_settings_cached
 from cosell_sync.report import check_record_errors, finish_report
-from cosell_sync.settings import read_settings
 
 if TYPE_CHECKING:
     from cosell_sync.env import SyncEnv
@@ -104,8 +105,13 @@ def prepare(env: SyncEnv, params: dict[str, Any], info: dict[str, Any]) -> dict[
         # The watermark only moves for runs that looked at everything that changed up to now.
         "advance_watermark": not (is_backfill or ids or params.get("dry_run") or since_param),
     }
-    # One GetSellingSystemSettings a run, shown in its report; unreadable settings do not stop the run.
-    run["selling_settings"] = read_settings(env)
+    # What this run polls and what it leaves to events (webhooks, EventBridge), each with its backstop.
+    run["polling"] = plan_polling(
+        env, run, now, watermark_run=not (since_param is not None or is_backfill or mode == "full")
+    )
+    # GetSellingSystemSettings, shown in the report: at most every settings.refresh_minutes (0: each run);
+    # unreadable settings do not stop the run.
+    run["selling_settings"] = read_settings_cached(env, run, now)
     log.info(
         "Run window: catalog=%s mode=%s direction=%s dry_run=%s partner_central since %s, "
         "hubspot since %s, until %s",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import Direction
 from cosell_sync.errors import RecordErrorsError
+from cosell_sync.polling import describe_polling
 from cosell_sync.settings import describe as describe_settings
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ def run_summary(
             if run.get("selling_settings")
             else {}
         ),
+        # What the run polled and what it left to events (cosell_sync.polling), with the reasons.
+        **({"polling": run["polling"]} if run.get("polling") else {}),
     }
 
 
@@ -114,6 +117,8 @@ def format_report(report: dict[str, Any], pc_calls: int | None = None, hs_calls:
         lines.append(f"requested opportunity ids that do not exist ({len(unknown)}): {', '.join(unknown)}")
     if report.get("selling_settings"):
         lines.append(describe_settings(report["selling_settings"]))
+    if report.get("polling"):
+        lines.append(describe_polling(report["polling"]))
     calls = report.get("api_calls") or {}
     if calls:
         # One line per ~100 characters: a run calls 20-30 operations, too many for one readable line.

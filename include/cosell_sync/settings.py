@@ -88,12 +88,14 @@ def describe(selling: dict[str, Any] | None) -> str:
     """The report line of a run's settings read: ``settings: ...``."""
     if not selling:
         return "settings: not read"
+    # When Partner Central was asked (settings.refresh_minutes: a run may show an earlier run's read).
+    when = f" (read {selling['read_at']})" if selling.get("read_at") else ""
     if not selling.get("readable"):
-        return f"settings: not readable ({selling.get('error')})"
+        return f"settings: not readable ({selling.get('error')}){when}"
     values = selling.get("settings") or {}
     if not values:
-        return "settings: none set"
-    return "settings: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items()))
+        return f"settings: none set{when}"
+    return "settings: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())) + when
 
 
 def check_value(member: str, shape: Shape, value: Any) -> None:
@@ -240,6 +242,10 @@ def change_settings(
     if journal is not None and key is not None:
         journal.clear([key])
     result.update(written=True, settings=after)
+    # Runs that keep their last read (settings.refresh_minutes) show the new values from now on.
+    from cosell_sync.polling import remember_settings
+
+    remember_settings(env, {"readable": True, "settings": after})
     result["changes"] = entry.model_dump()["changes"]
     log.info("Settings of %s written: %s", env.catalog, ", ".join(sorted(result["changes"])))
     return result

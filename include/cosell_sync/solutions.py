@@ -320,7 +320,10 @@ def sync_solutions(
     # The solutions that have a live product: when cosell_catalog made new ones, associations that were
     # waiting for a product get their line items in this run, not at the next periodic refresh.
     live = sorted(s for s, r in catalog_rows.items() if r.get("product_id") and r.get("archived") != "true")
-    full = (
+    # A run restricted to some opportunities (an event run, opportunity_ids) compares only those and moves
+    # no checkpoint: a line item changed on another deal meanwhile is found by the next scheduled run.
+    restricted = set(run.get("opportunity_ids") or []) & set(links)
+    full = not run.get("opportunity_ids") and (
         previous is None
         or run.get("mode") == "full"
         or meta.get("catalog_live") != live
@@ -329,7 +332,9 @@ def sync_solutions(
         or now - last_full >= timedelta(hours=env.config.insights.full_refresh_hours)
     )
     read_now = {o: v for o, v in _read_this_run(env, pc).items() if o in links}
-    if full:
+    if run.get("opportunity_ids"):
+        scope = restricted
+    elif full:
         scope = set(links)
     else:
         since = (checked or now) - timedelta(minutes=env.config.overlap_minutes)
@@ -502,11 +507,12 @@ def sync_solutions(
         counts["deals_written"] = len(deal_updates) - len(outcome.errors)
     _write_audit(env, run, step.audit)
     state.save_frame(_frame(rows))
-    meta["checked_at"] = now.isoformat()
-    meta["catalog_live"] = live
-    if full:
-        meta["last_full_refresh"] = now.isoformat()
-    state.save_meta(meta)
+    if not run.get("opportunity_ids"):
+        meta["checked_at"] = now.isoformat()
+        meta["catalog_live"] = live
+        if full:
+            meta["last_full_refresh"] = now.isoformat()
+        state.save_meta(meta)
     step.calls.update(step.gw.calls)
     result = {
         "in_scope": len(scope),

@@ -55,7 +55,9 @@ BASELINE_INDEX = "opportunity_id"
 # Columns the baseline always carries besides the synced fields.
 BASELINE_BOOKKEEPING = ("deal_id", "pc_last_modified", "hs_last_modified", "synced_at", "run_id")
 
-SIDES = ("partner_central", "hubspot")
+#: Watermark names: each side's, then the marks of ``cosell_sync.polling`` (the company/contact search's
+#: own watermark, and when invitations were last listed in full).
+SIDES = ("partner_central", "hubspot", "hubspot_related", "invitations")
 
 
 def _now() -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cosell_runtime.env import AWS_CONN_ID, HUBSPOT_CONN_ID, build_env, build_lease
@@ -108,15 +108,48 @@ def _leased(run: dict[str, Any]) -> Iterator[None]:
         yield
 
 
+def _step_recheck(run: dict[str, Any]) -> float:
+    """How soon a sync run's step after ``commit`` looks at a taken lease again (it never waits in its slot).
+
+    ``lease.event_recheck_seconds`` for a ``cosell_events`` run, ``lease.step_recheck_seconds`` for
+    ``cosell_reconcile``'s.
+    """
+    from cosell_sync.config import load_config
+
+    lease = load_config().lease
+    return float(lease.event_recheck_seconds if run.get("events") else lease.step_recheck_seconds)
+
+
 @contextmanager
-def _exclusive(catalog: str, run_id: str, enabled: bool = True) -> Iterator[None]:
-    """A one-task run (resolution, rollback) takes the catalog's lease, holds it and gives it up."""
+def _exclusive(
+    catalog: str, run_id: str, enabled: bool = True, reschedule_after: float | None = None
+) -> Iterator[None]:
+    """A one-task run (resolution, rollback) takes the catalog's lease, holds it and gives it up.
+
+    ``reschedule_after`` (a sync run's step after ``commit``, which gave the lease up): when another
+    run holds the lease, the task is rescheduled that many seconds later instead of waiting in its worker
+    slot. Waiting would keep the ``partner_central_writes`` pool slot that the lease holder's own writing
+    tasks need to finish: both runs stuck until ``lease.wait_seconds``, then this step failed.
+    """
     if not enabled:
         yield
         return
     from cosell_sync.config import load_config
 
     lease = build_lease(catalog)
+    if reschedule_after is not None and not lease.try_acquire(run_id):
+        from airflow.sdk.exceptions import AirflowRescheduleException
+
+        holder = lease.holder()
+        log.info(
+            "run %s: catalog leased by run %s; checking again in %gs",
+            run_id,
+            holder["owner"] if holder else "another run",
+            reschedule_after,
+        )
+        raise AirflowRescheduleException(
+            reschedule_date=datetime.now(UTC) + timedelta(seconds=reschedule_after)
+        )
     lease.acquire(run_id, wait_seconds=load_config().lease.wait_seconds)
     try:
         with lease.held(run_id):
@@ -336,7 +369,12 @@ def reconcile_sync_engagements(run: dict[str, Any], pc: dict[str, Any], hs: dict
     from cosell_sync.engagements import sync_engagements
 
     env = build_env(run["catalog"])
-    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+    with (
+        _final_errors(),
+        _exclusive(
+            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
+        ),
+    ):
         return sync_engagements(env, run, pc, hs)
 
 
@@ -348,8 +386,37 @@ def reconcile_sync_owners(run: dict[str, Any], hs: dict[str, Any]) -> dict[str, 
     from cosell_sync.owners import sync_owners
 
     env = build_env(run["catalog"])
-    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+    with (
+        _final_errors(),
+        _exclusive(
+            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
+        ),
+    ):
         return sync_owners(env, run, hs)
+
+
+def reconcile_sync_customer_accounts(
+    run: dict[str, Any], pc: dict[str, Any] | None, hs: dict[str, Any] | None
+) -> dict[str, Any]:
+    """``sync_customer_accounts``: a customer account per co-sell company, AWS's enrichment back to it.
+
+    Runs after ``commit`` (it reads the committed baseline's deal -> company links and company values).
+    ``hs`` is the HubSpot extract's result (its frame names the companies of changed records); ``pc`` is
+    taken for the chain's uniform signature and not used: customer accounts have no events and are not
+    in the Partner Central extract. It writes Partner Central, so it takes the catalog's lease again
+    (``commit`` gave it up).
+    """
+    from cosell_sync.customer_accounts import sync_customer_accounts
+
+    del pc  # see the docstring
+    env = build_env(run["catalog"])
+    with (
+        _final_errors(),
+        _exclusive(
+            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
+        ),
+    ):
+        return sync_customer_accounts(env, run, hs)
 
 
 def reconcile_sync_tags(
@@ -362,7 +429,12 @@ def reconcile_sync_tags(
     from cosell_sync.tags import sync_tags
 
     env = build_env(run["catalog"])
-    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+    with (
+        _final_errors(),
+        _exclusive(
+            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
+        ),
+    ):
         return sync_tags(env, run, pc, hs, pc_applied)
 
 
@@ -375,8 +447,33 @@ def reconcile_sync_solutions(run: dict[str, Any], pc: dict[str, Any], hs: dict[s
     from cosell_sync.solutions import sync_solutions
 
     env = build_env(run["catalog"])
-    with _final_errors(), _exclusive(env.catalog, run["run_id"], enabled=not run.get("dry_run")):
+    with (
+        _final_errors(),
+        _exclusive(
+            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
+        ),
+    ):
         return sync_solutions(env, run, pc, hs)
+
+
+def reconcile_sync_snapshots(run: dict[str, Any], pc: dict[str, Any], hs: dict[str, Any]) -> dict[str, Any]:
+    """``sync_snapshots``: opportunities' snapshot jobs follow their deals; new revisions reach the deals.
+
+    Runs after ``sync_engagements`` (whose state names each opportunity's engagement). It writes Partner
+    Central (``Create/Start/Stop/DeleteResourceSnapshotJob``), so it takes the catalog's lease again
+    (``commit`` gave it up). In a ``cosell_events`` run, the engagements its events name are read too.
+    """
+    from cosell_sync.snapshots import sync_snapshots
+
+    named = list(((run.get("events") or {}).get("engagement_ids")) or [])
+    env = build_env(run["catalog"])
+    with (
+        _final_errors(),
+        _exclusive(
+            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
+        ),
+    ):
+        return sync_snapshots(env, run, pc, hs, engagement_ids=named)
 
 
 def reconcile_report(
@@ -499,6 +596,7 @@ def events_prepare(context: dict[str, Any]) -> dict[str, Any]:
 
     from airflow.sdk.exceptions import AirflowRescheduleException
 
+    from cosell_runtime.assets import queued_events
     from cosell_sync import reconcile
     from cosell_sync.config import load_config
     from cosell_sync.events import events_from_conf, parse_event, plan_events
@@ -510,6 +608,9 @@ def events_prepare(context: dict[str, Any]) -> dict[str, Any]:
         env = build_env(None)
         lease_config = load_config().lease
     parsed = [parse_event(raw) for raw in events_from_conf(params)]
+    # The SQS path: an asset-triggered run's events are the queue messages of its asset events.
+    queue, queued = queued_events(context)
+    parsed += queued
     hubspot_related: dict[str, Any] = {}
     if params.get("hubspot"):
         hubspot_events, hubspot_related = _hubspot_webhook_events(env, params["hubspot"])
@@ -553,7 +654,7 @@ def events_prepare(context: dict[str, Any]) -> dict[str, Any]:
     # A restricted run never moves the watermark; one with no opportunity at all must not either.
     run["advance_watermark"] = False
     run["hubspot_related"] = hubspot_related
-    run["events"] = {**work.to_dict(), "claimed": claimed, "duplicates": duplicates}
+    run["events"] = {**work.to_dict(), "claimed": claimed, "duplicates": duplicates, "sqs": queue}
     log.info(
         "events: %d received, %d claimed, %d duplicate(s), %d ignored -> opportunities %s, invitations %s, "
         "engagements %s",
@@ -606,7 +707,7 @@ def events_sync_engagements(
         # context is read (None would read every deal's); HubSpot context edits wait for the scheduled run.
         hs = {"key": "none", "deals": 0}
     env = build_env(run["catalog"])
-    with _final_errors(), _exclusive(env.catalog, run["run_id"]):
+    with _final_errors(), _exclusive(env.catalog, run["run_id"], reschedule_after=_step_recheck(run)):
         return sync_engagements(
             env,
             run,
@@ -626,12 +727,15 @@ def events_finish(
     invitations: dict[str, Any] | None,
     linked: dict[str, Any] | None,
     engagements: dict[str, Any] | None,
+    *steps: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """``finish``: audit every event, mark the claimed ones processed, give the lease back.
 
     Then, if the opportunity steps ran, ``report`` as ``cosell_reconcile`` does (``report.json``; record
-    errors fail it).
+    errors fail it). ``steps``: the follow-up steps' results (owners, tags, solutions) for that report,
+    ``None`` where a step was skipped.
     """
+    from cosell_runtime.assets import acknowledge_queued
     from cosell_sync.events import ParsedEvent, event_audit_entries, event_latencies
 
     events = [ParsedEvent.from_dict(e) for e in run["events"]["events"]]
@@ -639,8 +743,11 @@ def events_finish(
     with _final_errors():
         env = build_env(run["catalog"])
         env.audit.write(event_audit_entries(run, events, duplicates))
-        _event_ledger().done(run["events"]["claimed"], run["run_id"])
+        ledger = _event_ledger()
+        ledger.done(run["events"]["claimed"], run["run_id"])
         build_lease(run["catalog"]).release(run["run_id"])
+    # Acknowledge after processing: the queue messages of settled events only (cosell_runtime.assets).
+    acknowledged = acknowledge_queued(run, ledger)
     processed = [e for e in events if not e.ignored and e.event_id not in set(duplicates)]
     latency = event_latencies(processed)
     for event_id, seconds in latency.items():
@@ -653,9 +760,19 @@ def events_finish(
         "duplicates": duplicates,
         "latency_seconds": latency,
     }
+    if acknowledged:
+        out["sqs"] = acknowledged
     if committed is not None and pc is not None and hs is not None:
         out["report"] = reconcile_report(
-            run, pc, hs, committed, insights, invitations or {}, linked or {}, engagements=engagements
+            run,
+            pc,
+            hs,
+            committed,
+            insights,
+            invitations or {},
+            linked or {},
+            *(step or {} for step in steps),
+            engagements=engagements,
         ).get("report_key")
     return out
 
@@ -886,3 +1003,36 @@ def assign_opportunity(context: dict[str, Any]) -> dict[str, Any]:
         return owners.assign_manually(
             env, run, named["deal_id"], named["opportunity_id"], named["assignee_email"], dry_run
         )
+
+
+# -- cosell_snapshot ---------------------------------------------------------------------------------------
+def create_snapshot(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_snapshot``: one ``CreateResourceSnapshot`` of a linked opportunity in its engagement.
+
+    Bad params fail at once (before any call); so do an unknown or unlinked deal or opportunity, one without
+    an engagement, and Partner Central refusing the snapshot: a retry would meet the same answer.
+    """
+    from cosell_sync import snapshots
+    from cosell_sync.common import ts_key
+    from cosell_sync.errors import NotFoundError, ValidationError
+
+    params = _params(context)
+    info = _run_info(context)
+    named = {k: str(params.get(k) or "").strip() for k in ("deal_id", "opportunity_id")}
+    dry_run = bool(params.get("dry_run", True))
+    with _final_errors():
+        snapshots.check_params(named["deal_id"], named["opportunity_id"])
+        env = build_env(params.get("catalog") or None)
+    stamp = _run_timestamp(context)
+    run = {
+        "run_id": str(info["run_id"]),
+        "dag_id": str(info.get("dag_id") or "cosell_snapshot"),
+        "catalog": env.catalog,
+        "started_at": ts_key(stamp),
+        "run_timestamp": stamp,
+    }
+    with (
+        _final_errors(NotFoundError, ValidationError),
+        _exclusive(env.catalog, run["run_id"], enabled=not dry_run),
+    ):
+        return snapshots.snapshot_manually(env, run, named["deal_id"], named["opportunity_id"], dry_run)

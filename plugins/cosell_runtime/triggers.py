@@ -3,8 +3,10 @@
 :class:`PartnerCentralJobsSensor` checks once; while any job is unfinished it defers to
 :class:`PartnerCentralJobTrigger`, which polls in the triggerer (one read per job per poll, well within
 the 10 reads/s quota) and resumes the task when every job has finished. The kinds of work it knows are
-listed in :data:`KINDS` (opportunity bulk jobs today; the engagement tasks and snapshot jobs the same
-way).
+listed in :data:`KINDS`: opportunity bulk jobs, the accept-invitation task and the submission task
+(``StartEngagementFromOpportunityTask``). Resource snapshots need no wait: ``CreateResourceSnapshot``
+answers with the new revision, and a snapshot job has no final state to wait for (``Running`` and
+``Stopped`` are both steady; ``ListResourceSnapshotJobs`` cannot filter by job id either).
 """
 
 from __future__ import annotations
@@ -46,6 +48,16 @@ KINDS: dict[str, JobKind] = {
     ),
     "accept_invitation_task": JobKind(
         operation="list_engagement_by_accepting_invitation_tasks",
+        id_param="TaskIdentifier",
+        summaries="TaskSummaries",
+        id_member="TaskId",
+        finished=frozenset({"COMPLETE", "FAILED"}),
+        status_member="TaskStatus",
+        id_as_list=True,
+    ),
+    # StartEngagementFromOpportunityTask (the submission: engagement, snapshot job, invitation, submit).
+    "engagement_from_opportunity_task": JobKind(
+        operation="list_engagement_from_opportunity_tasks",
         id_param="TaskIdentifier",
         summaries="TaskSummaries",
         id_member="TaskId",

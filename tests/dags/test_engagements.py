@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.hubspot_reads import deal_notes
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
 HEADERS = {"Authorization": "Bearer test-token"}
@@ -67,19 +69,7 @@ def _deal_props(stack: Any, deal_id: str, props: list[str] | None = None) -> dic
 
 
 def _notes(stack: Any, deal_id: str) -> list[str]:
-    r = requests.get(
-        f"{stack.hs_url}/crm/v4/objects/deals/{deal_id}/associations/notes", headers=HEADERS, timeout=30
-    )
-    ids = [str(x["toObjectId"]) for x in r.json().get("results") or []]
-    if not ids:
-        return []
-    r = requests.post(
-        f"{stack.hs_url}/crm/v3/objects/notes/batch/read",
-        headers=HEADERS,
-        json={"inputs": [{"id": i} for i in ids], "properties": ["hs_note_body"]},
-        timeout=30,
-    )
-    return [str(n["properties"].get("hs_note_body") or "") for n in r.json()["results"]]
+    return deal_notes(stack.hs_url, deal_id)
 
 
 def _engagement_notes(stack: Any, deal_id: str, text: str) -> list[str]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
 from scenarios import synced_book
+
+from tests.hubspot_reads import deal_notes
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -25,20 +26,7 @@ def _deal(stack: Any, oid: str) -> dict[str, Any]:
 
 
 def _notes(stack: Any, deal_id: str, text: str) -> list[str]:
-    r = requests.get(
-        f"{stack.hs_url}/crm/v4/objects/deals/{deal_id}/associations/notes", headers=HEADERS, timeout=30
-    )
-    ids = [str(x["toObjectId"]) for x in r.json().get("results") or []]
-    if not ids:
-        return []
-    r = requests.post(
-        f"{stack.hs_url}/crm/v3/objects/notes/batch/read",
-        headers=HEADERS,
-        json={"inputs": [{"id": i} for i in ids], "properties": ["hs_note_body"]},
-        timeout=30,
-    )
-    bodies = [str(n["properties"].get("hs_note_body") or "") for n in r.json()["results"]]
-    return [b for b in bodies if text in b]
+    return deal_notes(stack.hs_url, deal_id, text)
 
 
 def _owner_of(stack: Any, oid: str) -> list[dict[str, Any]]:

@@ -46,6 +46,8 @@ def test_a_reconcile_run_reports_the_settings(sync_stack: Any, caplog: pytest.Lo
     run = sync_stack.run()
 
     report = sync_stack.report(run)
+    # With the time Partner Central was asked (settings.refresh_minutes 0: this run's own read).
+    assert report["selling_settings"].pop("read_at")
     assert report["selling_settings"] == {"readable": True, "settings": {"ResourceSnapshotJobRoleArn": ROLE}}
     # One read a run, counted with the run's other calls.
     assert report["api_calls"]["GetSellingSystemSettings"] == 1
@@ -63,6 +65,7 @@ def test_a_run_without_permission_goes_on_and_says_so(
     run = sync_stack.run()
 
     report = sync_stack.report(run)
+    assert report["selling_settings"].pop("read_at")
     assert report["selling_settings"] == {"readable": False, "error": "AccessDeniedException"}
     assert report["api_calls"]["GetSellingSystemSettings"] == 1
     assert "settings: not readable (AccessDeniedException)" in caplog.text

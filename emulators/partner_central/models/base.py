@@ -235,6 +235,9 @@ class BackendBase:
     def on_opportunity_changed(self, opp: dict[str, Any]) -> None:
         """Hook run after every opportunity change; the snapshots mixin re-snapshots running jobs."""
 
+    def on_aws_review(self, opp: dict[str, Any], review_status: str) -> None:
+        """Hook run when AWS reviews a submitted opportunity; the tasks mixin answers its invitation."""
+
     def idempotent(
         self, catalog: str, operation: str, params: dict[str, Any], action: Callable[[], Any]
     ) -> Any:

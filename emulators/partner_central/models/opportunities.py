@@ -468,6 +468,8 @@ class OpportunitiesMixin(BackendBase):
                         "BusinessTitle": "AWSSalesRep",
                     }
                 ]
+            # Before Opportunity Updated: the developer guide's scenario rows list invitation events first.
+            self.on_aws_review(rec.data, review_status)
             self._changed(rec)
             return {"identifier": identifier, "LastModifiedDate": iso(rec.last_modified)}
 

@@ -1,4 +1,24 @@
-"""Resource snapshots and resource snapshot jobs (a running job re-snapshots its opportunity on change)."""
+"""Resource snapshots and resource snapshot jobs (a running job re-snapshots its opportunity on change).
+
+Rules, from the API reference (botocore model documentation of each operation):
+
+* ``CreateResourceSnapshotJob`` makes a job for one opportunity, engagement and template; it is created
+  ``Stopped`` and ``StartResourceSnapshotJob`` runs it ("Starts a resource snapshot job that has been
+  previously created"). A second job for the same resource, engagement and template is a
+  ``ConflictException`` (the operation's documented error for a conflicting state).
+* A running job "creates a new snapshot only if the resource state has changed": starting a job, and each
+  change of its opportunity, takes a revision only when the template's view differs from the latest one.
+  Starting a job that is already running changes nothing (the operation is idempotent in the model).
+* ``StopResourceSnapshotJob``: "The job must be started prior to being stopped": stopping a stopped job is
+  a ``ValidationException`` (its documented errors have no ``ConflictException``).
+* ``DeleteResourceSnapshotJob``: "The job must be in a stopped state before it can be deleted": deleting a
+  running job is a ``ConflictException``.
+* ``CreateResourceSnapshot`` always takes a new immutable revision (no "only if changed" rule there).
+* ``ListResourceSnapshotJobs`` returns 50 per page unless ``MaxResults`` says otherwise.
+
+Every new revision emits "Engagement Resource Snapshot Created" (the developer guide's event for it). AWS
+documents no event for a job being created, started, stopped or deleted, so none is emitted for those.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +26,11 @@ import copy
 from typing import Any
 
 from emulators.partner_central import shapes
-from emulators.partner_central.exceptions import ConflictException, ResourceNotFoundException, business_error
+from emulators.partner_central.exceptions import (
+    ConflictException,
+    ResourceNotFoundException,
+    business_error,
+)
 from emulators.partner_central.models.base import paginate
 from emulators.partner_central.models.engagements import EngagementsMixin
 from emulators.partner_central.models.opportunities import OpportunitiesMixin
@@ -20,19 +44,38 @@ class SnapshotsMixin(OpportunitiesMixin, EngagementsMixin):
         super().on_opportunity_changed(opp)
         for job in self.store(opp["Catalog"])["snapshot_jobs"].values():
             if job["Status"] == "Running" and job["ResourceId"] == opp["Id"]:
-                self.take_snapshot(
-                    opp["Catalog"], job["EngagementId"], opp["Id"], job["ResourceSnapshotTemplateName"]
-                )
-                job["LastSuccessfulExecutionDate"] = self.peek_now()
+                self.run_job(opp["Catalog"], job)
+
+    def run_job(self, catalog: str, job: dict[str, Any]) -> None:
+        """One execution of a running job: a new revision only if the resource's view changed (API doc)."""
+        eid, oid, template = job["EngagementId"], job["ResourceId"], job["ResourceSnapshotTemplateName"]
+        revisions = self.store(catalog)["snapshots"].get(f"{eid}|{oid}|{template}") or []
+        if not revisions or revisions[-1]["Payload"] != self._payload(catalog, oid):
+            self.take_snapshot(catalog, eid, oid, template)
+        job["LastSuccessfulExecutionDate"] = self.peek_now()
+
+    def _payload(self, catalog: str, oid: str) -> dict[str, Any]:
+        """The opportunity's view as a snapshot holds it (``OpportunitySummaryView``).
+
+        Assumption from the developer guide's "Event scenarios": associating a solution yields "Opportunity
+        Updated, Engagement Resource Snapshot Created" but associating an AWS Marketplace offer only
+        "Opportunity Updated", with snapshots taken only for "field updates ... on the template". So the
+        template leaves Marketplace offers and offer sets out, and an offer change makes no new revision.
+        """
+        view = copy.deepcopy(self.opportunity(catalog, oid))
+        view["Lifecycle"] = view.get("LifeCycle")
+        related = view.get("RelatedEntityIdentifiers") or {}
+        view["RelatedEntityIdentifiers"] = {
+            k: v for k, v in related.items() if k not in ("AwsMarketplaceOffers", "AwsMarketplaceOfferSets")
+        }
+        return {"OpportunitySummary": shapes.project(shapes.shape("OpportunitySummaryView"), view)}
 
     def take_snapshot(self, catalog: str, eid: str, oid: str, template: str) -> dict[str, Any]:
         """A new snapshot revision of the opportunity in the engagement, with its event."""
-        opp = self.opportunity(catalog, oid)
         key = f"{eid}|{oid}|{template}"
+        payload = self._payload(catalog, oid)
         revisions = self.store(catalog)["snapshots"].setdefault(key, [])
         rev = len(revisions) + 1
-        view = copy.deepcopy(opp)
-        view["Lifecycle"] = view.get("LifeCycle")
         snap = {
             "Catalog": catalog,
             "EngagementId": eid,
@@ -47,7 +90,7 @@ class SnapshotsMixin(OpportunitiesMixin, EngagementsMixin):
                 "engagement",
                 f"{eid}/resource/Opportunity/{oid}/template/{template}/resource-snapshot/{rev}",
             ),
-            "Payload": {"OpportunitySummary": shapes.project(shapes.shape("OpportunitySummaryView"), view)},
+            "Payload": payload,
         }
         revisions.append(snap)
         self.emit(
@@ -193,15 +236,25 @@ class SnapshotsMixin(OpportunitiesMixin, EngagementsMixin):
         return self.idempotent(params["Catalog"], "CreateResourceSnapshotJob", params, action)
 
     def set_job_status(self, catalog: str, identifier: str, status: str) -> None:
-        """Start/StopResourceSnapshotJob; starting takes a snapshot right away."""
+        """Start/StopResourceSnapshotJob (rules in the module doc).
+
+        Starting runs the job at once (a revision if the view changed since the latest); starting a running
+        job is a no-op; stopping a job that is not running is a ``ValidationException``.
+        """
         with self.lock:
             job = self.job(catalog, identifier)
+            if status == "Stopped" and job["Status"] != "Running":
+                raise business_error(
+                    "ResourceSnapshotJobIdentifier",
+                    f"Resource snapshot job {identifier} is not running; it must be started before it can "
+                    "be stopped",
+                    "INVALID_RESOURCE_STATE",
+                )
+            if status == "Running" and job["Status"] == "Running":
+                return
             job["Status"] = status
             if status == "Running":
-                self.take_snapshot(
-                    catalog, job["EngagementId"], job["ResourceId"], job["ResourceSnapshotTemplateName"]
-                )
-                job["LastSuccessfulExecutionDate"] = self.peek_now()
+                self.run_job(catalog, job)
 
     def delete_job(self, catalog: str, identifier: str) -> None:
         """DeleteResourceSnapshotJob: only a stopped job can be deleted (API reference)."""
@@ -228,5 +281,6 @@ class SnapshotsMixin(OpportunitiesMixin, EngagementsMixin):
             ]
             order = (params.get("Sort") or {}).get("SortOrder", "DESCENDING")
             items.sort(key=lambda j: (j["CreatedAt"], j["Id"]), reverse=order == "DESCENDING")
-            page, nxt = paginate(items, params, 100)
+            # "If omitted, defaults to 50" (ListResourceSnapshotJobsRequest.MaxResults).
+            page, nxt = paginate(items, params, 50)
             return {"ResourceSnapshotJobSummaries": page, "NextToken": nxt}

@@ -211,6 +211,50 @@ class TasksMixin(SnapshotsMixin, InvitationsMixin):
             }
         )
 
+    def on_aws_review(self, opp: dict[str, Any], review_status: str) -> None:
+        """AWS's review answers the co-sell invitation ``StartEngagementFromOpportunityTask`` sent it.
+
+        Developer guide, "Event scenarios": "AWS approves your submitted opportunity" -> Engagement Invitation
+        Accepted, Engagement Member Added, Opportunity Updated, Engagement Resource Snapshot Created; "AWS
+        rejects your submitted opportunity" -> Engagement Invitation Rejected, Opportunity Updated, Engagement
+        Resource Snapshot Created. Here: ``Approved`` accepts the PENDING invitation (AWS joins the
+        engagement), ``Rejected`` rejects it; the opportunity events follow from the review itself. Other
+        review statuses, and opportunities submitted with ``SubmitOpportunity`` (no engagement, no
+        invitation), change nothing here.
+        """
+        super().on_aws_review(opp, review_status)
+        if review_status not in ("Approved", "Rejected"):
+            return
+        store = self.store(opp["Catalog"])
+        for eng in store["engagements"].values():
+            if not any(r["ResourceId"] == opp["Id"] for r in eng["Resources"]):
+                continue
+            for inv in store["invitations"].values():
+                pending_to_aws = (
+                    inv["EngagementId"] == eng["Id"]
+                    and inv["ParticipantType"] == "SENDER"
+                    and inv["Status"] == "PENDING"
+                    and inv["Receiver"]["Account"]["AwsAccountId"] == AWS_ACCOUNT
+                )
+                if not pending_to_aws:
+                    continue
+                if review_status == "Rejected":
+                    inv["Status"] = "REJECTED"
+                    self._invitation_event("Engagement Invitation Rejected", inv)
+                    continue
+                inv["Status"] = "ACCEPTED"
+                self._invitation_event("Engagement Invitation Accepted", inv)
+                if not any(m.get("AccountId") == AWS_ACCOUNT for m in eng["Members"]):
+                    aws = {
+                        "CompanyName": "Amazon Web Services",
+                        "WebsiteUrl": "https://aws.amazon.com",
+                        "AccountId": AWS_ACCOUNT,
+                    }
+                    eng["Members"].append(aws)
+                    # As for any member joining: ModifiedAt moves, no Engagement Updated (docs/api-rules.md).
+                    eng["ModifiedAt"], eng["ModifiedBy"] = self.now(), AWS_ACCOUNT
+                    self.member_added_event(eng, aws)
+
     def start_engagement_by_accepting_invitation(self, params: dict[str, Any]) -> dict[str, Any]:
         """StartEngagementByAcceptingInvitationTask: accept a referral; the task finishes asynchronously.
 

@@ -23,8 +23,10 @@ from cosell_sync.common import (
     DEAL,
     HUBSPOT_OBJECTS,
     NOTE_TO_DEAL,
+    TASK_TO_COMPANY,
     TASK_TO_DEAL,
     Direction,
+    HubSpotObject,
     clean,
 )
 from cosell_sync.errors import ServiceUnavailableError, ValidationError, WriteBlockedError
@@ -331,15 +333,19 @@ class HubSpotWriter:
         return {d: b for d, b in notes.items() if d not in done}
 
     def _find_marked(
-        self, plural: str, body_property: str, wanted: dict[str, tuple[str, str]]
+        self,
+        plural: str,
+        body_property: str,
+        wanted: dict[str, tuple[str, str]],
+        on: HubSpotObject = DEAL,
     ) -> dict[str, str]:
         """Which wanted objects exist already: ``key -> (deal id, token)`` gives ``key -> object id``.
 
-        An object counts when it is associated with the deal and ``token`` appears in its
-        ``body_property``: how a create that got no clear answer is found instead of made twice.
-        Two reads per 100 deals (associations, then the bodies).
+        An object counts when it is associated with the deal (or the ``on`` object) and ``token``
+        appears in its ``body_property``: how a create that got no clear answer is found instead of
+        made twice. Two reads per 100 deals (associations, then the bodies).
         """
-        linked = self.gw.associations(DEAL.plural, plural, {deal for deal, _ in wanted.values()})
+        linked = self.gw.associations(on.plural, plural, {deal for deal, _ in wanted.values()})
         object_ids = {o for ids in linked.values() for o in ids}
         if not object_ids:
             return {}
@@ -352,20 +358,29 @@ class HubSpotWriter:
                 out[key] = str(match)
         return out
 
-    def create_marked_tasks(self, tasks: list[dict[str, Any]]) -> dict[str, str]:
+    def create_marked_tasks(self, tasks: list[dict[str, Any]], on: HubSpotObject = DEAL) -> dict[str, str]:
         """Create each task once: ``marker``, ``deal_id``, ``subject``, ``body``, optional ``owner_id``.
 
         The marker (unique per task: an invitation id and the reason) goes in the body; a task whose
         marker the deal already has is not made again, whatever happened to an earlier attempt.
 
+        Args:
+            tasks: the tasks; with ``on`` another object type (companies), each names its record in
+                ``object_id`` instead of ``deal_id``.
+            on: the object type the tasks are attached to (deals or companies).
+
         Returns:
             Marker -> task id, for every task that exists now.
         """
-        wanted = {t["marker"]: (str(t["deal_id"]), t["marker"]) for t in tasks if t.get("deal_id")}
+        key = "deal_id" if on is DEAL else "object_id"
+        association = TASK_TO_DEAL if on is DEAL else TASK_TO_COMPANY
+        if on not in (DEAL, COMPANY):
+            raise ValueError(f"tasks attach to deals or companies, not {on.plural}")
+        wanted = {t["marker"]: (str(t[key]), t["marker"]) for t in tasks if t.get(key)}
         if not wanted:
             return {}
-        found = self._find_marked("tasks", "hs_task_body", wanted)
-        todo = [t for t in tasks if t.get("deal_id") and t["marker"] not in found]
+        found = self._find_marked("tasks", "hs_task_body", wanted, on)
+        todo = [t for t in tasks if t.get(key) and t["marker"] not in found]
         if not todo:
             return found
         inputs = []
@@ -379,14 +394,12 @@ class HubSpotWriter:
             }
             if t.get("owner_id"):
                 props["hubspot_owner_id"] = str(t["owner_id"])
-            inputs.append(
-                {"properties": props, "associations": association_to(str(t["deal_id"]), TASK_TO_DEAL)}
-            )
+            inputs.append({"properties": props, "associations": association_to(str(t[key]), association)})
         try:
             results = self.gw.batch_create("tasks", inputs).results
         except ServiceUnavailableError as err:
             log.warning("Creating %d task(s) got no clear answer (%s): reading back", len(inputs), err.code)
-            return self._find_marked("tasks", "hs_task_body", wanted)
+            return self._find_marked("tasks", "hs_task_body", wanted, on)
         for task in results:
             body = (task.get("properties") or {}).get("hs_task_body") or ""
             for t in todo:

@@ -8,19 +8,15 @@ when nothing changed. The HubSpot-side helpers are checked as pure functions.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 import requests
 
-from cosell_hooks import HubSpotHook, PartnerCentralHook
-from cosell_sync.audit import AuditTrail
-from cosell_sync.bootstrap import ensure_storage
 from cosell_sync.config import SyncConfig, load_config
-from cosell_sync.conflict_store import ConflictStore
 from cosell_sync.env import SyncEnv
 from cosell_sync.extract import (
     extract_partner_central,
@@ -28,8 +24,6 @@ from cosell_sync.extract import (
     hubspot_properties,
     window_filters,
 )
-from cosell_sync.state import BaselineStore, RetryQueue, WatermarkStore
-from cosell_sync.storage import SnapshotStore
 
 PC_CONN = "AIRFLOW_CONN_PARTNER_CENTRAL_DEFAULT"
 HS_CONN = "AIRFLOW_CONN_HUBSPOT_DEFAULT"
@@ -65,40 +59,10 @@ class Stack:
 
 @pytest.fixture
 def stack(
-    cfg: SyncConfig,
-    pc_emulator: Any,
-    hubspot_emulator: Any,
-    aws_endpoint: str,
-    monkeypatch: pytest.MonkeyPatch,
+    cfg: SyncConfig, pc_emulator: Any, hubspot_emulator: Any, make_sync_env: Callable[..., SyncEnv]
 ) -> Stack:
     # max_attempts=1: a throttled call surfaces at once instead of being retried by botocore.
-    pc_conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"region_name": "us-east-1", "endpoint_url": pc_emulator.url, "max_attempts": 1},
-    }
-    monkeypatch.setenv(PC_CONN, json.dumps(pc_conn))
-    monkeypatch.setenv(
-        HS_CONN, json.dumps({"conn_type": "hubspot", "host": hubspot_emulator.url, "password": "t"})
-    )
-    s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name="us-east-1")
-    ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name="us-east-1")
-    st = cfg.storage
-    ensure_storage(s3, ddb, st.bucket, st.audit_table, st.state_table)
-    snapshots = SnapshotStore(s3, st.bucket, st.prefix)
-    env = SyncEnv(
-        config=cfg,
-        catalog="AWS",
-        partner_central=PartnerCentralHook(catalog="AWS"),
-        hubspot=HubSpotHook(),
-        snapshots=snapshots,
-        baseline=BaselineStore(snapshots, "AWS"),
-        watermarks=WatermarkStore(ddb, st.state_table),
-        retry=RetryQueue(ddb, st.state_table, "AWS"),
-        conflicts=ConflictStore(ddb, st.state_table, "AWS"),
-        audit=AuditTrail(ddb, st.audit_table, 30),
-    )
+    env = make_sync_env(cfg, max_attempts=1)
     seeded = requests.post(
         f"{pc_emulator.url}/_emulator/seed",
         json={"opportunities": 8, "seed": 3, "catalog": "AWS"},

@@ -7,24 +7,19 @@ state; an owner without an e-mail fails only its deal; a deal put back to its sy
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 import requests
 
-from cosell_hooks import HubSpotHook, PartnerCentralHook
-from cosell_sync.audit import AuditTrail
-from cosell_sync.bootstrap import ensure_storage
 from cosell_sync.config import load_config
-from cosell_sync.conflict_store import ConflictStore
 from cosell_sync.env import SyncEnv
 from cosell_sync.owners import STATE_NAME, sync_owners
 from cosell_sync.setup import ensure_properties
-from cosell_sync.state import BaselineStore, RetryQueue, WatermarkStore
-from cosell_sync.storage import SnapshotStore, StepState
+from cosell_sync.storage import StepState
+from tests.hubspot_reads import deal_notes
 
 HEADERS = {"Authorization": "Bearer t"}
 
@@ -60,19 +55,7 @@ class Stack:
         return r.json()["properties"]
 
     def notes(self, deal_id: str) -> list[str]:
-        r = requests.get(
-            f"{self.hs_url}/crm/v4/objects/deals/{deal_id}/associations/notes", headers=HEADERS, timeout=10
-        )
-        ids = [str(x["toObjectId"]) for x in r.json().get("results") or []]
-        if not ids:
-            return []
-        r = requests.post(
-            f"{self.hs_url}/crm/v3/objects/notes/batch/read",
-            headers=HEADERS,
-            json={"inputs": [{"id": i} for i in ids], "properties": ["hs_note_body"]},
-            timeout=10,
-        )
-        return [str(n["properties"]["hs_note_body"]) for n in r.json()["results"]]
+        return deal_notes(self.hs_url, deal_id)
 
     def assign_calls(self) -> int:
         calls = requests.get(f"{self.pc_url}/_emulator/calls", timeout=10).json()
@@ -84,38 +67,9 @@ class Stack:
 
 
 @pytest.fixture
-def stack(
-    pc_emulator: Any, hubspot_emulator: Any, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> Stack:
+def stack(pc_emulator: Any, hubspot_emulator: Any, make_sync_env: Callable[..., SyncEnv]) -> Stack:
     cfg = load_config()
-    pc_conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"region_name": "us-east-1", "endpoint_url": pc_emulator.url},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_PARTNER_CENTRAL_DEFAULT", json.dumps(pc_conn))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_HUBSPOT_DEFAULT",
-        json.dumps({"conn_type": "hubspot", "host": hubspot_emulator.url, "password": "t"}),
-    )
-    s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name="us-east-1")
-    ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name="us-east-1")
-    st = cfg.storage
-    ensure_storage(s3, ddb, st.bucket, st.audit_table, st.state_table)
-    snapshots = SnapshotStore(s3, st.bucket, st.prefix)
-    env = SyncEnv(
-        config=cfg,
-        catalog="AWS",
-        partner_central=PartnerCentralHook(catalog="AWS"),
-        hubspot=HubSpotHook(),
-        snapshots=snapshots,
-        baseline=BaselineStore(snapshots, "AWS"),
-        watermarks=WatermarkStore(ddb, st.state_table),
-        retry=RetryQueue(ddb, st.state_table, "AWS"),
-        conflicts=ConflictStore(ddb, st.state_table, "AWS"),
-        audit=AuditTrail(ddb, st.audit_table, 30),
-    )
+    env = make_sync_env(cfg)
     ensure_properties(cfg, env.hubspot)
     requests.post(f"{pc_emulator.url}/_emulator/quotas", json={"time_scale": 50}, timeout=10)
     return Stack(env, pc_emulator.url, hubspot_emulator.url)

@@ -7,20 +7,15 @@ that cannot be written now must leave everything (and the conflict) as it was.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 import requests
 
-from cosell_hooks import HubSpotHook, PartnerCentralHook
-from cosell_sync.audit import AuditTrail
-from cosell_sync.bootstrap import ensure_storage
 from cosell_sync.config import SyncConfig, load_config
-from cosell_sync.conflict_store import ConflictStore
 from cosell_sync.env import SyncEnv
 from cosell_sync.errors import ConflictError
 from cosell_sync.hubspot_api import HubSpotGateway
@@ -31,8 +26,6 @@ from cosell_sync.resolution import (
     resolve_conflict,
 )
 from cosell_sync.setup import ensure_properties
-from cosell_sync.state import BaselineStore, RetryQueue, WatermarkStore
-from cosell_sync.storage import SnapshotStore
 from cosell_sync.writers import HubSpotWriter
 
 PC_CONN = "AIRFLOW_CONN_PARTNER_CENTRAL_DEFAULT"
@@ -142,39 +135,9 @@ class Stack:
 
 @pytest.fixture
 def stack(
-    cfg: SyncConfig,
-    pc_emulator: Any,
-    hubspot_emulator: Any,
-    aws_endpoint: str,
-    monkeypatch: pytest.MonkeyPatch,
+    cfg: SyncConfig, pc_emulator: Any, hubspot_emulator: Any, make_sync_env: Callable[..., SyncEnv]
 ) -> Stack:
-    pc_conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"region_name": "us-east-1", "endpoint_url": pc_emulator.url},
-    }
-    monkeypatch.setenv(PC_CONN, json.dumps(pc_conn))
-    monkeypatch.setenv(
-        HS_CONN, json.dumps({"conn_type": "hubspot", "host": hubspot_emulator.url, "password": "t"})
-    )
-    s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name="us-east-1")
-    ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name="us-east-1")
-    st = cfg.storage
-    ensure_storage(s3, ddb, st.bucket, st.audit_table, st.state_table)
-    snapshots = SnapshotStore(s3, st.bucket, st.prefix)
-    env = SyncEnv(
-        config=cfg,
-        catalog="AWS",
-        partner_central=PartnerCentralHook(catalog="AWS"),
-        hubspot=HubSpotHook(),
-        snapshots=snapshots,
-        baseline=BaselineStore(snapshots, "AWS"),
-        watermarks=WatermarkStore(ddb, st.state_table),
-        retry=RetryQueue(ddb, st.state_table, "AWS"),
-        conflicts=ConflictStore(ddb, st.state_table, "AWS"),
-        audit=AuditTrail(ddb, st.audit_table, 30),
-    )
+    env = make_sync_env(cfg)
     ensure_properties(cfg, env.hubspot)
     seeded = requests.post(
         f"{pc_emulator.url}/_emulator/seed",

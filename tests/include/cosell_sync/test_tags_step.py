@@ -8,61 +8,27 @@ a retried task sends nothing twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 import requests
 
-from cosell_hooks import HubSpotHook, PartnerCentralHook
 from cosell_sync import tags as tags_module
-from cosell_sync.audit import AuditTrail
-from cosell_sync.bootstrap import ensure_storage
 from cosell_sync.config import load_config
-from cosell_sync.conflict_store import ConflictStore
 from cosell_sync.env import SyncEnv
 from cosell_sync.setup import ensure_properties
-from cosell_sync.state import BaselineStore, RetryQueue, WatermarkStore
-from cosell_sync.storage import SnapshotStore, StepState
+from cosell_sync.storage import StepState
 from cosell_sync.tags import sync_tags
 
 HEADERS = {"Authorization": "Bearer t"}
 
 
 @pytest.fixture
-def env(
-    pc_emulator: Any, hubspot_emulator: Any, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
-) -> SyncEnv:
+def env(pc_emulator: Any, hubspot_emulator: Any, make_sync_env: Callable[..., SyncEnv]) -> SyncEnv:
     cfg = load_config()
-    pc_conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"region_name": "us-east-1", "endpoint_url": pc_emulator.url},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_PARTNER_CENTRAL_DEFAULT", json.dumps(pc_conn))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_HUBSPOT_DEFAULT",
-        json.dumps({"conn_type": "hubspot", "host": hubspot_emulator.url, "password": "t"}),
-    )
-    s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name="us-east-1")
-    ddb = boto3.client("dynamodb", endpoint_url=aws_endpoint, region_name="us-east-1")
-    st = cfg.storage
-    ensure_storage(s3, ddb, st.bucket, st.audit_table, st.state_table)
-    snapshots = SnapshotStore(s3, st.bucket, st.prefix)
-    built = SyncEnv(
-        config=cfg,
-        catalog="AWS",
-        partner_central=PartnerCentralHook(catalog="AWS"),
-        hubspot=HubSpotHook(),
-        snapshots=snapshots,
-        baseline=BaselineStore(snapshots, "AWS"),
-        watermarks=WatermarkStore(ddb, st.state_table),
-        retry=RetryQueue(ddb, st.state_table, "AWS"),
-        conflicts=ConflictStore(ddb, st.state_table, "AWS"),
-        audit=AuditTrail(ddb, st.audit_table, 30),
-    )
+    built = make_sync_env(cfg)
     ensure_properties(cfg, built.hubspot)
     requests.post(f"{pc_emulator.url}/_emulator/quotas", json={"time_scale": 50}, timeout=10)
     built.pc_url = pc_emulator.url  # type: ignore[attr-defined]
