@@ -268,6 +268,8 @@ def measure_event_latency(workdir: Path, samples: int | None = None) -> list[Res
         wait_for(lambda: airflow.runs("cosell_reconcile"), 60, "the scheduled cosell_reconcile run")
         if any(r["state"] != "success" for r in airflow.wait_idle("cosell_reconcile", timeout=600)):
             raise RuntimeError("the initial cosell_reconcile load failed")
+        # No scheduled run at the next half-hour boundary: its lease would delay the sampled event runs.
+        airflow.pause("cosell_reconcile")
         oid = _editable(urls["partner_central"], seeded)
         relay = EventBridgeRelay(airflow)
         sampler = _Sampler(airflow, relay, urls, LOCAL_WEBHOOK_SECRET)

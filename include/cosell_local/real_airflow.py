@@ -388,9 +388,16 @@ class RealAirflow:
 
     def unpause(self, dag_id: str) -> None:
         """Unpause a DAG (its runs, triggered or scheduled, start only then)."""
-        status, got = self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        self._set_paused(dag_id, False)
+
+    def pause(self, dag_id: str) -> None:
+        """Pause a DAG: the scheduler creates no more runs of it."""
+        self._set_paused(dag_id, True)
+
+    def _set_paused(self, dag_id: str, paused: bool) -> None:
+        status, got = self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": paused})
         if status != 200:
-            raise RuntimeError(f"unpausing {dag_id} answered {status}: {got}")
+            raise RuntimeError(f"{'pausing' if paused else 'unpausing'} {dag_id} answered {status}: {got}")
 
     def wait_idle(self, dag_id: str, timeout: float = 180) -> list[dict[str, Any]]:
         """Wait until no run of ``dag_id`` is queued or running; every run."""
