@@ -156,6 +156,10 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
     workdir = Path(tmp_path_factory.mktemp(f"airflow-{variant}"))
     with local_stack() as stack, pytest.MonkeyPatch.context() as mp:
+        # moto's backends are process-wide: this stack's moto server would otherwise serve the previous
+        # variant's bucket, tables, baseline and watermarks, and the initial load would see its records
+        # as synced already (deals that exist only in the previous variant's HubSpot emulator).
+        requests.post(f"{stack.aws_url}/moto-api/reset", timeout=30).raise_for_status()
         conns = stack.connection_env()
         airflow = RealAirflow(
             workdir,
