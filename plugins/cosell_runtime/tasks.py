@@ -158,6 +158,23 @@ def _exclusive(
         lease.release(run_id)
 
 
+@contextmanager
+def _after_commit(run: dict[str, Any]) -> Iterator[Any]:
+    """A step after ``commit`` that writes Partner Central: its env, under the catalog's lease taken again.
+
+    ``commit`` gave the lease up; a taken lease reschedules the step (``_step_recheck``) instead of keeping
+    its pool slot. A dry run writes nothing and takes no lease.
+    """
+    env = build_env(run["catalog"])
+    with (
+        _final_errors(),
+        _exclusive(
+            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
+        ),
+    ):
+        yield env
+
+
 # -- cosell_reconcile ----------------------------------------------------------------------------------
 def reconcile_prepare(context: dict[str, Any]) -> dict[str, Any]:
     """``prepare``: take the catalog's lease, then fix the run's catalog and its window.
@@ -368,13 +385,7 @@ def reconcile_sync_engagements(run: dict[str, Any], pc: dict[str, Any], hs: dict
     """
     from cosell_sync.engagements import sync_engagements
 
-    env = build_env(run["catalog"])
-    with (
-        _final_errors(),
-        _exclusive(
-            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
-        ),
-    ):
+    with _after_commit(run) as env:
         return sync_engagements(env, run, pc, hs)
 
 
@@ -385,13 +396,7 @@ def reconcile_sync_owners(run: dict[str, Any], hs: dict[str, Any]) -> dict[str, 
     """
     from cosell_sync.owners import sync_owners
 
-    env = build_env(run["catalog"])
-    with (
-        _final_errors(),
-        _exclusive(
-            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
-        ),
-    ):
+    with _after_commit(run) as env:
         return sync_owners(env, run, hs)
 
 
@@ -409,13 +414,7 @@ def reconcile_sync_customer_accounts(
     from cosell_sync.customer_accounts import sync_customer_accounts
 
     del pc  # see the docstring
-    env = build_env(run["catalog"])
-    with (
-        _final_errors(),
-        _exclusive(
-            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
-        ),
-    ):
+    with _after_commit(run) as env:
         return sync_customer_accounts(env, run, hs)
 
 
@@ -428,13 +427,7 @@ def reconcile_sync_tags(
     """
     from cosell_sync.tags import sync_tags
 
-    env = build_env(run["catalog"])
-    with (
-        _final_errors(),
-        _exclusive(
-            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
-        ),
-    ):
+    with _after_commit(run) as env:
         return sync_tags(env, run, pc, hs, pc_applied)
 
 
@@ -446,13 +439,7 @@ def reconcile_sync_solutions(run: dict[str, Any], pc: dict[str, Any], hs: dict[s
     """
     from cosell_sync.solutions import sync_solutions
 
-    env = build_env(run["catalog"])
-    with (
-        _final_errors(),
-        _exclusive(
-            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
-        ),
-    ):
+    with _after_commit(run) as env:
         return sync_solutions(env, run, pc, hs)
 
 
@@ -466,13 +453,7 @@ def reconcile_sync_snapshots(run: dict[str, Any], pc: dict[str, Any], hs: dict[s
     from cosell_sync.snapshots import sync_snapshots
 
     named = list(((run.get("events") or {}).get("engagement_ids")) or [])
-    env = build_env(run["catalog"])
-    with (
-        _final_errors(),
-        _exclusive(
-            env.catalog, run["run_id"], enabled=not run.get("dry_run"), reschedule_after=_step_recheck(run)
-        ),
-    ):
+    with _after_commit(run) as env:
         return sync_snapshots(env, run, pc, hs, engagement_ids=named)
 
 
@@ -706,8 +687,8 @@ def events_sync_engagements(
         # No HubSpot extract ran (engagement events only): no deal is known to have changed, so no deal's
         # context is read (None would read every deal's); HubSpot context edits wait for the scheduled run.
         hs = {"key": "none", "deals": 0}
-    env = build_env(run["catalog"])
-    with _final_errors(), _exclusive(env.catalog, run["run_id"], reschedule_after=_step_recheck(run)):
+    # An event run is never a dry run: the lease is always taken.
+    with _after_commit(run) as env:
         return sync_engagements(
             env,
             run,
