@@ -296,6 +296,49 @@ def phase_changes(stack: BenchStack, changes: int, results: list[Result]) -> dic
     return out
 
 
+def phase_related(stack: BenchStack, changes: int, results: list[Result]) -> None:
+    """Companies and contacts edited in HubSpot (issue 13): calls per changed company and per contact.
+
+    The edited objects belong to Pending Submission records (the others are gated), so each reaches its
+    linked opportunity: one GetOpportunity and one full-record UpdateOpportunity per opportunity, which
+    the figure's note reports apart from the HubSpot calls the goal is about.
+    """
+    stack.set_scale(CHANGE_SCALE)
+    base = stack.baseline()
+    pending = base[base["review_status"].astype(str) == "Pending Submission"]
+    for spec_plural, column, prop, label in (
+        ("companies", "company_id", "city", "company"),
+        ("contacts", "contact_id", "jobtitle", "contact"),
+    ):
+        if column not in pending.columns:
+            _say(f"  no {column} in the baseline: the {label} phase is skipped")
+            continue
+        owners = pending[column].dropna().astype(str)
+        chosen = sorted(set(owners))[:changes]
+        linked = int(owners.isin(chosen).sum())
+        stack.edit_hubspot_objects(spec_plural, chosen, prop, f"bench-{label}")
+        _say(f"{len(chosen)} HubSpot {label} edits ({linked} linked opportunities): reconcile ...")
+        run, seconds = _quiet_run(stack)
+        pc, hs = stack.calls()
+        to_pc = stack.report(run)["hubspot_to_partner_central"]
+        n = max(len(chosen), 1)
+        _say(f"  {seconds:.1f} s, PC updated {to_pc['updated']}; {_calls_summary(pc, hs)}")
+        results.append(
+            figure(
+                f"HS->PC: HubSpot calls per changed {label} ({len(chosen):,} of {len(base):,} records)",
+                round(hs["total"] / n, 4),
+                "calls",
+                "<=",
+                0.05,
+                f"{hs['total']} HubSpot calls for {len(chosen)} {label} edits ({prop}) reaching {linked} "
+                f"linked opportunities; Partner Central: {pc_reads(pc)} reads, {pc_writes(pc)} writes "
+                f"({pc_writes(pc) / n:.2f} per {label}: one full-record UpdateOpportunity per linked "
+                f"opportunity); {to_pc['updated']} updated, {to_pc['deferred']} deferred, {to_pc['failed']} "
+                f"failed; {seconds:.1f} s at time_scale {CHANGE_SCALE:g}. Calls: {_calls_summary(pc, hs)}.",
+            )
+        )
+
+
 def phase_per_record(stack: BenchStack, changed: dict[str, Any], results: list[Result]) -> None:
     """The same changed records, the per-record (Lambda) way; ratios to ours."""
     from bench.per_record import run_per_record
@@ -538,6 +581,8 @@ def main() -> int:
         changed = phase_changes(stack, changes, results)
         if "per_record" not in skip:
             phase_per_record(stack, changed, results)
+        if "related" not in skip:
+            phase_related(stack, int(os.environ.get("BENCH_RELATED_CHANGES", "500")), results)
     finally:
         stop_stack_process(proc)
     if "bulk" not in skip:

@@ -215,24 +215,27 @@ class BenchStack:
             )
             r.raise_for_status()
 
-    def edit_hubspot(self, deal_ids: list[str], tag: str) -> None:
-        """A HubSpot-side edit (``aws_next_steps``) on each deal via batch update, then zero the counters."""
+    def edit_hubspot_objects(self, plural: str, ids: list[str], prop: str, tag: str) -> None:
+        """A HubSpot-side edit of one property per company or contact (batch update); zero the counters."""
         session = requests.Session()
-        for start in range(0, len(deal_ids), 100):
-            chunk = deal_ids[start : start + 100]
+        for start in range(0, len(ids), 100):
+            chunk = ids[start : start + 100]
             r = session.post(
-                f"{self.hs_url}/crm/v3/objects/deals/batch/update",
+                f"{self.hs_url}/crm/v3/objects/{plural}/batch/update",
                 headers={"Authorization": f"Bearer {HS_TOKEN}"},
                 json={
                     "inputs": [
-                        {"id": d, "properties": {"aws_next_steps": f"{tag} partner step {start + i}"}}
-                        for i, d in enumerate(chunk)
+                        {"id": i, "properties": {prop: f"{tag} {start + n}"}} for n, i in enumerate(chunk)
                     ]
                 },
                 timeout=60,
             )
             r.raise_for_status()
         self.reset_calls()
+
+    def edit_hubspot(self, deal_ids: list[str], tag: str) -> None:
+        """A HubSpot-side edit (``aws_next_steps``) on each deal via batch update, then zero the counters."""
+        self.edit_hubspot_objects("deals", deal_ids, "aws_next_steps", f"{tag} partner step")
 
 
 #: Partner Central's read operations (the read quota): every read is named Get*, List* or Search*.

@@ -425,6 +425,15 @@ def _defs() -> dict[str, list[tuple[str, str, str, str, str, dict[str, Any]]]]:
             ),
             ("hs_next_step", "Next step", _S, "textarea", deal_info, {}),
             (owner[0], "Deal owner", owner[2], owner[3], deal_info, owner[5]),
+            # Default in every portal: the deal's collaborators, owner ids ';'-separated (multi-select).
+            (
+                "hs_all_collaborator_owner_ids",
+                "Deal Collaborator",
+                _E,
+                "checkbox",
+                deal_info,
+                owner[5],
+            ),
             ("createdate", "Create Date", _DT, "date", deal_info, {}),
             ("hs_lastmodifieddate", "Last Modified Date", _DT, "date", deal_info, {"readOnly": True}),
             ("hs_object_id", "Record ID", _N, "number", deal_info, {"readOnly": True}),

@@ -138,6 +138,11 @@ def handle(
         return 200, b.withdraw_invitation(
             body.get("catalog", "AWS"), body["identifier"], body.get("status", "EXPIRED")
         )
+    if route == "/faults/refuse":
+        # {"operation", "code", "message", "times"}: that operation is refused (times 0 lifts it).
+        if method == "POST":
+            return 200, {"refusals": app.faults.refuse(body)}
+        return 200, {"refusals": dict(app.faults.refusals)}
     if route == "/faults/accept-task":
         # The next `times` StartEngagementByAcceptingInvitationTask tasks end FAILED with `reason_code`.
         if method == "POST":

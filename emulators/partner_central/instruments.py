@@ -51,11 +51,17 @@ class CallLog:
             }
 
 
+#: Error codes ``/_emulator/faults/refuse`` can answer with.
+REFUSAL_CODES = frozenset({"ValidationException", "ConflictException", "ResourceNotFoundException"})
+
+
 class Faults:
     """Injected failures, deterministic for a seed: throttling, 500s and added latency."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: Operation -> {"code", "message", "times"} (``/_emulator/faults/refuse``); times None: until lifted.
+        self.refusals: dict[str, dict[str, Any]] = {}
         self.configure({})
 
     def configure(self, body: dict[str, Any]) -> None:
@@ -82,3 +88,45 @@ class Faults:
         """(throttle this call, fail this call); two draws a call keep the sequence seed-deterministic."""
         with self._lock:
             return self._rng.random() < self.throttle_rate, self._rng.random() < self.error_rate
+
+    def refuse(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Make Partner Central refuse one operation: ``{"operation", "code", "message", "field", "times"}``.
+
+        ``code``: ``ValidationException`` (default; a business rule, ``ErrorList`` naming ``field`` when
+        given), ``ConflictException`` or ``ResourceNotFoundException`` (what the write operations' models
+        list); ``times``: how many calls (absent: until lifted); ``times`` 0 lifts it. The refused call
+        changes nothing, as AWS's refusals do.
+        """
+        operation = str(body["operation"])
+        code = str(body.get("code") or "ValidationException")
+        if code not in REFUSAL_CODES:
+            raise ValueError(f"code must be one of {sorted(REFUSAL_CODES)}")
+        times = body.get("times")
+        with self._lock:
+            if times is not None and int(times) <= 0:
+                self.refusals.pop(operation, None)
+            else:
+                self.refusals[operation] = {
+                    "code": code,
+                    "message": str(body.get("message") or f"{operation} refused (injected fault)"),
+                    "field": body.get("field"),
+                    "times": None if times is None else int(times),
+                }
+            return {op: dict(r) for op, r in self.refusals.items()}
+
+    def refusal(self, operation: str) -> dict[str, Any] | None:
+        """The refusal this call of ``operation`` gets (counted down), if one is set."""
+        with self._lock:
+            found = self.refusals.get(operation)
+            if found is None:
+                return None
+            if found["times"] is not None:
+                found["times"] -= 1
+                if found["times"] <= 0:
+                    del self.refusals[operation]
+            return dict(found)
+
+    def clear_refusals(self) -> None:
+        """Lift every refusal (``/_emulator/reset``)."""
+        with self._lock:
+            self.refusals.clear()

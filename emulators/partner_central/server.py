@@ -21,10 +21,14 @@ from werkzeug.wrappers import Request, Response
 from emulators.common.server import ThreadedServer
 from emulators.partner_central import controls, shapes
 from emulators.partner_central.exceptions import (
+    ConflictException,
     InternalServerException,
     PartnerCentralError,
+    ResourceNotFoundException,
     ThrottlingException,
     UnknownOperationException,
+    ValidationException,
+    business_error,
 )
 from emulators.partner_central.instruments import CallLog, Faults
 from emulators.partner_central.models import PartnerCentralBackend
@@ -60,6 +64,7 @@ class PartnerCentralApp:
         self.backend.events.enabled = True
         self.quotas.configure(enabled=True, time_scale=1.0)
         self.faults.configure({})
+        self.faults.clear_refusals()
         self.calls.reset()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:  # noqa: D102
@@ -114,6 +119,9 @@ class PartnerCentralApp:
         try:
             if fail:
                 raise InternalServerException("An internal error occurred (injected fault)")
+            refused = self.faults.refusal(operation)
+            if refused is not None:
+                raise _refusal(refused)
             try:
                 params = json.loads(request.get_data() or b"{}")
             except ValueError:
@@ -141,6 +149,17 @@ class PartnerCentralApp:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.backend.dump()))
         tmp.replace(self.state_file)
+
+
+def _refusal(refused: dict[str, Any]) -> PartnerCentralError:
+    """The error a ``/_emulator/faults/refuse`` refusal answers with (a business rule, as AWS words it)."""
+    if refused["code"] == "ConflictException":
+        return ConflictException(refused["message"])
+    if refused["code"] == "ResourceNotFoundException":
+        return ResourceNotFoundException(refused["message"])
+    if refused.get("field"):
+        return business_error(refused["field"], refused["message"], "INVALID_RESOURCE_STATE")
+    return ValidationException(refused["message"], reason="BUSINESS_VALIDATION_FAILED")
 
 
 def _serialization_error() -> PartnerCentralError:

@@ -25,6 +25,7 @@ from cosell_sync.errors import StalePlanError, SyncError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.plan import Plan
 from cosell_sync.storage import run_key
+from cosell_sync.team import TeamMirror, resolve_teams, teams_from_records
 from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
 from cosell_sync.writers.partner_central import PartnerCentralWriter, SolutionsRequiredError
 
@@ -118,6 +119,16 @@ def apply_partner_central(
     # Deals found by search and the records of bulk jobs: linked like single creates, never sent again.
     prepared = load_prepared(env, creates)
     recovered |= apply_prepared_creates(env, writer, plan, prepared, results, submissions, calls)
+    # The deals' owners and collaborators become OpportunityTeam: one owners read for the step's creates.
+    teams, team_calls = resolve_teams(
+        env,
+        [
+            i
+            for i in plan.create_opportunities
+            if i["deal_id"] not in recovered and f"deal:{i['deal_id']}" not in plan.invalid
+        ],
+    )
+    calls.update(team_calls)
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]
         if deal_id in recovered:
@@ -127,7 +138,9 @@ def apply_partner_central(
             results["failed"][f"deal:{deal_id}"] = _invalid_values(plan, f"deal:{deal_id}")
             continue
         try:
-            created = writer.create(deal_id, item["values"], plan.solution_ids.get(f"deal:{deal_id}"))
+            created = writer.create(
+                deal_id, item["values"], plan.solution_ids.get(f"deal:{deal_id}"), teams.get(str(deal_id))
+            )
         except SyncError as err:
             log.error("CreateOpportunity for deal %s failed: %s", deal_id, err.message)
             results["failed"][f"deal:{deal_id}"] = err.to_dict()
@@ -341,8 +354,38 @@ def apply_hubspot(
     stale = _deals_with_stale_error(plan, pc_results, hs, base, object_id, env.retry.list())
     for deal_id in stale - failed_deals:
         per_object[DEAL.plural].setdefault(deal_id, {})[SYNC_ERROR_PROPERTY] = ""
+    # 2b. Partner Central's team on the deal (aws_opportunity_team), from the full records this run holds
+    # anyway (the extract's reads, the read-back of a create): no read for it, written with the deal's
+    # other properties, and only when it changed since it was last written (cosell_sync.team).
+    mirror = TeamMirror(env, run["catalog"])
+    pc_teams = teams_from_records(pc)
+    team_only: set[str] = set()
+    team_sources = [
+        (object_id(oid, DEAL.name), oid, team)
+        for oid, team in pc_teams.items()
+        if oid not in plan.create_deals
+    ]
+    team_sources += [
+        (deal_id, created["opportunity_id"], created["team"])
+        for deal_id, created in (pc_results.get("created") or {}).items()
+        if "team" in created
+    ]
+    for team_deal, team_oid, team in team_sources:
+        team_props = mirror.add(team_deal, team_oid, team) if team_deal else {}
+        if team_props:
+            if team_deal not in per_object[DEAL.plural]:
+                team_only.add(team_deal)
+                # A failed write is reported under the opportunity, like the run's other updates.
+                owner_of[(DEAL.plural, team_deal)] = team_oid
+            per_object[DEAL.plural].setdefault(team_deal, {}).update(team_props)
     outcome = writer.update_objects(per_object, owner_of)
-    results["updated"], results["failed"] = outcome.updated, outcome.failed
+    # A deal written only for its team is not an "updated" record of the run's report.
+    team_keys = {owner_of[(DEAL.plural, d)] for d in team_only}
+    updated = {
+        k: [p for p in v if not (k in team_keys and p == DEAL.plural)] for k, v in outcome.updated.items()
+    }
+    results["updated"] = {k: v for k, v in updated.items() if v}
+    results["failed"] = outcome.failed
 
     # 3. new deals for opportunities that have none: upsert on the unique link property (idempotent)
     if plan.create_deals:
@@ -352,9 +395,12 @@ def apply_hubspot(
         for oid in plan.create_deals:
             values = {c: clean(new_records[oid].get(c)) for c in cfg.field_names()}
             props = new_deal_properties(values, oid, cfg)
-            rows[oid] = props[DEAL.name]
+            # The new deal shows the opportunity's team from the start (no write of its own).
+            rows[oid] = {**props[DEAL.name], **mirror.new_deal_properties(pc_teams.get(oid))}
             related_props[oid] = props
         created_deals, failed = writer.upsert_deals(rows)
+        for oid, deal_id in created_deals.items():
+            mirror.add(deal_id, oid, pc_teams.get(oid))
         results["failed"].update(failed)
         results["created"] = created_deals
         results["related"] = writer.create_related(created_deals, related_props)
@@ -385,6 +431,10 @@ def apply_hubspot(
     # Kept with the run's results so commit audits them (CONFLICT_DETECTED) like the plan's conflicts.
     results["typed_conflicts"] = typed
     results["tasks"] = _open_conflicts(env, writer, plan, run, object_id, typed)
+    results["team"] = mirror.save(
+        failed=[d for d in mirror.pending if owner_of.get((DEAL.plural, d), d) in outcome.failed],
+        run_id=run["run_id"],
+    )
     results["api_calls"] = dict(gw.calls)
     key = run_key(run["catalog"], run["run_id"], "apply_hubspot.json")
     env.snapshots.put_json(results, key)

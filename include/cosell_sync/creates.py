@@ -181,11 +181,22 @@ def _start_job(
     deal_ids: list[str],
     calls: Counter[str],
 ) -> dict[str, Any] | None:
-    """Write the CSV, start one bulk job; None when the account has no bulk jobs."""
+    """Write the CSV, start one bulk job; None when the account has no bulk jobs.
+
+    Each record carries its deal's team (``OpportunityTeam[n].*`` columns, as a single create would):
+    one owners read for the job (:func:`cosell_sync.team.resolve_teams`).
+    """
+    from cosell_sync.team import resolve_teams
+
     values = {str(i["deal_id"]): i["values"] for i in plan.create_opportunities}
+    wanted = set(deal_ids)
+    teams, team_calls = resolve_teams(
+        env, [i for i in plan.create_opportunities if str(i["deal_id"]) in wanted]
+    )
+    calls.update(team_calls)
     rows = []
     for deal_id in deal_ids:
-        request, _held, _sent = writer.create_request(deal_id, values[deal_id])
+        request, _held, _sent = writer.create_request(deal_id, values[deal_id], teams.get(deal_id))
         rows.append((deal_id, {k: v for k, v in request.items() if k not in ("Catalog", "ClientToken")}))
     data = write_csv(OPPORTUNITY, rows)
     return _send_job(env, run, data, "opportunities", BULK_CREATE_JOB, calls, deal_ids=deal_ids)
@@ -449,6 +460,8 @@ def _apply_job(
                 _req, held, _sent = writer.create_request(deal_id, item["values"])
             created = writer.adopt_bulk_created(made[deal_id], stored[deal_id], held, solutions)
             created["bulk_job"] = job_id
+            # No read-back: the deal shows the team the job was sent until the record's first change is read.
+            created["team"] = requests.get(deal_id, {}).get("OpportunityTeam") or []
             results["created"][deal_id] = created
             if created.get("error"):
                 results["failed"][key] = created["error"]

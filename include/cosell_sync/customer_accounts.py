@@ -62,6 +62,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import COMPANY, DEAL, Direction, clean
+from cosell_sync.domains import normalize_domain
 from cosell_sync.errors import (
     AuthError,
     ConflictError,
@@ -121,7 +122,6 @@ ENRICHMENT_PROPERTIES: dict[str, tuple[str, str]] = {
 COMPANY_PROPERTIES = (ACCOUNT_ID_PROPERTY, STATUS_PROPERTY, *ENRICHMENT_PROPERTIES)
 DOMAIN_PROPERTY = "domain"
 ACCOUNT_PREFIX = "Customer.Account."
-_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+")
 _DUNS = re.compile(r"[0-9]{9}")
 
 
@@ -204,10 +204,9 @@ def account_data(props: dict[str, Any], cfg: SyncConfig, duns_property: str | No
         out.pop("WebsiteUrl")  # the model's pattern is 4-255 characters; the match can use the domain
     if out.get("Industry") == "Other" and not out.get("OtherIndustry"):
         out.pop("Industry")  # "Other" needs OtherIndustry, which HubSpot companies do not carry
-    domain = (clean(props.get(DOMAIN_PROPERTY)) or "").strip().lower().rstrip(".")
-    if domain.startswith("www."):
-        domain = domain[4:]
-    if domain and len(domain) <= 253 and _DOMAIN.fullmatch(domain):
+    # The one normalisation new-company matching uses too (cosell_sync.domains).
+    domain = normalize_domain(props.get(DOMAIN_PROPERTY))
+    if domain:
         out["Domain"] = domain
     if duns_property:
         duns = re.sub(r"[\s-]", "", clean(props.get(duns_property)) or "")

@@ -146,3 +146,13 @@ def without_values(message: str) -> str:
     ``aws_sync_error`` and retry items need.
     """
     return _PARAM_VALUE.sub(", ", _QUOTED_VALUE.sub("Value at '", message))
+
+
+def merge_step_error(current: str | None, prefix: str, lines: list[str]) -> str:
+    """A deal's ``aws_sync_error`` with one step's lines (each starting with ``prefix``) replaced.
+
+    Other steps' lines are kept, so a step clearing its own error never clears another's. An empty
+    ``lines`` clears the step's lines. Capped at 1,000 characters (the property is a text area).
+    """
+    kept = [ln for ln in (current or "").split("\n") if ln.strip() and not ln.startswith(prefix)]
+    return "\n".join([*kept, *(f"{prefix}{ln}" for ln in lines)])[:1000]

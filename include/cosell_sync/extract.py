@@ -41,8 +41,15 @@ log = logging.getLogger(__name__)
 #: filled while an answer is on its way.
 READ_THREADS = 4
 
-#: HubSpot deal properties every extract reads besides the mapped ones.
-DEAL_SYSTEM_PROPERTIES = ("hs_lastmodifieddate", "hubspot_owner_id", "pipeline", "dealstage")
+#: HubSpot deal properties every extract reads besides the mapped ones. The owner and the collaborators
+#: (``hs_all_collaborator_owner_ids``) become a new opportunity's ``OpportunityTeam`` (``cosell_sync.team``).
+DEAL_SYSTEM_PROPERTIES = (
+    "hs_lastmodifieddate",
+    "hubspot_owner_id",
+    "hs_all_collaborator_owner_ids",
+    "pipeline",
+    "dealstage",
+)
 
 
 def hubspot_properties(cfg: SyncConfig, obj: str) -> list[str]:
@@ -66,6 +73,9 @@ def hubspot_properties(cfg: SyncConfig, obj: str) -> list[str]:
             cfg.tags.property,
             *DEAL_SYSTEM_PROPERTIES,
         }
+        if cfg.owners.business_title_property:
+            # The team's business title on create, read with the deal (no extra call).
+            props.add(cfg.owners.business_title_property)
     return sorted(props)
 
 

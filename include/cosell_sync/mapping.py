@@ -68,6 +68,11 @@ NORMALISED_COLUMN = "_normalised"
 SOLUTIONS_COLUMN = "_solution_ids"
 #: Column of HubSpot frames: the deal's tags text (``tags.property``), for the ``sync_tags`` step.
 TAGS_COLUMN = "_tags"
+#: Column of HubSpot frames: the deal's owner then its collaborators (owner ids, ';'-separated), the
+#: ``OpportunityTeam`` of a create (``cosell_sync.team``).
+TEAM_COLUMN = "_team_owner_ids"
+#: Column of HubSpot frames: the deal's ``owners.business_title_property`` value (the team's title).
+TEAM_TITLE_COLUMN = "_team_title"
 
 _OBJECTS = ("deal", "company", "contact")
 
@@ -317,6 +322,9 @@ def hubspot_to_frame(
     solution_ids: list[str | None] = []
     solutions_prop = cfg.submission.solution_ids_property
     tags: list[str | None] = []
+    teams: list[str | None] = []
+    team_titles: list[str | None] = []
+    title_prop = cfg.owners.business_title_property
     columns: list[list[Any]] = [[] for _ in specs]
     for deal in deals:
         deal_props = deal.get("properties") or {}
@@ -337,6 +345,8 @@ def hubspot_to_frame(
         deal_ids.append(deal_id)
         solution_ids.append(deal_props.get(solutions_prop) or None)
         tags.append(deal_props.get(cfg.tags.property) or None)
+        teams.append(_team_owner_ids(deal_props))
+        team_titles.append((deal_props.get(title_prop) or None) if title_prop else None)
         company_ids.append(company_id if company else None)
         contact_ids.append(contact_id if contact else None)
         modified_deal.append(_hs_modified(deal))
@@ -373,6 +383,8 @@ def hubspot_to_frame(
         "_contact_id",
         SOLUTIONS_COLUMN,
         TAGS_COLUMN,
+        TEAM_COLUMN,
+        TEAM_TITLE_COLUMN,
         ERROR_COLUMN,
         SKIP_COLUMN,
         NORMALISED_COLUMN,
@@ -387,6 +399,8 @@ def hubspot_to_frame(
     data["_contact_id"] = contact_ids
     data[SOLUTIONS_COLUMN] = solution_ids
     data[TAGS_COLUMN] = tags
+    data[TEAM_COLUMN] = teams
+    data[TEAM_TITLE_COLUMN] = team_titles
     data[ERROR_COLUMN] = errors
     data[SKIP_COLUMN] = skips
     data[NORMALISED_COLUMN] = notes
@@ -398,6 +412,14 @@ def hubspot_to_frame(
         }
     )
     return _finish(ids, data, pd.DatetimeIndex(stamps.max(axis=1, skipna=True)), cfg)
+
+
+def _team_owner_ids(deal_props: Mapping[str, Any]) -> str | None:
+    """The deal's owner, then its collaborators (``hs_all_collaborator_owner_ids``), once each."""
+    ids = [str(deal_props.get("hubspot_owner_id") or "").strip()]
+    ids += str(deal_props.get("hs_all_collaborator_owner_ids") or "").split(";")
+    unique = list(dict.fromkeys(i.strip() for i in ids if i and i.strip()))
+    return ";".join(unique) or None
 
 
 def _field_notes(text: Any) -> dict[str, str]:

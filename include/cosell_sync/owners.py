@@ -79,7 +79,15 @@ SYNC_ERROR_PROPERTY = "aws_sync_error"
 #: Retry-queue reason of a deal whose owner change did not reach Partner Central.
 RETRY_REASON = "ASSIGN_FAILED"
 STATE_NAME = "owners"
-STATE_COLUMNS = ["opportunity_id", "owner_id", "recorded_at", "wanted_owner_id", "error"]
+#: ``collaborators``: the deal's collaborator owner ids last seen (a JSON array; None: not seen yet).
+STATE_COLUMNS = ["opportunity_id", "owner_id", "recorded_at", "wanted_owner_id", "error", "collaborators"]
+#: The deal's collaborators (HubSpot default deal property, owner ids ';'-separated): the opportunity team.
+COLLABORATORS_PROPERTY = "hs_all_collaborator_owner_ids"
+#: The note of a collaborator change (``cosell_sync.team``): it cannot reach Partner Central.
+TEAM_NOTE = (
+    "<p><strong>AWS Partner Central</strong></p><p>Opportunity team changed in HubSpot; Partner Central's "
+    "team is unchanged: UpdateOpportunity cannot change it</p>"
+)
 
 
 class OwnerError(ValidationError):
@@ -97,33 +105,41 @@ def _pattern(member: str) -> re.Pattern[str]:
     return re.compile(_member_shape(member).metadata.get("pattern") or "(?s).*")
 
 
-def email_problem(email: str | None) -> str | None:
+#: Where an assignee goes, for the rule a refused owner names.
+ASSIGNEE = "AssignOpportunity Assignee"
+
+
+def email_problem(email: str | None, where: str = ASSIGNEE) -> str | None:
     """Why an e-mail cannot be ``Assignee.Email`` (None: it can), naming the rule, never the value.
 
     The address is taken in lower case (see the module doc) before the model's pattern is applied.
+    ``where`` names the member in the rule (a team member's ``Contact`` has the same patterns).
     """
     if email is None or not str(email).strip():
-        return "owner email: missing (AssignOpportunity Assignee.Email is required)"
+        return f"owner email: missing ({where}.Email is required)"
     if _pattern("Email").fullmatch(str(email).strip().lower()) is None:
         return (
-            "owner email: malformed (AssignOpportunity Assignee.Email must be an address of at most 80 "
+            f"owner email: malformed ({where}.Email must be an address of at most 80 "
             "characters matching Partner Central's Email pattern)"
         )
     return None
 
 
-def assignee(owner: dict[str, Any], business_title: str | None, default_title: str) -> dict[str, str]:
-    """The ``AssignOpportunity.Assignee`` of a HubSpot owner.
+def assignee(
+    owner: dict[str, Any], business_title: str | None, default_title: str, where: str = ASSIGNEE
+) -> dict[str, str]:
+    """The ``AssignOpportunity.Assignee`` of a HubSpot owner (or an ``OpportunityTeam`` ``Contact``).
 
     Args:
         owner: a ``GET /crm/v3/owners`` result (``email``, ``firstName``, ``lastName``).
         business_title: the deal's title property value (None or empty: ``default_title``).
         default_title: ``owners.default_business_title``.
+        where: the member the contact is for, named in a refusal's rule.
 
     Raises:
         OwnerError: a member the model needs is missing or refused (field and rule, no value).
     """
-    problem = email_problem(owner.get("email"))
+    problem = email_problem(owner.get("email"), where)
     if problem:
         raise OwnerError(problem)
     out = {"Email": str(owner["email"]).strip().lower()}
@@ -133,17 +149,13 @@ def assignee(owner: dict[str, Any], business_title: str | None, default_title: s
     ):
         value = str(owner.get(key) or "").strip()
         if not value:
-            raise OwnerError(f"owner {label}: missing (AssignOpportunity Assignee.{member} is required)")
+            raise OwnerError(f"owner {label}: missing ({where}.{member} is required)")
         if _pattern(member).fullmatch(value) is None:
-            raise OwnerError(
-                f"owner {label}: longer than 80 characters (AssignOpportunity Assignee.{member})"
-            )
+            raise OwnerError(f"owner {label}: longer than 80 characters ({where}.{member})")
         out[member] = value
     title = str(business_title or "").strip() or default_title
     if _pattern("BusinessTitle").fullmatch(title) is None:
-        raise OwnerError(
-            "business title: longer than 80 characters (AssignOpportunity Assignee.BusinessTitle)"
-        )
+        raise OwnerError(f"business title: longer than 80 characters ({where}.BusinessTitle)")
     out["BusinessTitle"] = title
     return out
 
@@ -377,10 +389,17 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
         or state[d].get("error")
     ]
     title_prop = cfg.business_title_property
-    props = [OWNER_PROPERTY, env.config.link_property, *([title_prop] if title_prop else [])]
+    props = [
+        OWNER_PROPERTY,
+        COLLABORATORS_PROPERTY,
+        env.config.link_property,
+        *([title_prop] if title_prop else []),
+    ]
     found, _ = gw.batch_read(DEAL.plural, to_read, props) if to_read else ([], [])
     current: dict[str, tuple[str, str | None]] = {}
     titles: dict[str, str | None] = {}
+    collaborators: dict[str, str] = {}
+    seen_collaborators = {d: row.get("collaborators") for d, row in state.items()}
     for deal in found:
         p = deal.get("properties") or {}
         deal_id = str(deal["id"])
@@ -389,6 +408,8 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
         if oid:
             current[deal_id] = (str(oid), clean(p.get(OWNER_PROPERTY)))
             titles[deal_id] = clean(p.get(title_prop)) if title_prop else None
+            ids = {i.strip() for i in str(p.get(COLLABORATORS_PROPERTY) or "").split(";") if i.strip()}
+            collaborators[deal_id] = json.dumps(sorted(ids))
     changes, record = plan_changes(state, current)
     now = utc_iso(datetime.now(UTC))
     for deal_id, owner in record.items():
@@ -487,6 +508,7 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
             row.update(owner_id=change.new_owner_id, recorded_at=now, wanted_owner_id=None, error=None)
         else:
             row.update(wanted_owner_id=change.new_owner_id, error=outcome.failed[d].message)
+    team_notes, team_changed = _note_team_changes(env, catalog, gw, state, seen_collaborators, collaborators)
     retry = [
         {
             "opportunity_id": c.opportunity_id,
@@ -500,7 +522,7 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
     ]
     if retry:
         env.retry.add(retry, run_id=run["run_id"])
-    if initial or record or changes or dropped:
+    if initial or record or changes or dropped or team_changed:
         step_state.save_frame(_frame(state))
         step_state.save_meta({**meta, "last_run_id": run["run_id"]})
     calls.update(gw.calls)
@@ -510,6 +532,7 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
         "assigned": len(outcome.assigned),
         "failed": len(outcome.failed),
         "notes": notes,
+        "team_notes": team_notes,
         "initial": initial,
     }
     key = run_key(catalog, run["run_id"], "owners.json")
@@ -524,6 +547,50 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
     )
     log.info("Deal owners: %s", result)
     return {**result, "key": key, "api_calls": dict(calls)}
+
+
+def _note_team_changes(
+    env: SyncEnv,
+    catalog: str,
+    gw: HubSpotGateway,
+    state: dict[str, dict[str, Any]],
+    seen: dict[str, str | None],
+    current: dict[str, str],
+) -> tuple[int, bool]:
+    """Collaborator changes: a note on the deal, never a write (``UpdateOpportunity`` has no team).
+
+    A deal's first sight (or a state from before collaborators were kept) records them without a note.
+    The note is checkpointed under a key derived from the changes, so a retried task writes it once.
+
+    Returns:
+        ``(notes written, whether the state changed)``.
+    """
+    from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
+
+    changed = False
+    noted: list[tuple[str, str, str]] = []
+    for deal_id, now in current.items():
+        if deal_id not in state:
+            continue
+        before = seen.get(deal_id)
+        if before is not None and before != now:
+            noted.append((deal_id, before, now))
+        if state[deal_id].get("collaborators") != now:
+            state[deal_id]["collaborators"] = now
+            changed = True
+    if not noted:
+        return 0, changed
+    for deal_id, _before, _now in noted:
+        # Owner ids and e-mails stay out of the log.
+        log.info(
+            "Deal %s: opportunity team changed in HubSpot; Partner Central's team is unchanged "
+            "(UpdateOpportunity cannot change it): noted on the deal",
+            deal_id,
+        )
+    digest = hashlib.sha256(json.dumps(sorted(noted)).encode()).hexdigest()[:20]
+    checkpoints = Checkpoints(env.snapshots, {"notes": f"state/{catalog}/team-notes/{digest}.json"})
+    writer = HubSpotWriter(env.config, gw, checkpoints)
+    return writer.write_notes({d: TEAM_NOTE for d, _b, _n in noted}, ref=f"team-{digest}"), changed
 
 
 # -- cosell_assign -------------------------------------------------------------------------------------

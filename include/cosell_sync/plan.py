@@ -63,7 +63,8 @@ class Plan:
         create_deals: opportunities without a deal: a deal is created for each.
         complete_deals: opportunity id -> deal id, for linked deals never synced before that lack the
             company or contact the sync creates with a deal (a run died between the two creates).
-        create_opportunities: co-sell deals without an opportunity: ``deal_id``, ``values``, ``submit``.
+        create_opportunities: co-sell deals without an opportunity: ``deal_id``, ``values``, ``submit``,
+            ``team_owner_ids`` (owner first, then collaborators) and ``team_title``.
         submit: opportunities to submit to AWS (their deal entered the submit stage).
         solution_ids: opportunity id (or ``deal:{id}``) -> the partner solutions its deal names.
         diff_rows: rows of the resolved diff (for the log).
@@ -353,7 +354,7 @@ def make_plan(
     from cosell_sync.common import Direction, clean, ts_key
     from cosell_sync.conflicts import resolve
     from cosell_sync.diff import three_way_diff
-    from cosell_sync.mapping import ERROR_COLUMN, SOLUTIONS_COLUMN
+    from cosell_sync.mapping import ERROR_COLUMN, SOLUTIONS_COLUMN, TEAM_COLUMN, TEAM_TITLE_COLUMN
     from cosell_sync.writers.partner_central import parse_solution_ids
 
     cfg = env.config
@@ -414,6 +415,9 @@ def make_plan(
             {
                 "deal_id": str(row["_deal_id"]),
                 "values": {f: clean(row.get(f)) for f in cfg.field_names() if f in new_deals.columns},
+                # The deal's owner and collaborators (owner ids) become the create's OpportunityTeam.
+                "team_owner_ids": [i for i in str(clean(row.get(TEAM_COLUMN)) or "").split(";") if i],
+                "team_title": clean(row.get(TEAM_TITLE_COLUMN)),
             }
             for _, row in new_deals.iterrows()
         ]

@@ -32,6 +32,13 @@ the client's write limiter and is one audit entry (``CREATE_SNAPSHOT_JOB``, ``ST
 the call; the audit keys derive from the run, so a retried task writes no second entry. A retried task
 re-reads the statuses and sends only what is still missing; the create is idempotent by its ClientToken.
 
+**Refused writes.** A job write Partner Central refuses (``ValidationException``, ``ConflictException``,
+``ResourceNotFoundException``, a denied permission, retries exhausted) is logged, audited as a failed entry
+and shown on the deal: one ``aws_sync_error`` line ``snapshots: <Operation> refused (<code>): <rule>`` (no
+value; other steps' lines kept). The job's status stays what Partner Central has, so the next run sends the
+write again (there is no retry-queue item: the step itself converges); the line goes once it goes through,
+or once nothing is left to do. The lines are sent in the run's one batch update of deals.
+
 **Snapshots on the deal.** ``ListResourceSnapshots`` (one engagement, 1,000 a page) is read for the
 engagements of opportunities the run read (a new revision comes with an opportunity change), of jobs acted
 on, of new links, of engagements an event named, and of all of them at each full refresh. The deal gets
@@ -61,7 +68,14 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import DEAL, Direction, clean, parse_ts
-from cosell_sync.errors import AuthError, NotFoundError, ParamError, SyncError
+from cosell_sync.errors import (
+    AuthError,
+    NotFoundError,
+    ParamError,
+    SyncError,
+    merge_step_error,
+    without_values,
+)
 from cosell_sync.storage import StepState, run_key, utc_iso
 
 if TYPE_CHECKING:
@@ -79,6 +93,9 @@ TOTAL = "aws_total_resources"
 LAST_UPLOAD = "aws_last_resource_upload"
 PARTNER_RESOURCES = "aws_partner_resources"
 DEAL_PROPERTIES = (TOTAL, LAST_UPLOAD, PARTNER_RESOURCES)
+SYNC_ERROR_PROPERTY = "aws_sync_error"
+#: Every line this step writes to ``aws_sync_error`` starts so (other steps' lines are kept).
+ERROR_PREFIX = "snapshots: "
 RESOURCE_TYPE = "Opportunity"
 #: ``LifeCycle.Stage`` values of a closed opportunity (closed won is ``Launched``).
 CLOSED_STAGES = frozenset({"Launched", "Closed Lost"})
@@ -96,6 +113,7 @@ STATE_COLUMNS = [
     "total",
     "props",
     "pending",
+    "error",
 ]
 
 
@@ -182,6 +200,20 @@ def deal_properties(revisions: list[dict[str, Any]], total: int, limit: int) -> 
     }
 
 
+def refusal_line(operation: str, error: SyncError) -> str:
+    """The ``aws_sync_error`` line of a snapshot-job write Partner Central refused.
+
+    Names the operation, the error code and the rule Partner Central gave, never a value (quoted values
+    are removed by :func:`~cosell_sync.errors.without_values`).
+    """
+    code = error.code or type(error).__name__
+    rule = without_values(error.message)
+    # The hook words it "<operation> failed: <code>: <message>": the operation and code are said below.
+    lead = f"{operation} failed: {code}: "
+    rule = rule[len(lead) :] if rule.startswith(lead) else rule
+    return f"{operation} refused ({code}): {rule}; the next run tries again"[:300]
+
+
 def note_body(opportunity_id: str, engagement_id: str, revision: dict[str, Any]) -> str:
     """The deal note of one new snapshot revision."""
     return (
@@ -241,6 +273,7 @@ def _new_row(deal_id: str, engagement_id: str | None) -> dict[str, Any]:
         "total": 0,
         "props": {},
         "pending": False,
+        "error": None,
         "_first": True,
     }
 
@@ -296,6 +329,10 @@ class _Run:
     calls: Counter[str] = field(default_factory=Counter)
     audited: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    #: Opportunity -> its ``aws_sync_error`` line (:func:`refusal_line`) of a refused job write this run.
+    refused: dict[str, str] = field(default_factory=dict)
+    #: Deals whose HubSpot update failed in :func:`_write_deals` (their state is not advanced).
+    unwritten: set[str] = field(default_factory=set)
     denied: SyncError | None = None
 
     @property
@@ -341,6 +378,7 @@ class _Run:
         if self.denied is not None:
             # Refused for the caller's permission earlier in the run: not sent, audited once (the first).
             self.failed[oid] = f"{operation}: {self.denied.message}"
+            self.refused[oid] = refusal_line(operation, self.denied)
             return None
         self.calls[operation] += 1
         error: SyncError | None = None
@@ -356,6 +394,7 @@ class _Run:
             error = err
         if error is not None:
             self.failed[oid] = f"{operation}: {error.message}"
+            self.refused[oid] = refusal_line(operation, error)
             log.error("Opportunity %s: %s failed: %s", oid, operation, error.message)
         self._audit(action, oid, deal_id, eid, params, out, error)
         return None if error is not None else (out or {})
@@ -569,8 +608,12 @@ def _write_deals(
     gw: HubSpotGateway,
     state: dict[str, dict[str, Any]],
     new: dict[str, list[dict[str, Any]]],
+    extra: dict[str, dict[str, str]] | None = None,
 ) -> tuple[int, int, int]:
-    """Deal properties that changed and one note per new revision; returns (written, failed, notes)."""
+    """Deal properties that changed and one note per new revision; returns (written, failed, notes).
+
+    ``extra``: more properties per deal (``aws_sync_error``), sent in the same batch update.
+    """
     from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
 
     cfg = r.env.config.snapshots
@@ -584,8 +627,11 @@ def _write_deals(
         changed = {k: v for k, v in props.items() if (row["props"].get(k) or "") != v}
         if changed:
             updates[str(row["deal_id"])] = changed
+    for deal_id, props in (extra or {}).items():
+        updates.setdefault(deal_id, {}).update(props)
     writer = HubSpotWriter(r.env.config, gw)
     outcome = writer.update_objects({DEAL.plural: updates}, {(DEAL.plural, d): d for d in updates})
+    r.unwritten |= set(outcome.failed)
     for deal_id, error in outcome.failed.items():
         log.error("Snapshot properties not written to deal %s: %s", deal_id, error.get("message"))
     for oid, props in wanted.items():
@@ -610,6 +656,48 @@ def _write_deals(
         checkpoints = Checkpoints(r.env.snapshots, {"notes": f"state/{catalog}/snapshot-notes/{digest}.json"})
         notes += HubSpotWriter(r.env.config, gw, checkpoints).write_notes(bodies, ref=f"snapshots-{digest}")
     return len(outcome.updated), len(outcome.failed), notes
+
+
+def _error_changes(
+    r: _Run, state: dict[str, dict[str, Any]], tried: set[str], settled: set[str]
+) -> dict[str, str | None]:
+    """Opportunity -> this step's ``aws_sync_error`` line now (None: none), where it may have to change.
+
+    ``tried``: opportunities whose job was brought in step this run (a refusal sets the line, success
+    clears it); ``settled``: ones with nothing left to do (a line left by an earlier refusal goes). A
+    refused line is re-checked every run, as other steps do: another step may have rewritten the text.
+    """
+    out: dict[str, str | None] = {}
+    for oid in sorted(tried | {o for o in settled if state[o].get("error")}):
+        row = state[oid]
+        line = r.refused.get(oid) if oid in tried else None
+        if row.get("deal_id") and (line or (row.get("error") or None) != line):
+            out[oid] = line
+    return out
+
+
+def _error_updates(
+    gw: HubSpotGateway, state: dict[str, dict[str, Any]], lines: dict[str, str | None]
+) -> dict[str, dict[str, str]]:
+    """The deals whose ``aws_sync_error`` must change: this step's lines replaced, others' kept.
+
+    One batch read (100 deals a call) of the current text; a deal whose text is already right is left out.
+    """
+    by_deal: dict[str, list[str]] = {}
+    for oid, line in lines.items():
+        by_deal.setdefault(str(state[oid]["deal_id"]), []).extend([line] if line else [])
+    if not by_deal:
+        return {}
+    current, _ = gw.batch_read(DEAL.plural, sorted(by_deal), [SYNC_ERROR_PROPERTY])
+    text = {str(o["id"]): (o.get("properties") or {}).get(SYNC_ERROR_PROPERTY) or "" for o in current}
+    out: dict[str, dict[str, str]] = {}
+    for deal_id, deal_lines in by_deal.items():
+        if deal_id not in text:
+            continue  # the deal is gone: nothing to show the error on
+        merged = merge_step_error(text[deal_id], ERROR_PREFIX, deal_lines)
+        if merged != text[deal_id]:
+            out[deal_id] = {SYNC_ERROR_PROPERTY: merged}
+    return out
 
 
 # -- the reconcile step --------------------------------------------------------------------------------
@@ -702,6 +790,7 @@ def sync_snapshots(
         or (w == STOPPED and (state[o].get("job_status") == RUNNING or state[o].get("_first")))
     }
     acted: set[str] = set()
+    tried: set[str] = set()
     if send and (todo or (full and any(state[o].get("job_id") or plan[o] == RUNNING for o in plan))):
         try:
             jobs = _job_statuses(r)
@@ -716,6 +805,7 @@ def sync_snapshots(
             for oid in sorted(plan if full else todo):
                 if plan[oid] == DELETED and not state[oid].get("job_id"):
                     continue
+                tried.add(oid)
                 if _converge(r, oid, state[oid], plan[oid], jobs, claimed):
                     acted.add(oid)
     # 3. Snapshots: engagements of opportunities read or acted on, new rows, named engagements, all at a full
@@ -737,9 +827,16 @@ def sync_snapshots(
         except AuthError as err:
             log.warning("Resource snapshots are not readable with this account (%s): skipped.", err.message)
             break
+    # The deals' aws_sync_error: a refused job write names itself there; it goes once the write goes through
+    # (or is no longer needed). Sent with the snapshot properties, one batch update a run.
+    error_lines = _error_changes(r, state, tried, {o for o in plan if o not in todo})
+    error_updates = _error_updates(gw, state, error_lines)
     written = failed_deals = notes = 0
-    if show and new:
-        written, failed_deals, notes = _write_deals(r, gw, state, new)
+    if (show and new) or error_updates:
+        written, failed_deals, notes = _write_deals(r, gw, state, new if show else {}, error_updates)
+    for oid, line in error_lines.items():
+        if str(state[oid]["deal_id"]) not in r.unwritten:
+            state[oid]["error"] = line
 
     # 4. State: unlinked rows whose job is gone leave it.
     for oid in [o for o, row in state.items() if o not in engaged and not row.get("job_id")]:

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.catalog import PRODUCTS, SOLUTION_ID_PROPERTY, load_product_map
 from cosell_sync.common import DEAL, AuditAction, Direction, clean, parse_ts
-from cosell_sync.errors import NotFoundError, SyncError
+from cosell_sync.errors import NotFoundError, SyncError, merge_step_error
 from cosell_sync.storage import StepState, run_key
 
 if TYPE_CHECKING:
@@ -257,9 +257,8 @@ def _recent_line_item_deals(gw: HubSpotGateway, since: datetime) -> set[str]:
 
 
 def merge_error(current: str | None, lines: list[str]) -> str:
-    """The deal's ``aws_sync_error`` with this step's lines (``solutions: ...``) replaced, others kept."""
-    kept = [ln for ln in (current or "").split("\n") if ln.strip() and not ln.startswith(ERROR_PREFIX)]
-    return "\n".join([*kept, *(f"{ERROR_PREFIX}{ln}" for ln in lines)])[:1000]
+    """The deal's ``aws_sync_error`` with this step's lines replaced (other steps' lines kept)."""
+    return merge_step_error(current, ERROR_PREFIX, lines)
 
 
 class _Step:

@@ -58,7 +58,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import DEAL, Direction, clean, parse_ts
-from cosell_sync.errors import AuthError, NotFoundError, SyncError, ValidationError
+from cosell_sync.errors import AuthError, NotFoundError, SyncError, ValidationError, merge_step_error
 from cosell_sync.pc_search import read_tags
 from cosell_sync.storage import StepState, run_key
 
@@ -342,8 +342,7 @@ def _keep(agreed: dict[str, str], key: str, value: str | None) -> None:
 
 def merge_error(current: str | None, lines: list[str]) -> str:
     """The deal's ``aws_sync_error`` with this step's lines replaced (other steps' lines kept)."""
-    kept = [ln for ln in (current or "").split("\n") if ln.strip() and not ln.startswith(ERROR_PREFIX)]
-    return "\n".join([*kept, *(f"{ERROR_PREFIX}{ln}" for ln in lines)])[:1000]
+    return merge_step_error(current, ERROR_PREFIX, lines)
 
 
 def error_lines(diff: TagDiff) -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +29,11 @@ from cosell_sync.common import (
     Direction,
     HubSpotObject,
     clean,
+    parse_ts,
 )
+from cosell_sync.domains import normalize_domain
 from cosell_sync.errors import ServiceUnavailableError, ValidationError, WriteBlockedError
-from cosell_sync.hubspot_api import HubSpotGateway, association_to, error_ids
+from cosell_sync.hubspot_api import BATCH_SIZE, HubSpotGateway, association_to, chunks, error_ids
 
 if TYPE_CHECKING:
     from cosell_sync.config import SyncConfig
@@ -43,6 +46,12 @@ log = logging.getLogger(__name__)
 CREATED_FOR_PROPERTY = "aws_created_for"
 #: Every note the sync writes ends with this and the run id: how a retry finds the notes it made.
 NOTE_REF_PREFIX = "co-sell sync run "
+#: HubSpot's company domain property: what a new company is matched on before one is created.
+DOMAIN_PROPERTY = "domain"
+#: The Partner Central path whose HubSpot property (``website``) gives the domain when the row has none.
+WEBSITE_PATH = "Customer.Account.WebsiteUrl"
+#: Domains per company search: one ``IN`` filter takes at most 100 values.
+DOMAIN_SEARCH_VALUES = BATCH_SIZE
 
 
 @dataclass
@@ -93,6 +102,18 @@ CONFLICT_TYPE_TEXT = {
     ),
     "REJECTED_VALUE": "AWS Partner Central rejected HubSpot's value for this field.",
 }
+
+
+def _created_at(value: Any) -> float:
+    """A ``createdate`` as epoch seconds (ISO-8601 or epoch ms); unreadable or missing sorts last."""
+    text = clean(value) or ""
+    if text.isdigit():
+        return int(text) / 1000
+    try:
+        parsed = parse_ts(text)
+    except ValueError:
+        parsed = None
+    return parsed.timestamp() if parsed else float("inf")
 
 
 def _html(value: Any) -> str:
@@ -220,6 +241,11 @@ class HubSpotWriter:
         default associations (associating twice leaves one). Ids are read back on those keys: batch
         responses are not ordered like the inputs.
 
+        A new company is first matched on its domain (the row's ``domain``, else its website's): when
+        HubSpot already has a company with that domain, the deal is associated with it and nothing is
+        created or written to it: the customer's own HubSpot data wins over the opportunity's. See
+        :meth:`companies_by_domain`. A retry finds the same company and associates again (a no-op).
+
         Args:
             created: opportunity id -> new deal id.
             props: opportunity id -> object name -> properties (from ``new_deal_properties``).
@@ -230,13 +256,37 @@ class HubSpotWriter:
         out: dict[str, dict[str, str | None]] = {
             oid: {"company_id": None, "contact_id": None} for oid in created
         }
+        # Companies HubSpot already has, by domain: one search per 100 domains, none without a domain.
+        domain_of = {
+            oid: domain
+            for oid in created
+            if (domain := self.company_domain(props.get(oid, {}).get(COMPANY.name) or {}))
+        }
+        existing, existing_props = self.companies_by_domain(domain_of.values(), with_properties=True)
+        blanks: dict[str, dict[str, str]] = {}  # existing company id -> its empty properties, filled
         for spec, column in ((COMPANY, "company_id"), (CONTACT, "contact_id")):
             by_key: dict[str, tuple[str, dict[str, str]]] = {}  # upsert key -> (opportunity, row)
             key_property: dict[str, str] = {}
+            matched: dict[str, str] = {}  # opportunity -> the existing company its deal gets
             for oid in created:
                 row = dict(props.get(oid, {}).get(spec.name) or {})
                 if not row:
                     continue
+                if spec is COMPANY and oid in domain_of and domain_of[oid] in existing:
+                    # Never created; only its empty properties are filled from the opportunity, none it has
+                    # is overwritten. Left empty, the next run would see HubSpot's blank as a change and
+                    # clear the opportunity's value (UpdateOpportunity replaces the whole record).
+                    company_id = existing[domain_of[oid]]
+                    matched[oid] = company_id
+                    have = existing_props.get(company_id, {})
+                    fill = blanks.setdefault(company_id, {})
+                    for prop, value in row.items():
+                        if clean(value) is not None and clean(have.get(prop)) is None and prop not in fill:
+                            fill[prop] = value
+                    continue
+                if spec is COMPANY and oid in domain_of and not clean(row.get(DOMAIN_PROPERTY)):
+                    # So that the next opportunity of this customer finds this company by its domain.
+                    row[DOMAIN_PROPERTY] = domain_of[oid]
                 if spec is CONTACT and row.get("email"):
                     key_property[row["email"]] = "email"
                     by_key[row["email"]] = (oid, row)
@@ -269,11 +319,82 @@ class HubSpotWriter:
                     if value in rows:
                         ids[value] = str(obj["id"])
             pairs = [(created[oid], ids[key]) for key, (oid, _) in by_key.items() if key in ids]
+            pairs += [(created[oid], company_id) for oid, company_id in matched.items()]
+            fills = {cid: props for cid, props in blanks.items() if props}
+            if spec is COMPANY and fills:
+                outcome = self.gw.batch_update(COMPANY.plural, fills)
+                if outcome.errors:
+                    # The association still goes ahead; the next run compares the fields again.
+                    log.error(
+                        "HubSpot refused to fill %d matched companies' empty properties", len(outcome.errors)
+                    )
             if pairs:
                 self.gw.associate_default(DEAL.plural, spec.plural, pairs)
             for key, (oid, _) in by_key.items():
                 out[oid][column] = ids.get(key)
+            for oid, company_id in matched.items():
+                out[oid][column] = company_id
         return out
+
+    def company_domain(self, row: dict[str, str]) -> str | None:
+        """The normalised domain of a new company's row: its ``domain``, else its website's; None if none.
+
+        The website is the HubSpot property the mapping gives ``Customer.Account.WebsiteUrl`` (``website``
+        in the default mapping); see :func:`cosell_sync.domains.normalize_domain` for the rules.
+        """
+        domain = normalize_domain(row.get(DOMAIN_PROPERTY))
+        if domain:
+            return domain
+        websites = [
+            f.hubspot
+            for f in self.cfg.fields
+            if f.object == COMPANY.name and f.partner_central == WEBSITE_PATH
+        ]
+        for prop in websites or ["website"]:
+            domain = normalize_domain(row.get(prop))
+            if domain:
+                return domain
+        return None
+
+    def companies_by_domain(self, domains: Iterable[str], *, with_properties: bool = False) -> Any:
+        """The existing HubSpot company of each domain: ``{domain: company id}`` for those HubSpot has.
+
+        One search per 100 domains (a ``domain`` ``IN`` filter; HubSpot wants ``IN`` string values in
+        lower case, which normalised domains are); no domains, no call. HubSpot's own ``domain`` values
+        are normalised the same way before they are compared. Where several companies share a domain, the
+        oldest (``createdate``, then the lowest id) is used, so every run and every retry picks the same
+        one; the log gives how many domains had several, never the domains (customer data).
+
+        With ``with_properties``, returns ``({domain: company id}, {company id: mapped properties})``.
+        """
+        wanted = sorted(set(domains))
+        mapped = [f.hubspot for f in self.cfg.fields if f.object == COMPANY.name]
+        props_of: dict[str, dict[str, Any]] = {}
+        if not wanted:
+            return ({}, props_of) if with_properties else {}
+        found: dict[str, dict[str, tuple[float, int]]] = {}  # domain -> company id -> (created s, id)
+        for chunk in chunks(wanted, DOMAIN_SEARCH_VALUES):
+            group = [{"filters": [{"propertyName": DOMAIN_PROPERTY, "operator": "IN", "values": chunk}]}]
+            properties = sorted({DOMAIN_PROPERTY, "createdate", "hs_lastmodifieddate", *mapped})
+            for obj in self.gw.search(COMPANY.plural, group, properties, "hs_lastmodifieddate"):
+                obj_props = obj.get("properties") or {}
+                domain = normalize_domain(obj_props.get(DOMAIN_PROPERTY))
+                if domain not in chunk:
+                    continue
+                stamp = _created_at(obj_props.get("createdate"))
+                found.setdefault(domain, {})[str(obj["id"])] = (stamp, int(obj["id"]))
+                props_of[str(obj["id"])] = obj_props
+        shared = sum(1 for companies in found.values() if len(companies) > 1)
+        if found:
+            log.info(
+                "%d of %d new companies' domains match an existing HubSpot company: associated, not "
+                "created (%d domains have several companies; the oldest is used)",
+                len(found),
+                len(wanted),
+                shared,
+            )
+        chosen = {domain: min(companies, key=companies.__getitem__) for domain, companies in found.items()}
+        return (chosen, props_of) if with_properties else chosen
 
     # -- notes and tasks ------------------------------------------------------------------------------------
     def write_notes(self, notes: dict[str, str], ref: str | None = None) -> int:

@@ -449,7 +449,11 @@ class PartnerCentralWriter:
             return result
 
     def create(
-        self, deal_id: str, values: dict[str, str | None], solution_ids: list[str] | None = None
+        self,
+        deal_id: str,
+        values: dict[str, str | None],
+        solution_ids: list[str] | None = None,
+        team: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
         """Create the opportunity of a HubSpot deal (idempotent ClientToken) and read it back.
 
@@ -462,12 +466,14 @@ class PartnerCentralWriter:
             deal_id: the HubSpot deal id (``PartnerOpportunityIdentifier`` and the token's key).
             values: field -> canonical value from the deal.
             solution_ids: the deal's solution ids (empty: the config's defaults).
+            team: the ``OpportunityTeam`` contacts (``cosell_sync.team``; None or empty: none sent).
 
         Returns:
-            ``opportunity_id``, ``last_modified``, ``review_status``, the stored ``values`` and, when the
-            stage could not be set, ``held_back`` and ``error``.
+            ``opportunity_id``, ``last_modified``, ``review_status``, the stored ``values``, the stored
+            ``team`` (Partner Central's ``OpportunityTeam``) and, when the stage could not be set,
+            ``held_back`` and ``error``.
         """
-        request, held, sent = self.create_request(deal_id, values)
+        request, held, sent = self.create_request(deal_id, values, team)
         created = self._create(deal_id, request, sent)
         # Read it back: the deal gets the values Partner Central holds (review status, defaults) in this
         # run, and the baseline starts from what Partner Central really stored.
@@ -477,16 +483,19 @@ class PartnerCentralWriter:
             "last_modified": ts_key(stored.get("LastModifiedDate")),
             "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
             "values": self.canonical(stored),
+            "team": stored.get("OpportunityTeam") or [],
         }
         return self._move_held_stage(out, held, stored, solution_ids)
 
     def create_request(
-        self, deal_id: str, values: dict[str, str | None]
+        self, deal_id: str, values: dict[str, str | None], team: list[dict[str, str]] | None = None
     ) -> tuple[dict[str, Any], dict[str, str | None], dict[str, str | None]]:
         """The CreateOpportunity request for a deal, and the stage held back for after the create.
 
         A deal at ``Committed`` or ``Launched`` is created at :data:`STAGE_BEFORE_SOLUTION` (a new
         opportunity has no solution yet); its stage is returned as ``held`` for a second write.
+        ``team`` becomes ``OpportunityTeam`` (create only: ``UpdateOpportunity`` has no such member); the
+        ``ClientToken`` stays derived from the deal alone.
 
         Returns:
             ``(request, held, sent values)``.
@@ -497,7 +506,10 @@ class PartnerCentralWriter:
         if self._stage_field and values.get(self._stage_field) in STAGES_NEEDING_SOLUTION:
             held = {self._stage_field: values[self._stage_field]}
             values = {**values, self._stage_field: STAGE_BEFORE_SOLUTION}
-        return new_opportunity_request(values, deal_id, self.cfg, self.catalog), held, values
+        request = new_opportunity_request(values, deal_id, self.cfg, self.catalog)
+        if team:
+            request["OpportunityTeam"] = [dict(member) for member in team]
+        return request, held, values
 
     def _move_held_stage(
         self,
@@ -570,6 +582,7 @@ class PartnerCentralWriter:
             "last_modified": ts_key(stored.get("LastModifiedDate")),
             "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
             "values": self.canonical(stored),
+            "team": stored.get("OpportunityTeam") or [],
             "recovered_from": how,
         }
 
@@ -617,6 +630,7 @@ class PartnerCentralWriter:
             "last_modified": ts_key(stored.get("LastModifiedDate")),
             "review_status": (stored.get("LifeCycle") or {}).get("ReviewStatus"),
             "values": self.canonical(stored),
+            "team": stored.get("OpportunityTeam") or [],
             "recovered_from": entry.get("run_id"),
         }
 
