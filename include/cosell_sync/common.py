@@ -96,6 +96,9 @@ NOTE_TO_DEAL = 214
 TASK_TO_DEAL = 216
 #: Association type id (HUBSPOT_DEFINED) for a task attached to a company.
 TASK_TO_COMPANY = 192
+#: The deal's collaborators (HubSpot default deal property, owner ids ';'-separated): with the owner,
+#: the opportunity team (``cosell_sync.team``, ``cosell_sync.owners``).
+COLLABORATORS_PROPERTY = "hs_all_collaborator_owner_ids"
 
 
 def ts_key(value: Any) -> str | None:

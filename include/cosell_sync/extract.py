@@ -22,7 +22,17 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, clean, json_default, parse_ts, ts_key
+from cosell_sync.common import (
+    COLLABORATORS_PROPERTY,
+    COMPANY,
+    CONTACT,
+    DEAL,
+    HUBSPOT_OBJECTS,
+    clean,
+    json_default,
+    parse_ts,
+    ts_key,
+)
 from cosell_sync.errors import NotFoundError, SyncError, UnknownOpportunitiesError
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.polling import related_poll
@@ -46,7 +56,7 @@ READ_THREADS = 4
 DEAL_SYSTEM_PROPERTIES = (
     "hs_lastmodifieddate",
     "hubspot_owner_id",
-    "hs_all_collaborator_owner_ids",
+    COLLABORATORS_PROPERTY,
     "pipeline",
     "dealstage",
 )

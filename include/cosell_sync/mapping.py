@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from cosell_sync.common import COLLABORATORS_PROPERTY
 from cosell_sync.config import WRITES_HUBSPOT, WRITES_PARTNER_CENTRAL
 from cosell_sync.pc_model import parse_path, pc_shape, shape_at
 from cosell_sync.transforms import Converter, TransformError, converters_for
@@ -417,7 +418,7 @@ def hubspot_to_frame(
 def _team_owner_ids(deal_props: Mapping[str, Any]) -> str | None:
     """The deal's owner, then its collaborators (``hs_all_collaborator_owner_ids``), once each."""
     ids = [str(deal_props.get("hubspot_owner_id") or "").strip()]
-    ids += str(deal_props.get("hs_all_collaborator_owner_ids") or "").split(";")
+    ids += str(deal_props.get(COLLABORATORS_PROPERTY) or "").split(";")
     unique = list(dict.fromkeys(i.strip() for i in ids if i and i.strip()))
     return ";".join(unique) or None
 

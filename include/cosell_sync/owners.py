@@ -51,7 +51,7 @@ from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.common import DEAL, Direction, clean
+from cosell_sync.common import COLLABORATORS_PROPERTY, DEAL, Direction, clean
 from cosell_sync.errors import (
     AuthError,
     NotFoundError,
@@ -81,8 +81,6 @@ RETRY_REASON = "ASSIGN_FAILED"
 STATE_NAME = "owners"
 #: ``collaborators``: the deal's collaborator owner ids last seen (a JSON array; None: not seen yet).
 STATE_COLUMNS = ["opportunity_id", "owner_id", "recorded_at", "wanted_owner_id", "error", "collaborators"]
-#: The deal's collaborators (HubSpot default deal property, owner ids ';'-separated): the opportunity team.
-COLLABORATORS_PROPERTY = "hs_all_collaborator_owner_ids"
 #: The note of a collaborator change (``cosell_sync.team``): it cannot reach Partner Central.
 TEAM_NOTE = (
     "<p><strong>AWS Partner Central</strong></p><p>Opportunity team changed in HubSpot; Partner Central's "

@@ -262,7 +262,7 @@ class HubSpotWriter:
             for oid in created
             if (domain := self.company_domain(props.get(oid, {}).get(COMPANY.name) or {}))
         }
-        existing, existing_props = self.companies_by_domain(domain_of.values(), with_properties=True)
+        existing, existing_props = self.companies_by_domain(domain_of.values())
         blanks: dict[str, dict[str, str]] = {}  # existing company id -> its empty properties, filled
         for spec, column in ((COMPANY, "company_id"), (CONTACT, "contact_id")):
             by_key: dict[str, tuple[str, dict[str, str]]] = {}  # upsert key -> (opportunity, row)
@@ -356,7 +356,7 @@ class HubSpotWriter:
                 return domain
         return None
 
-    def companies_by_domain(self, domains: Iterable[str], *, with_properties: bool = False) -> Any:
+    def companies_by_domain(self, domains: Iterable[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
         """The existing HubSpot company of each domain: ``{domain: company id}`` for those HubSpot has.
 
         One search per 100 domains (a ``domain`` ``IN`` filter; HubSpot wants ``IN`` string values in
@@ -365,13 +365,13 @@ class HubSpotWriter:
         oldest (``createdate``, then the lowest id) is used, so every run and every retry picks the same
         one; the log gives how many domains had several, never the domains (customer data).
 
-        With ``with_properties``, returns ``({domain: company id}, {company id: mapped properties})``.
+        Returns ``({domain: company id}, {company id: its mapped properties})``.
         """
         wanted = sorted(set(domains))
         mapped = [f.hubspot for f in self.cfg.fields if f.object == COMPANY.name]
         props_of: dict[str, dict[str, Any]] = {}
         if not wanted:
-            return ({}, props_of) if with_properties else {}
+            return {}, props_of
         found: dict[str, dict[str, tuple[float, int]]] = {}  # domain -> company id -> (created s, id)
         for chunk in chunks(wanted, DOMAIN_SEARCH_VALUES):
             group = [{"filters": [{"propertyName": DOMAIN_PROPERTY, "operator": "IN", "values": chunk}]}]
@@ -394,7 +394,7 @@ class HubSpotWriter:
                 shared,
             )
         chosen = {domain: min(companies, key=companies.__getitem__) for domain, companies in found.items()}
-        return (chosen, props_of) if with_properties else chosen
+        return chosen, props_of
 
     # -- notes and tasks ------------------------------------------------------------------------------------
     def write_notes(self, notes: dict[str, str], ref: str | None = None) -> int:
