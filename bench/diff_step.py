@@ -1,9 +1,12 @@
-"""The diff and mapping step on a large book, in its own process so its peak RSS is the step's.
+"""The mapping and diff of a large book, each task in its own process so each peak RSS is the task's.
 
-``python -m bench.diff_step N`` builds N Partner Central opportunities (the emulator's seed generator) and
-their N HubSpot deals with a company and a contact each (mapped from the same records), changes 10% on
-each side (1% on both, differently), then times ``opportunities_to_frame`` + ``hubspot_to_frame`` +
-``three_way_diff`` + ``resolve`` + ``build_plan`` against a baseline of the unchanged values. Prints JSON.
+:func:`measure_diff_step` builds N Partner Central opportunities (the emulator's seed generator) and their
+N HubSpot deals with a company and a contact each (mapped from the same records), changes 10% on each side
+(1% on both, differently), and stores them as the tasks receive them (``prepare``). Then, as Airflow runs
+them, one process per task: ``extract_partner_central`` (answers converted to frame rows with their
+``_raw`` JSON, 1,000 at a time), ``extract_hubspot`` (``hubspot_to_frame``) and ``plan`` (``three_way_diff``
++ ``resolve`` + ``build_plan`` against a baseline of the unchanged values, on the frames read back from
+Parquet). ``python -m bench.diff_step <step> <dir>`` runs one and prints JSON.
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import pickle
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.report import Result, figure
@@ -95,87 +101,180 @@ def _rss_mib() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def child(n: int) -> dict[str, Any]:
-    """Build inputs, run the step once, and return time and memory figures."""
-    from cosell_sync.conflicts import resolve
-    from cosell_sync.diff import three_way_diff
-    from cosell_sync.mapping import hubspot_to_frame, opportunities_to_frame
-    from cosell_sync.plan import build_plan
+def _peak_mib() -> float:
+    # ru_maxrss is in KiB on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+
+def prepare(n: int, workdir: Path) -> dict[str, Any]:
+    """Build the inputs once and store them as each task receives them; not measured."""
     data = _inputs(n)
-    cfg = data["cfg"]
+    # The Partner Central answers as a stream of 1,000-record pickles: the extract gets them one by one
+    # from the API and converts them a chunk at a time (cosell_sync.extract.FRAME_CHUNK).
+    from cosell_sync.extract import FRAME_CHUNK
+
+    with open(workdir / "opportunities.pickle", "wb") as out:
+        opps = data.pop("opps")
+        for i in range(0, len(opps), FRAME_CHUNK):
+            pickle.dump(opps[i : i + FRAME_CHUNK], out, protocol=pickle.HIGHEST_PROTOCOL)
+        del opps
+    with open(workdir / "hubspot.pickle", "wb") as out:
+        pickle.dump(
+            {k: data[k] for k in ("deals", "companies", "contacts", "deal_company", "deal_contact")},
+            out,
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+    data["base"].to_parquet(workdir / "baseline.parquet")
+    return {"records": n}
+
+
+def extract_partner_central_step(workdir: Path) -> dict[str, Any]:
+    """The ``extract_partner_central`` task's shape: answers converted in chunks, then the frame stored."""
+    import pandas as pd
+
+    from cosell_sync.config import load_config
+    from cosell_sync.extract import _opportunity_rows
+
+    cfg = load_config()
+    before = _rss_mib()
+    seconds = 0.0
+    chunks = []
+    with open(workdir / "opportunities.pickle", "rb") as src:
+        while True:
+            try:
+                answers = pickle.load(src)  # noqa: S301 - written by prepare() just before
+            except EOFError:
+                break
+            started = time.perf_counter()
+            chunks.append(_opportunity_rows(answers, cfg))
+            del answers
+            seconds += time.perf_counter() - started
+    started = time.perf_counter()
+    frame = pd.concat(chunks)
+    del chunks
+    seconds += time.perf_counter() - started
+    frame.to_parquet(workdir / "partner_central.parquet")
+    return {"seconds": seconds, "rss_before_mib": before, "peak_rss_mib": _peak_mib()}
+
+
+def extract_hubspot_step(workdir: Path) -> dict[str, Any]:
+    """The ``extract_hubspot`` task's shape: every changed deal, company and contact held, then mapped."""
+    from cosell_sync.config import load_config
+    from cosell_sync.mapping import hubspot_to_frame
+
+    cfg = load_config()
+    with open(workdir / "hubspot.pickle", "rb") as src:
+        data = pickle.load(src)  # noqa: S301 - written by prepare() just before
     before = _rss_mib()
     started = time.perf_counter()
-    pc = opportunities_to_frame(data["opps"], cfg)
-    t_pc = time.perf_counter()
-    hs = hubspot_to_frame(
+    frame = hubspot_to_frame(
         data["deals"], data["companies"], data["contacts"], data["deal_company"], data["deal_contact"], cfg
     )
-    t_hs = time.perf_counter()
-    diff = three_way_diff(data["base"], pc, hs, cfg)
+    seconds = time.perf_counter() - started
+    frame.to_parquet(workdir / "hubspot.parquet")
+    return {"seconds": seconds, "rss_before_mib": before, "peak_rss_mib": _peak_mib()}
+
+
+def plan_step(workdir: Path) -> dict[str, Any]:
+    """The ``plan`` task's shape: the three frames read (Partner Central's without ``_raw``), then diffed."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from cosell_sync.config import load_config
+    from cosell_sync.conflicts import resolve
+    from cosell_sync.diff import three_way_diff
+    from cosell_sync.plan import build_plan
+
+    cfg = load_config()
+    before = _rss_mib()
+    base = pd.read_parquet(workdir / "baseline.parquet")
+    names = pq.read_schema(workdir / "partner_central.parquet").names
+    pc = pd.read_parquet(workdir / "partner_central.parquet", columns=[c for c in names if c != "_raw"])
+    hs = pd.read_parquet(workdir / "hubspot.parquet")
+    started = time.perf_counter()
+    diff = three_way_diff(base, pc, hs, cfg)
     resolved = resolve(diff, cfg)
-    plan = build_plan(resolved, pc, data["base"], cfg)
-    done = time.perf_counter()
+    plan = build_plan(resolved, pc, base, cfg)
+    seconds = time.perf_counter() - started
     return {
-        "records": n,
-        "seconds": done - started,
-        "opportunities_to_frame": t_pc - started,
-        "hubspot_to_frame": t_hs - t_pc,
-        "diff_resolve_plan": done - t_hs,
+        "seconds": seconds,
+        "rss_before_mib": before,
+        "peak_rss_mib": _peak_mib(),
         "diff_rows": len(diff),
         "hubspot_updates": len(plan.hubspot_updates),
         "partner_central_updates": len(plan.partner_central_updates),
         "conflicts": len(plan.conflicts),
-        "rss_before_mib": before,
-        # ru_maxrss is in KiB on Linux.
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def measure_diff_step(n: int) -> list[Result]:
-    """Run :func:`child` in a subprocess; one figure for time, one for peak RSS."""
+STEPS = {
+    "extract_partner_central": extract_partner_central_step,
+    "extract_hubspot": extract_hubspot_step,
+    "plan": plan_step,
+}
+
+
+def _child(args: list[str]) -> dict[str, Any]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT, ROOT / "include", ROOT / "plugins")),
     }
     out = subprocess.run(
-        [sys.executable, "-m", "bench.diff_step", str(n)],
+        [sys.executable, "-m", "bench.diff_step", *args],
         capture_output=True,
         text=True,
         env=env,
         cwd=ROOT,
         check=True,
     )
-    r = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure_diff_step(n: int) -> list[Result]:
+    """Each task of the mapping and diff in its own process, as Airflow runs them; time and peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="cosell-diff-") as tmp:
+        _child(["prepare", str(n), tmp])
+        r = {step: _child([step, tmp]) for step in STEPS}
+    pc, hs, plan = r["extract_partner_central"], r["extract_hubspot"], r["plan"]
     shape = (
-        f"{r['diff_rows']:,} diff rows -> {r['hubspot_updates']:,} HubSpot updates, "
-        f"{r['partner_central_updates']:,} PC updates, {r['conflicts']:,} manual conflicts"
+        f"{plan['diff_rows']:,} diff rows -> {plan['hubspot_updates']:,} HubSpot updates, "
+        f"{plan['partner_central_updates']:,} PC updates, {plan['conflicts']:,} manual conflicts"
+    )
+    peak_step = max(r, key=lambda k: r[k]["peak_rss_mib"])
+    peaks = ", ".join(
+        f"{k} {v['peak_rss_mib']:.0f} MiB ({v['rss_before_mib']:.0f} MiB before its work)"
+        for k, v in r.items()
     )
     return [
         figure(
             f"Diff + mapping step, {n:,} records: time",
-            round(r["seconds"], 2),
+            round(pc["seconds"] + hs["seconds"] + plan["seconds"], 2),
             "s",
             "<=",
             5,
-            f"opportunities_to_frame {r['opportunities_to_frame']:.2f} s + hubspot_to_frame "
-            f"{r['hubspot_to_frame']:.2f} s + three_way_diff/resolve/build_plan "
-            f"{r['diff_resolve_plan']:.2f} s; "
+            f"opportunities to frame rows (with _raw, in chunks) {pc['seconds']:.2f} s + hubspot_to_frame "
+            f"{hs['seconds']:.2f} s + three_way_diff/resolve/build_plan {plan['seconds']:.2f} s; "
             f"10% changed per side, 1% on both; {shape}.",
         ),
         figure(
             f"Diff + mapping step, {n:,} records: peak RSS",
-            round(r["peak_rss_mib"] / 1024, 3),
+            round(r[peak_step]["peak_rss_mib"] / 1024, 3),
             "GiB",
             "<=",
             1,
-            f"peak RSS of the whole subprocess ({r['peak_rss_mib']:.0f} MiB) including the in-memory inputs "
-            f"({n:,} full GetOpportunity records, deals, companies, contacts, baseline: "
-            f"{r['rss_before_mib']:.0f} MiB before the step); the step itself adds "
-            f"{r['peak_rss_mib'] - r['rss_before_mib']:.0f} MiB at most.",
+            f"the largest peak RSS of the three tasks, each in its own process as Airflow runs them "
+            f"({peak_step}); peaks: {peaks}. extract_partner_central receives the {n:,} GetOpportunity "
+            f"answers 1,000 at a time and keeps the frame with each record's _raw JSON; extract_hubspot "
+            f"holds every deal, company and contact; plan reads the frames (Partner Central's without "
+            f"_raw) and the baseline.",
         ),
     ]
 
 
 if __name__ == "__main__":
-    print(json.dumps(child(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)))
+    mode = sys.argv[1] if len(sys.argv) > 1 else "prepare"
+    if mode == "prepare":
+        result = prepare(int(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        result = STEPS[mode](Path(sys.argv[2]))
+    print(json.dumps(result))

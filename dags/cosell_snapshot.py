@@ -17,8 +17,18 @@ Failing at once, without retries (naming the param and the rule): not exactly on
 `opportunity_id`, an `opportunity_id` that is not `O` and digits, no linked deal, an opportunity without
 an engagement (submit it to AWS first), Partner Central refusing the snapshot.
 
+**Comparison** (`compare_revision`, default 0 = off): the task `compare_snapshot` reads that revision
+(`GetResourceSnapshot`; its `Payload` is the template's view, `OpportunitySummary`) and the opportunity now
+(`GetOpportunity`), compares them field by field and writes the differences (field, value in the snapshot,
+value now) as JSON to S3, `runs/{catalog}/{run_id}/snapshot-compare.json`; its XCom holds the key, the counts
+and the names of the fields that differ (the log names fields, never values). It reads only. Partner Central
+has no restore: to undo what the sync wrote, use `cosell_rollback` (the audit trail); the comparison shows
+what a snapshot held. With the default `dry_run`, `create_snapshot` only looks, so a comparison run writes
+nothing to Partner Central or HubSpot.
+
 Params: `deal_id` or `opportunity_id` (one of them), `catalog` (empty = the connection's), `dry_run`
-(default true). A run conf key that is none of these fails the run at once, listing the valid keys.
+(default true), `compare_revision` (default 0). A run conf key that is none of these fails the run at once,
+listing the valid keys.
 """
 
 from __future__ import annotations
@@ -61,6 +71,13 @@ DEFAULT_ARGS = {
         "dry_run": dry_run_param(
             True, "Show the opportunity, engagement and latest revision only: write nothing."
         ),
+        "compare_revision": Param(
+            0,
+            type=["null", "integer"],
+            minimum=0,
+            title="Compare revision",
+            description="Compare this snapshot revision with the opportunity now (report to S3); 0: off.",
+        ),
     },
     render_template_as_native_obj=True,
 )
@@ -74,7 +91,14 @@ def cosell_snapshot() -> None:
 
         return create_snapshot(context)
 
-    create_snapshot()
+    @task
+    def compare_snapshot(**context: object) -> dict:
+        """With ``compare_revision``: that snapshot vs the opportunity now, reported to S3 (key to XCom)."""
+        from cosell_runtime.tasks import compare_snapshot
+
+        return compare_snapshot(context)
+
+    create_snapshot() >> compare_snapshot()
 
 
 cosell_snapshot()

@@ -168,6 +168,10 @@ def handle(
     if route == "/simulate/aws-update" and method == "POST":
         fields = {k: v for k, v in body.items() if k not in ("catalog", "identifier")}
         return 200, b.simulate_aws_update(body.get("catalog", "AWS"), body["identifier"], fields)
+    if route == "/simulate/snapshot-job-failure" and method == "POST":
+        # {"catalog", "job_id", "message"}: the resource snapshot job's execution fails (its LastFailure).
+        message = body.get("message") or "Resource snapshot job execution failed"
+        return 200, b.fail_job(body.get("catalog", "AWS"), body["job_id"], message)
     if route == "/solutions" and method == "POST":
         # {"catalog", "solutions": [{"Id"?, "Name", "Category", "Status"}], "remove": ["S-..."]}.
         return 200, b.put_solutions(

@@ -22,6 +22,7 @@ from cosell_sync import auto_revert
 from cosell_sync.common import COMPANY, CONTACT, DEAL, HUBSPOT_OBJECTS, Direction, clean, parse_ts
 from cosell_sync.creates import apply_prepared_creates, apply_prepared_updates, load_prepared
 from cosell_sync.errors import StalePlanError, SyncError
+from cosell_sync.gating import LOCKED
 from cosell_sync.hubspot_api import HubSpotGateway
 from cosell_sync.plan import Plan
 from cosell_sync.storage import run_key
@@ -30,12 +31,40 @@ from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
 from cosell_sync.writers.partner_central import PartnerCentralWriter, SolutionsRequiredError
 
 if TYPE_CHECKING:
+    from cosell_sync.config import SyncConfig
     from cosell_sync.env import SyncEnv
 
 log = logging.getLogger(__name__)
 
 #: The property on a deal that shows why its last sync failed (cleared when it syncs again).
 SYNC_ERROR_PROPERTY = "aws_sync_error"
+
+#: Why a property the sync wrote back is not HubSpot's edit: Partner Central locks the field once AWS
+#: approved the opportunity (docs/api-rules.md), so the deal's note says so next to the property.
+LOCKED_NOTE = (
+    "locked by AWS Partner Central after approval: the HubSpot edit was not sent, and Partner Central's "
+    "value was written back"
+)
+
+
+def update_note(
+    cfg: SyncConfig, changes: dict[str, Any], locked: set[str] | frozenset[str] = frozenset()
+) -> str:
+    """The note on a deal the sync updated: each HubSpot property it wrote, and why where it was locked.
+
+    Args:
+        cfg: the sync configuration (the field's HubSpot property names).
+        changes: field -> value the run wrote to HubSpot for the record (values never go in the note).
+        locked: the fields among ``changes`` written back because Partner Central locks them.
+
+    Returns:
+        The note's HTML body.
+    """
+    lines = "".join(
+        f"<li>{cfg.field(f).hubspot}{f' ({LOCKED_NOTE})' if f in locked else ''}</li>"
+        for f in sorted(changes)
+    )
+    return f"<p>AWS Partner Central sync updated:</p><ul>{lines}</ul>"
 
 
 def load_plan(env: SyncEnv, planned: dict[str, Any], *, for_commit: bool = False, check: bool = True) -> Plan:
@@ -139,7 +168,11 @@ def apply_partner_central(
             continue
         try:
             created = writer.create(
-                deal_id, item["values"], plan.solution_ids.get(f"deal:{deal_id}"), teams.get(str(deal_id))
+                deal_id,
+                item["values"],
+                plan.solution_ids.get(f"deal:{deal_id}"),
+                teams.get(str(deal_id)),
+                item.get("other_contacts"),
             )
         except SyncError as err:
             log.error("CreateOpportunity for deal %s failed: %s", deal_id, err.message)
@@ -409,13 +442,16 @@ def apply_hubspot(
         results.setdefault("related", {}).update(_complete_deals(cfg, writer, plan, pc, hs))
     # 4. one note per deal summarising what the sync changed (checkpointed: never twice per run)
     notes: dict[str, str] = {}
+    locked: dict[str, set[str]] = {}
+    for item in plan.blocked:
+        if item.get("reason") == LOCKED:
+            locked.setdefault(item["opportunity_id"], set()).add(item["field"])
     for oid, changes in plan.hubspot_updates.items():
         deal_id = object_id(oid, DEAL.name)
         if deal_id and oid in reverted:
             notes[deal_id] = auto_revert.note(cfg, reverted[oid])
         elif deal_id and oid not in results["failed"]:
-            lines = "".join(f"<li>{cfg.field(f).hubspot}</li>" for f in sorted(changes))
-            notes[deal_id] = f"<p>AWS Partner Central sync updated:</p><ul>{lines}</ul>"
+            notes[deal_id] = update_note(cfg, changes, locked.get(oid, set()))
     for deal_id, opp_id in results["linked"].items():
         notes[deal_id] = f"<p>Linked to AWS Partner Central opportunity {opp_id}.</p>"
     results["notes"] = writer.write_notes(notes, ref=run["run_id"])

@@ -499,11 +499,19 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
                 "review_status": clean(record.get("_review_status")),
             }
     linked_ok = set(hs_res.get("linked") or {}) - set(hs_failed)
+    # The new record's company and contact, as the plan read them with the deal: without them in the
+    # baseline, the record would be unknown to company/contact changes found through the baseline and to
+    # the customer accounts step, until its deal changed.
+    planned_related = {
+        str(i["deal_id"]): {col: clean(i.get(col)) for col in ("company_id", "contact_id")}
+        for i in plan.create_opportunities
+    }
     for deal_id, created in (pc_res.get("created") or {}).items():
         if deal_id not in linked_ok:
             continue  # the deal lacks the link: the next run recreates it idempotently (same ClientToken)
         row = {
             **created.get("values", {}),
+            **planned_related.get(str(deal_id), {}),
             "deal_id": str(deal_id),
             "pc_last_modified": created.get("last_modified"),
             "review_status": created.get("review_status"),

@@ -472,6 +472,12 @@ class SnapshotsConfig(_Model):
         reads_per_run: ``GetResourceSnapshot`` calls one run may make (one per new revision, for its
             creation time); the rest wait for later runs.
         listed_revisions: newest revisions listed in ``aws_partner_resources`` (HubSpot text limit).
+        job_details_hours: a job's details on its deal (``aws_snapshot_job_status``, ``_last_success``,
+            ``_last_failure``, from ``GetResourceSnapshotJob``) are read at least this often. A job the run
+            writes, whose status changed or whose opportunity changed (when a running job executes) is
+            read in that run anyway, so this timed read only catches what nothing else shows (a failure on
+            AWS's side); a day, like ``full_refresh_hours``, costs one read per job a day, within
+            ``reads_per_run``.
     """
 
     enabled: bool = True
@@ -480,6 +486,7 @@ class SnapshotsConfig(_Model):
     full_refresh_hours: float = Field(default=24.0, gt=0)
     reads_per_run: int = Field(default=200, ge=1)
     listed_revisions: int = Field(default=20, ge=1, le=200)
+    job_details_hours: float = Field(default=24.0, gt=0)
 
 
 class InvitationsConfig(_Model):
@@ -577,6 +584,21 @@ class OwnersConfig(_Model):
         return value
 
 
+class DealContactsConfig(_Model):
+    """A deal's contacts in ``Customer.Contacts``, primary first (``cosell_sync.deal_contacts``).
+
+    Attributes:
+        send_all: a new opportunity gets all the deal's contacts (primary first); false: the primary only.
+        primary_label: the deal -> contact association label that names the primary contact (HubSpot
+            defines none for deals and contacts; a portal creates it). Without it: the lowest contact id.
+        max_contacts: contacts per request, the primary included (the model sets no maximum).
+    """
+
+    send_all: bool = True
+    primary_label: str | None = "Primary"
+    max_contacts: int = Field(default=10, ge=1, le=100)
+
+
 class CustomerAccountsConfig(_Model):
     """Co-sell companies to AWS customer accounts, AWS's enrichment back (``cosell_sync.customer_accounts``).
 
@@ -668,6 +690,7 @@ class SyncConfig(_Model):
     snapshots: SnapshotsConfig = Field(default_factory=SnapshotsConfig)
     invitations: InvitationsConfig = Field(default_factory=InvitationsConfig)
     owners: OwnersConfig = Field(default_factory=OwnersConfig)
+    deal_contacts: DealContactsConfig = Field(default_factory=DealContactsConfig)
     customer_accounts: CustomerAccountsConfig = Field(default_factory=CustomerAccountsConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     products: ProductsConfig = Field(default_factory=ProductsConfig)

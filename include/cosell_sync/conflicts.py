@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from cosell_sync.common import COMPANY, CONTACT
+
 if TYPE_CHECKING:
     from cosell_sync.config import SyncConfig
 
-__all__ = ["conflict_id", "resolve"]
+__all__ = ["conflict_id", "resolve", "unify_shared"]
+
+log = logging.getLogger(__name__)
 
 PARTNER_CENTRAL = "partner_central"
 HUBSPOT = "hubspot"
@@ -104,3 +109,61 @@ def resolve(diff: pd.DataFrame, cfg: SyncConfig) -> pd.DataFrame:
     out["winner"] = pd.Series(winner, index=out.index, dtype=object)
     out["value"] = pd.Series(value, index=out.index, dtype=object)
     return out
+
+
+def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg: SyncConfig) -> pd.DataFrame:
+    """One outcome per field of a company or contact shared by several opportunities.
+
+    Each opportunity is diffed and resolved on its own, but a shared company has one HubSpot value per
+    property. When one opportunity's row writes Partner Central's value to the company (its console edit
+    won a conflict with HubSpot's edit, by the field's strategy), the rows of the company's other
+    opportunities would still send HubSpot's losing value to Partner Central: the company and those
+    opportunities would end up holding different values, the last write deciding silently. So within one
+    object and field, when every row that writes HubSpot carries one value, the rows that write Partner
+    Central take that value too (a row whose opportunity already holds it writes nothing). A group whose
+    HubSpot-bound rows disagree (two opportunities edited to different values) is left as resolved and
+    logged (ids and field, never values).
+
+    Args:
+        resolved: the output of :func:`resolve`.
+        related: opportunity id -> object name (``company``, ``contact``) -> that object's HubSpot id.
+        cfg: the sync configuration (which fields belong to which object).
+
+    Returns:
+        ``resolved`` itself when nothing is shared, else a copy with the rows of shared objects aligned.
+    """
+    objects = {f.name: f.object for f in cfg.fields if f.object in (COMPANY.name, CONTACT.name)}
+    if resolved.empty or not objects:
+        return resolved
+    groups: dict[tuple[str, str, str], list[Any]] = {}
+    for idx, oid, name in zip(resolved.index, resolved["opportunity_id"], resolved["field"], strict=True):
+        obj = objects.get(name)
+        rid = (related.get(str(oid)) or {}).get(obj) if obj else None
+        if rid:
+            groups.setdefault((obj, str(rid), name), []).append(idx)
+    out = None
+    for (obj, rid, name), idx in groups.items():
+        if len(idx) < 2:
+            continue
+        to_hubspot = {resolved.at[i, "value"] for i in idx if resolved.at[i, "winner"] == PARTNER_CENTRAL}
+        if len(to_hubspot) > 1:
+            log.warning(
+                "%s %s: %d opportunities send different values of %s to HubSpot; resolved per opportunity",
+                obj,
+                rid,
+                len(idx),
+                name,
+            )
+            continue
+        losing = [i for i in idx if resolved.at[i, "winner"] == HUBSPOT]
+        if not to_hubspot or not losing:
+            continue
+        (value,) = to_hubspot
+        if out is None:
+            out = resolved.copy()
+        for i in losing:
+            if out.at[i, "pc"] == value:
+                out.at[i, "winner"] = None  # the opportunity already holds the winning value
+            else:
+                out.at[i, "value"] = value
+    return resolved if out is None else out

@@ -189,6 +189,7 @@ def _start_job(
     from cosell_sync.team import resolve_teams
 
     values = {str(i["deal_id"]): i["values"] for i in plan.create_opportunities}
+    others = {str(i["deal_id"]): i.get("other_contacts") for i in plan.create_opportunities}
     wanted = set(deal_ids)
     teams, team_calls = resolve_teams(
         env, [i for i in plan.create_opportunities if str(i["deal_id"]) in wanted]
@@ -196,7 +197,9 @@ def _start_job(
     calls.update(team_calls)
     rows = []
     for deal_id in deal_ids:
-        request, _held, _sent = writer.create_request(deal_id, values[deal_id], teams.get(deal_id))
+        request, _held, _sent = writer.create_request(
+            deal_id, values[deal_id], teams.get(deal_id), others.get(deal_id)
+        )
         rows.append((deal_id, {k: v for k, v in request.items() if k not in ("Catalog", "ClientToken")}))
     data = write_csv(OPPORTUNITY, rows)
     return _send_job(env, run, data, "opportunities", BULK_CREATE_JOB, calls, deal_ids=deal_ids)

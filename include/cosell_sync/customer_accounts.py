@@ -28,12 +28,15 @@ failed.
 
 **Enrichment.** Matching is asynchronous and has no events: accounts still ``PENDING`` from an earlier run
 are read with ``GetCustomerAccount``, oldest check first, at most ``customer_accounts.reads_per_run`` per
-run (paced by the client's read limiter). ``ENRICHED`` writes ``AwsEnrichment`` to the company;
-``NO_MATCH_FOUND`` and ``ACTION_REQUIRED`` are recorded and not read again until the company changes (an
-update matches again), so nothing is polled in a loop. ``ACTION_REQUIRED`` with
-``DUPLICATE_CUSTOMER_MATCH`` creates one HubSpot task on the company naming the existing account: the task
-body carries a marker that is looked for before creating (``HubSpotWriter.create_marked_tasks``) and the
-state remembers the account the task was made for, so it is never made twice.
+run (paced by the client's read limiter). With more than one waiting, ``SearchCustomerAccounts`` (filter
+``ENRICHMENT_STATUS`` = ``PENDING``, 100 a page) first lists those AWS still has pending, and only the
+others are read, so waiting accounts cost a page per 100, not a read each. ``ENRICHED`` writes
+``AwsEnrichment`` to the company; ``NO_MATCH_FOUND`` and ``ACTION_REQUIRED`` are recorded and not read
+again until the company changes (an update matches again), so nothing is polled in a loop.
+``ACTION_REQUIRED`` with ``DUPLICATE_CUSTOMER_MATCH`` creates one HubSpot task on the company naming the
+existing account: the task body carries a marker that is looked for before creating
+(``HubSpotWriter.create_marked_tasks``) and the state remembers the account the task was made for, so it
+is never made twice.
 
 **HubSpot.** ``aws_customer_account_id``, ``aws_enrichment_status`` and the enrichment properties are
 derived from the state and written (batch update, 100 per call) only when they differ from what was last
@@ -495,16 +498,52 @@ class _Step:
         }
         self._audit(row, cid, UPDATE_ACTION, changes, None, resp is not None)
 
+    def still_pending(self) -> set[str] | None:
+        """Ids of the catalog's accounts ``SearchCustomerAccounts`` lists as ``PENDING``; None if unavailable.
+
+        One call per 100 pending accounts. A search the account may not make (or that fails) returns None
+        and the accounts are read one by one as before; it never blocks the reads that follow.
+        """
+        ids: set[str] = set()
+        params: dict[str, Any] = {
+            "Filter": {"EqualsTo": {"Key": "ENRICHMENT_STATUS", "Value": {"StringValue": PENDING}}},
+            "MaxResults": 100,
+        }
+        while True:
+            self.out.calls["SearchCustomerAccounts"] += 1
+            try:
+                page = self.env.partner_central.call(
+                    "search_customer_accounts", Catalog=self.env.catalog, **params
+                )
+            except SyncError as err:
+                log.warning("SearchCustomerAccounts failed (%s): pending accounts read one by one", err.code)
+                return None
+            ids |= {str(a["Id"]) for a in page.get("CustomerAccountSummaries") or [] if a.get("Id")}
+            if not page.get("NextToken"):
+                return ids
+            params["NextToken"] = page["NextToken"]
+
     def poll(self, state: dict[str, dict[str, Any]]) -> list[str]:
-        """Read the accounts still ``PENDING`` from earlier runs; returns the companies now matched."""
-        pending = sorted(
+        """Read the accounts still ``PENDING`` from earlier runs; returns the companies now matched.
+
+        With more than one account waiting, one ``SearchCustomerAccounts`` pass lists the catalog's pending
+        accounts first, and only ours that it no longer lists (matched since) are read: a book of accounts
+        waiting for days costs a page per 100 of them a run, not a read each. An account the search lists
+        by mistake (its index lags) is read a run later; one it misses costs one read that finds it pending.
+        """
+        waiting = sorted(
             (
                 c
                 for c, r in state.items()
                 if r.get("status") == PENDING and r.get("account_id") and c not in self.out.touched
             ),
             key=lambda c: (state[c].get("checked_at") or "", c),
-        )[: self.cfg.reads_per_run]
+        )
+        if len(waiting) > 1:
+            listed = self.still_pending()
+            if listed is not None:
+                waiting = [c for c in waiting if str(state[c]["account_id"]) not in listed]
+        pending = waiting[: self.cfg.reads_per_run]
         finished = []
         for cid in pending:
             row = state[cid]

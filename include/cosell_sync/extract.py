@@ -28,10 +28,18 @@ from cosell_sync.common import (
     CONTACT,
     DEAL,
     HUBSPOT_OBJECTS,
+    HubSpotObject,
     clean,
     json_default,
     parse_ts,
     ts_key,
+)
+from cosell_sync.deal_contacts import (
+    OTHER_CONTACTS_COLUMN,
+    AssociatedContact,
+    contact_members,
+    order_contacts,
+    other_contacts_request,
 )
 from cosell_sync.errors import NotFoundError, SyncError, UnknownOpportunitiesError
 from cosell_sync.hubspot_api import HubSpotGateway
@@ -50,6 +58,8 @@ log = logging.getLogger(__name__)
 #: paces them together, so more threads never mean more calls a second; a few keep the quota's slots
 #: filled while an answer is on its way.
 READ_THREADS = 4
+#: ``GetOpportunity`` answers converted to frame rows at a time (and then dropped) by the extract.
+FRAME_CHUNK = 1000
 
 #: HubSpot deal properties every extract reads besides the mapped ones. The owner and the collaborators
 #: (``hs_all_collaborator_owner_ids``) become a new opportunity's ``OpportunityTeam`` (``cosell_sync.team``).
@@ -119,7 +129,7 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
     Raises:
         UnknownOpportunitiesError: the run was restricted to ``opportunity_ids`` and none exists.
     """
-    from cosell_sync.mapping import opportunities_to_frame
+    import pandas as pd
 
     cfg, pc = env.config, env.partner_central
     calls: Counter[str] = Counter()
@@ -176,13 +186,19 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
         for oid in sorted({r["opportunity_id"] for r in retry_items}):
             read(oid)
 
+        # Answers are turned into frame rows a chunk at a time, in the order they were asked for (the order
+        # the pool answers them), and each answer is dropped once converted: an initial load of 100,000
+        # records never holds every GetOpportunity answer at once, only the frame and its ``_raw`` text.
+        chunks: list[pd.DataFrame] = []
         opportunities: list[dict[str, Any]] = []
+        read_count = 0
         failures: list[dict[str, Any]] = []
         requested = set(run["opportunity_ids"])
         unknown: list[str] = []
-        for oid in sorted(reads):
+        for oid in list(reads):
+            future = reads.pop(oid)
             try:
-                opp = reads[oid].result()
+                opp = future.result()
             except SyncError as err:
                 if oid in requested and isinstance(err, NotFoundError):
                     # A requested id that does not exist is a mistake in the run's params, not a failed
@@ -195,6 +211,10 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
                 continue
             opp.pop("ResponseMetadata", None)
             opportunities.append(opp)
+            read_count += 1
+            if len(opportunities) >= FRAME_CHUNK:
+                chunks.append(_opportunity_rows(opportunities, cfg))
+                opportunities = []
     finally:
         # On an error (a list page that failed, say) the reads not started yet are dropped.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -205,27 +225,39 @@ def extract_partner_central(env: SyncEnv, run: dict[str, Any]) -> dict[str, Any]
             service="partner_central",
             code="ResourceNotFoundException",
         )
-    frame = opportunities_to_frame(opportunities, cfg)
-    raw = {o["Id"]: json.dumps(o, default=json_default, sort_keys=True) for o in opportunities}
-    frame["_raw"] = frame.index.map(raw)
-    frame["_lm_key"] = frame.index.map({o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities})
+    if opportunities or not chunks:
+        chunks.append(_opportunity_rows(opportunities, cfg))
+    del opportunities
+    frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks)
+    del chunks
     key = run_key(run["catalog"], run["run_id"], "partner_central")
     env.snapshots.put_frame(frame, key)
     log.info(
         "Partner Central: %d listed, %d read (%d from the retry queue), %d failed reads",
         listed,
-        len(opportunities),
+        read_count,
         len(retry_items),
         len(failures),
     )
     return {
         "key": key,
         "listed": listed,
-        "read": len(opportunities),
+        "read": read_count,
         "failures": failures,
         "unknown_ids": unknown,
         "api_calls": dict(calls),
     }
+
+
+def _opportunity_rows(opportunities: list[dict[str, Any]], cfg: SyncConfig) -> pd.DataFrame:
+    """Frame rows of some ``GetOpportunity`` answers, with their ``_raw`` JSON and ``_lm_key``."""
+    from cosell_sync.mapping import opportunities_to_frame
+
+    frame = opportunities_to_frame(opportunities, cfg)
+    raw = {o["Id"]: json.dumps(o, default=json_default, sort_keys=True) for o in opportunities}
+    frame["_raw"] = frame.index.map(raw)
+    frame["_lm_key"] = frame.index.map({o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities})
+    return frame
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -290,7 +322,8 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
     related, related_deals = _changed_companies_and_contacts(
         env, gw, run, base, base_deal, deal_to_opp, deals, pc_changed=list(pc_frame.index)
     )
-    _related_of_new_links(cfg, gw, deals, base_deal, related, related_deals)
+    other_contacts: dict[str, list[str]] = {}
+    _related_of_new_links(cfg, gw, deals, base_deal, related, related_deals, other_contacts)
 
     # Split deals: linked ones go into the record frame; unlinked co-sell deals become new opportunities.
     linked = [d for d in deals.values() if d["properties"].get(link)]
@@ -331,6 +364,7 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
         related_deals[CONTACT.name],
         cfg,
     )
+    _add_other_contacts(new_frame, other_contacts, contacts, cfg)
     key = run_key(run["catalog"], run["run_id"], "hubspot")
     new_key = run_key(run["catalog"], run["run_id"], "hubspot_new")
     env.snapshots.put_frame(frame, key)
@@ -381,8 +415,11 @@ def _changed_companies_and_contacts(
             if not named or not any(f.object == spec.name for f in cfg.fields):
                 continue
             found, _ = gw.batch_read(spec.plural, list(named), hubspot_properties(cfg, spec.name))
+            synced = _synced_ids(base, base_deal, spec)
             for obj in found:
                 for deal_id in named.get(str(obj["id"]), []):
+                    if synced.get(deal_id, str(obj["id"])) != str(obj["id"]):
+                        continue  # another company/contact of the deal, not the one synced
                     if deal_id in deal_to_opp or deal_id in deals:
                         related[spec.name][obj["id"]] = obj
                         related_deals[spec.name][deal_id] = obj["id"]
@@ -429,12 +466,28 @@ def _changed_companies_and_contacts(
                     known.setdefault(str(rid), []).append(str(base_deal[opp_id]))
         unknown_ids = [rid for rid in changed if rid not in known]
         owners = {**known, **(gw.associations(spec.plural, DEAL.plural, unknown_ids) if unknown_ids else {})}
+        synced = _synced_ids(base, base_deal, spec)
         for oid, deal_ids in owners.items():
             for deal_id in deal_ids:
+                if synced.get(deal_id, oid) != oid:
+                    # Another company/contact of a deal whose synced one (the primary, Contacts[0]) is
+                    # known: its change is not the record's, and must not take the primary's place.
+                    continue
                 if deal_id in deal_to_opp or deal_id in deals:
                     related[spec.name][oid] = changed[oid]
                     related_deals[spec.name][deal_id] = oid
     return related, related_deals
+
+
+def _synced_ids(base: pd.DataFrame, base_deal: dict[str, Any], spec: HubSpotObject) -> dict[str, str]:
+    """Deal id -> the id of the company/contact its record syncs (the baseline's), where known."""
+    if spec.baseline_column not in base.columns:
+        return {}
+    return {
+        str(base_deal[opp_id]): str(rid)
+        for opp_id, rid in base[spec.baseline_column].dropna().items()
+        if opp_id in base_deal and clean(rid) is not None
+    }
 
 
 def _related_of_new_links(
@@ -444,8 +497,13 @@ def _related_of_new_links(
     base_deal: dict[str, Any],
     related: dict[str, dict[str, dict[str, Any]]],
     related_deals: dict[str, dict[str, str]],
+    other_contacts: dict[str, list[str]],
 ) -> None:
-    """Deals read in full that have no baseline need their company and contact too (filled in place)."""
+    """Deals read in full that have no baseline need their company and contact too (filled in place).
+
+    ``other_contacts`` gets, per deal, its contacts after the primary (``cosell_sync.deal_contacts``),
+    in order, at most ``deal_contacts.max_contacts - 1`` of them.
+    """
     link = cfg.link_property
     new_links = [
         d
@@ -457,13 +515,61 @@ def _related_of_new_links(
     for spec in (COMPANY, CONTACT):
         if not any(f.object == spec.name for f in cfg.fields):
             continue
-        assoc = gw.associations(DEAL.plural, spec.plural, new_links)
-        first = {d: ids[0] for d, ids in assoc.items() if ids}
-        missing = [i for i in set(first.values()) if i not in related[spec.name]]
+        wanted: set[str] = set()
+        if spec is CONTACT:
+            # The same v4 batch read, with labels: the primary contact (deal_contacts.primary_label, else
+            # the lowest id) and, with send_all, the others for Customer.Contacts[1..] of the create.
+            labelled = gw.labelled_associations(DEAL.plural, spec.plural, new_links)
+            ordered = {
+                d: order_contacts(
+                    [AssociatedContact(cid, labels) for cid, labels in targets],
+                    cfg.deal_contacts.primary_label,
+                )
+                for d, targets in labelled.items()
+            }
+            first = {d: ids[0] for d, ids in ordered.items() if ids}
+            if cfg.deal_contacts.send_all:
+                others = {d: ids[1 : cfg.deal_contacts.max_contacts] for d, ids in ordered.items() if ids[1:]}
+                other_contacts.update(others)
+                wanted = {i for ids in others.values() for i in ids}
+        else:
+            assoc = gw.associations(DEAL.plural, spec.plural, new_links)
+            first = {d: ids[0] for d, ids in assoc.items() if ids}
+        # One batch read (100 per call) for the primaries and the others together.
+        missing = [i for i in set(first.values()) | wanted if i not in related[spec.name]]
         if missing:
             found, _ = gw.batch_read(spec.plural, missing, hubspot_properties(cfg, spec.name))
             related[spec.name].update({o["id"]: o for o in found})
         related_deals[spec.name].update(first)
+
+
+def _add_other_contacts(
+    frame: pd.DataFrame,
+    other_contacts: dict[str, list[str]],
+    contacts: dict[str, dict[str, Any]],
+    cfg: SyncConfig,
+) -> None:
+    """Add the new deals' other contacts (JSON, ready for ``Customer.Contacts[1..]``) to ``frame``.
+
+    Only creates carry them: an existing opportunity's ``Customer.Contacts[1..]`` are Partner Central's
+    and every update keeps them (``cosell_sync.deal_contacts``). A contact left out is a warning on the
+    run's log naming the deal, the field and the rule, never the value.
+    """
+    if frame.empty:
+        return
+    email_field = contact_members(cfg).get("Email")
+    cells: list[str | None] = []
+    for oid in frame.index:
+        deal_id = str(frame.at[oid, DEAL.frame_column])
+        ids = other_contacts.get(deal_id) or []
+        primary_email = clean(frame.at[oid, email_field.name]) if email_field is not None else None
+        built = other_contacts_request(
+            [contacts[i] for i in ids if i in contacts], cfg, primary_email=primary_email
+        )
+        for warning in built.warnings:
+            log.warning("Deal %s: %s", deal_id, warning)
+        cells.append(json.dumps(built.contacts) if built.contacts else None)
+    frame[OTHER_CONTACTS_COLUMN] = cells
 
 
 def fill_unread_from_baseline(

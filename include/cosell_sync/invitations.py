@@ -419,24 +419,45 @@ def _take_in(
     )
 
 
+def _customer_company(gw: Any, key: str, customer: dict[str, Any]) -> str | None:
+    """The HubSpot company of an invitation's customer: the one HubSpot has for its domain, else a new one.
+
+    Matched on the website's domain first, as the sync's own new companies are
+    (:func:`cosell_sync.writers.hubspot.companies_by_domain`): a customer the portal already has gets no
+    second company. Otherwise upserted on ``aws_created_for`` = ``key`` (a retry finds the one it made),
+    with the domain set so the next opportunity of this customer finds it. None without a company name.
+    """
+    from cosell_sync.common import COMPANY
+    from cosell_sync.domains import normalize_domain
+    from cosell_sync.writers.hubspot import DOMAIN_PROPERTY, companies_by_domain
+
+    if not customer.get("CompanyName"):
+        return None
+    domain = normalize_domain(customer.get("WebsiteUrl"))
+    if domain:
+        existing, _ = companies_by_domain(gw, [domain])
+        if domain in existing:
+            return existing[domain]
+    company = {"name": str(customer["CompanyName"]), "aws_created_for": key}
+    if customer.get("WebsiteUrl"):
+        company["website"] = str(customer["WebsiteUrl"])
+    if domain:
+        company[DOMAIN_PROPERTY] = domain
+    if customer.get("CountryCode"):
+        company["country"] = str(customer["CountryCode"])
+    res = gw.batch_upsert(COMPANY.plural, "aws_created_for", {key: company})
+    return str(res.results[0]["id"]) if res.results else None
+
+
 def _relate(
     gw: Any, deal_id: str, inv_id: str, customer: dict[str, Any], contacts: list[dict[str, Any]]
 ) -> None:
     """The referral's customer company and AWS sender contacts, upserted and associated with the deal."""
     from cosell_sync.common import COMPANY, CONTACT
 
-    if customer.get("CompanyName"):
-        company = {
-            "name": str(customer["CompanyName"]),
-            "aws_created_for": f"invitation:{inv_id}",
-        }
-        if customer.get("WebsiteUrl"):
-            company["website"] = str(customer["WebsiteUrl"])
-        if customer.get("CountryCode"):
-            company["country"] = str(customer["CountryCode"])
-        res = gw.batch_upsert(COMPANY.plural, "aws_created_for", {f"invitation:{inv_id}": company})
-        if res.results:
-            gw.associate_default(DEAL.plural, COMPANY.plural, [(deal_id, str(res.results[0]["id"]))])
+    company_id = _customer_company(gw, f"invitation:{inv_id}", customer)
+    if company_id:
+        gw.associate_default(DEAL.plural, COMPANY.plural, [(deal_id, company_id)])
     rows = {
         str(c["Email"]).lower(): {
             "email": str(c["Email"]).lower(),
@@ -467,15 +488,7 @@ def _lead_to_contact(
     customer = payload.get("Customer") or {}
     interaction = payload.get("Interaction") or {}
     key = f"lead:{inv_id}"
-    company_id = None
-    if customer.get("CompanyName"):
-        company = {"name": str(customer["CompanyName"]), "aws_created_for": key}
-        if customer.get("WebsiteUrl"):
-            company["website"] = str(customer["WebsiteUrl"])
-        if customer.get("CountryCode"):
-            company["country"] = str(customer["CountryCode"])
-        res = gw.batch_upsert(COMPANY.plural, "aws_created_for", {key: company})
-        company_id = str(res.results[0]["id"]) if res.results else None
+    company_id = _customer_company(gw, key, customer)
     contact = {
         "aws_created_for": key,
         "lastname": f"AWS lead ({customer.get('CompanyName') or inv_id})"[:100],

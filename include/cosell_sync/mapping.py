@@ -74,6 +74,11 @@ TAGS_COLUMN = "_tags"
 TEAM_COLUMN = "_team_owner_ids"
 #: Column of HubSpot frames: the deal's ``owners.business_title_property`` value (the team's title).
 TEAM_TITLE_COLUMN = "_team_title"
+#: Column of HubSpot frames: the deal's ``hubspot_owner_id`` (the ``sync_owners`` step reads it here
+#: instead of reading the changed deals again).
+OWNER_COLUMN = "_owner_id"
+#: Column of HubSpot frames: the deal's ``hs_all_collaborator_owner_ids`` as HubSpot holds it.
+COLLABORATORS_COLUMN = "_collaborator_ids"
 
 _OBJECTS = ("deal", "company", "contact")
 
@@ -325,6 +330,8 @@ def hubspot_to_frame(
     tags: list[str | None] = []
     teams: list[str | None] = []
     team_titles: list[str | None] = []
+    owners: list[str | None] = []
+    collaborator_ids: list[str | None] = []
     title_prop = cfg.owners.business_title_property
     columns: list[list[Any]] = [[] for _ in specs]
     for deal in deals:
@@ -348,6 +355,8 @@ def hubspot_to_frame(
         tags.append(deal_props.get(cfg.tags.property) or None)
         teams.append(_team_owner_ids(deal_props))
         team_titles.append((deal_props.get(title_prop) or None) if title_prop else None)
+        owners.append(str(deal_props.get("hubspot_owner_id") or "").strip() or None)
+        collaborator_ids.append(deal_props.get(COLLABORATORS_PROPERTY) or None)
         company_ids.append(company_id if company else None)
         contact_ids.append(contact_id if contact else None)
         modified_deal.append(_hs_modified(deal))
@@ -386,6 +395,8 @@ def hubspot_to_frame(
         TAGS_COLUMN,
         TEAM_COLUMN,
         TEAM_TITLE_COLUMN,
+        OWNER_COLUMN,
+        COLLABORATORS_COLUMN,
         ERROR_COLUMN,
         SKIP_COLUMN,
         NORMALISED_COLUMN,
@@ -402,6 +413,8 @@ def hubspot_to_frame(
     data[TAGS_COLUMN] = tags
     data[TEAM_COLUMN] = teams
     data[TEAM_TITLE_COLUMN] = team_titles
+    data[OWNER_COLUMN] = owners
+    data[COLLABORATORS_COLUMN] = collaborator_ids
     data[ERROR_COLUMN] = errors
     data[SKIP_COLUMN] = skips
     data[NORMALISED_COLUMN] = notes

@@ -20,8 +20,9 @@ only when its current owner differs from the last synced one, so a re-run or a r
 assign again. The first sight of a deal (the step's first run reads every linked deal once, then each new
 link) records its owner without assigning: the opportunity already has its owner in Partner Central, and
 the API gives no list of Partner Central users to compare with. A deal whose owner was removed is recorded
-and not assigned (the API cannot unassign). Deals read per run: those the HubSpot extract saw change, the
-ones whose last attempt failed, and new links; 100 per batch read.
+and not assigned (the API cannot unassign). Deals looked at per run: those the HubSpot extract saw change
+(their owner, collaborators and title come from the extract's frame, at no call), and, read here 100 per
+batch read, the ones whose last attempt failed or waits and new links the extract did not see.
 
 **After an assignment** the deal gets ``aws_assigned_partner_user`` (the assignee's e-mail) and the note
 "Opportunity reassigned to <first> <last>". Notes are checkpointed under a key derived from the changes
@@ -330,14 +331,37 @@ def _links(env: SyncEnv) -> dict[str, str]:
     return {str(d): str(o) for o, d in base["deal_id"].items() if clean(d) is not None}
 
 
-def _changed_deals(env: SyncEnv, hs: dict[str, Any] | None) -> set[str] | None:
-    """Deals the HubSpot extract saw change (None: unknown, read every linked deal)."""
+def _extracted_deals(env: SyncEnv, hs: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+    """The deals the HubSpot extract read this run, with their owner, collaborators, title and link.
+
+    None when there is no extract to go by (every linked deal is read). The extract read these deals
+    moments ago, so reading them again would only cost a batch read per 100 changed deals.
+    """
+    from cosell_sync.mapping import COLLABORATORS_COLUMN, OWNER_COLUMN, TEAM_TITLE_COLUMN
+
     if hs is None or not hs.get("key"):
         return None
     if not hs.get("deals"):
-        return set()
-    frame = env.snapshots.get_frame(hs["key"], columns=[DEAL.frame_column])
-    return {str(d) for d in frame[DEAL.frame_column].dropna()}
+        return {}
+    columns = [DEAL.frame_column, OWNER_COLUMN, COLLABORATORS_COLUMN, TEAM_TITLE_COLUMN]
+    try:
+        frame = env.snapshots.get_frame(hs["key"], columns=columns)
+    except (KeyError, ValueError):
+        # A frame written before these columns existed (an upgrade mid-run): read the deals instead.
+        frame = env.snapshots.get_frame(hs["key"], columns=[DEAL.frame_column])
+        return {str(d): {} for d in frame[DEAL.frame_column].dropna()}
+    out: dict[str, dict[str, Any]] = {}
+    for oid, row in frame.to_dict(orient="index").items():
+        deal_id = clean(row.get(DEAL.frame_column))
+        if deal_id is None:
+            continue
+        out[str(deal_id)] = {
+            "opportunity_id": str(oid),
+            OWNER_PROPERTY: clean(row.get(OWNER_COLUMN)),
+            COLLABORATORS_PROPERTY: clean(row.get(COLLABORATORS_COLUMN)),
+            "title": clean(row.get(TEAM_TITLE_COLUMN)),
+        }
+    return out
 
 
 def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -376,8 +400,9 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
         wanted = set(run["opportunity_ids"])
         links = {d: o for d, o in links.items() if o in wanted}
 
-    changed = None if initial else _changed_deals(env, hs)
-    to_read = [
+    extracted = _extracted_deals(env, hs)
+    changed = None if initial or extracted is None else set(extracted)
+    due = [
         d
         for d in links
         if changed is None
@@ -386,6 +411,10 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
         or state[d].get("wanted_owner_id")
         or state[d].get("error")
     ]
+    # Deals this run's extract read come from its frame; only the others (a first run, deals new to the
+    # step, retries of failed or waiting assignments) are read here.
+    from_frame = {d: extracted[d] for d in due if extracted and extracted.get(d)}
+    to_read = [d for d in due if d not in from_frame]
     title_prop = cfg.business_title_property
     props = [
         OWNER_PROPERTY,
@@ -394,19 +423,32 @@ def sync_owners(env: SyncEnv, run: dict[str, Any], hs: dict[str, Any] | None = N
         *([title_prop] if title_prop else []),
     ]
     found, _ = gw.batch_read(DEAL.plural, to_read, props) if to_read else ([], [])
+    deals: list[tuple[str, str | None, str | None, str | None, str | None]] = [
+        (d, row["opportunity_id"], row[OWNER_PROPERTY], row[COLLABORATORS_PROPERTY], row["title"])
+        for d, row in from_frame.items()
+    ]
+    for deal in found:
+        p = deal.get("properties") or {}
+        deals.append(
+            (
+                str(deal["id"]),
+                clean(p.get(env.config.link_property)),
+                clean(p.get(OWNER_PROPERTY)),
+                clean(p.get(COLLABORATORS_PROPERTY)),
+                clean(p.get(title_prop)) if title_prop else None,
+            )
+        )
     current: dict[str, tuple[str, str | None]] = {}
     titles: dict[str, str | None] = {}
     collaborators: dict[str, str] = {}
     seen_collaborators = {d: row.get("collaborators") for d, row in state.items()}
-    for deal in found:
-        p = deal.get("properties") or {}
-        deal_id = str(deal["id"])
+    for deal_id, linked, owner_id, collaborator_ids, title in deals:
         # The deal's own link wins over the baseline's (a relinked deal is followed).
-        oid = clean(p.get(env.config.link_property)) or links.get(deal_id)
+        oid = linked or links.get(deal_id)
         if oid:
-            current[deal_id] = (str(oid), clean(p.get(OWNER_PROPERTY)))
-            titles[deal_id] = clean(p.get(title_prop)) if title_prop else None
-            ids = {i.strip() for i in str(p.get(COLLABORATORS_PROPERTY) or "").split(";") if i.strip()}
+            current[deal_id] = (str(oid), owner_id)
+            titles[deal_id] = title
+            ids = {i.strip() for i in str(collaborator_ids or "").split(";") if i.strip()}
             collaborators[deal_id] = json.dumps(sorted(ids))
     changes, record = plan_changes(state, current)
     now = utc_iso(datetime.now(UTC))

@@ -19,6 +19,7 @@ The gate uses the best review status known to the run (this run's PC read, else 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,7 +65,9 @@ class Plan:
         complete_deals: opportunity id -> deal id, for linked deals never synced before that lack the
             company or contact the sync creates with a deal (a run died between the two creates).
         create_opportunities: co-sell deals without an opportunity: ``deal_id``, ``values``, ``submit``,
-            ``team_owner_ids`` (owner first, then collaborators) and ``team_title``.
+            ``team_owner_ids`` (owner first, then collaborators), ``team_title``, ``other_contacts``
+            (``Customer.Contacts[1..]``, after the primary: ``cosell_sync.deal_contacts``), and the deal's
+            ``company_id`` and ``contact_id`` (the new record's baseline links them).
         submit: opportunities to submit to AWS (their deal entered the submit stage).
         solution_ids: opportunity id (or ``deal:{id}``) -> the partner solutions its deal names.
         diff_rows: rows of the resolved diff (for the log).
@@ -351,15 +354,17 @@ def make_plan(
     Returns:
         The complete plan.
     """
-    from cosell_sync.common import Direction, clean, ts_key
-    from cosell_sync.conflicts import resolve
+    from cosell_sync.common import COMPANY, CONTACT, Direction, clean, ts_key
+    from cosell_sync.conflicts import resolve, unify_shared
+    from cosell_sync.deal_contacts import OTHER_CONTACTS_COLUMN
     from cosell_sync.diff import three_way_diff
     from cosell_sync.mapping import ERROR_COLUMN, SOLUTIONS_COLUMN, TEAM_COLUMN, TEAM_TITLE_COLUMN
     from cosell_sync.writers.partner_central import parse_solution_ids
 
     cfg = env.config
     base, baseline_version = env.baseline.load_with_version()
-    pc = env.snapshots.get_frame(pc_result["key"])
+    # Without ``_raw`` (each record's whole answer, the frame's widest column): the plan compares fields.
+    pc = env.snapshots.get_frame(pc_result["key"], exclude=["_raw"])
     hs = env.snapshots.get_frame(hs_result["key"])
     new_deals = env.snapshots.get_frame(hs_result["new_key"])
     direction = run["direction"]
@@ -368,7 +373,8 @@ def make_plan(
     # is a create, handled below, not an update of every field.
     linked = set(base.index) | set(hs.index)
     diff = three_way_diff(base, pc[pc.index.isin(list(linked))], hs, cfg)
-    resolved = resolve(diff, cfg)
+    # A company or contact shared by several opportunities gets one outcome per field, never a split.
+    resolved = unify_shared(resolve(diff, cfg), related_objects(base, hs), cfg)
     frozen = env.conflicts.frozen_fields()
     if frozen and not resolved.empty:
         # A field with a pending manual conflict waits for a person; nothing syncs it meanwhile.
@@ -418,6 +424,12 @@ def make_plan(
                 # The deal's owner and collaborators (owner ids) become the create's OpportunityTeam.
                 "team_owner_ids": [i for i in str(clean(row.get(TEAM_COLUMN)) or "").split(";") if i],
                 "team_title": clean(row.get(TEAM_TITLE_COLUMN)),
+                # The deal's other contacts, after the primary (Customer.Contacts[1..]).
+                "other_contacts": json.loads(clean(row.get(OTHER_CONTACTS_COLUMN)) or "[]"),
+                # The deal's company and primary contact: the new record's baseline links them (commit),
+                # which later company/contact changes and customer accounts find the record by.
+                "company_id": clean(row.get(COMPANY.frame_column)),
+                "contact_id": clean(row.get(CONTACT.frame_column)),
             }
             for _, row in new_deals.iterrows()
         ]
@@ -433,6 +445,21 @@ def make_plan(
     if direction != Direction.TO_HUBSPOT:
         _plan_value_checks(plan, cfg, hs, new_deals)
     return plan
+
+
+def related_objects(base: pd.DataFrame, hs: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """Opportunity id -> ``company`` / ``contact`` -> HubSpot id: this run's read, else the baseline's."""
+    from cosell_sync.common import COMPANY, CONTACT, clean
+
+    out: dict[str, dict[str, str]] = {}
+    for spec in (COMPANY, CONTACT):
+        for frame, column in ((base, spec.baseline_column), (hs, spec.frame_column)):
+            if column not in frame.columns:
+                continue
+            for oid, rid in frame[column].items():
+                if clean(rid) is not None:
+                    out.setdefault(str(oid), {})[spec.name] = str(clean(rid))
+    return out
 
 
 def _deals_with_journaled_create(env: SyncEnv) -> set[str]:

@@ -401,6 +401,27 @@ def _deal_properties(cfg: SyncConfig) -> list[dict[str, Any]]:
             "datetime",
             "When the opportunity's newest resource snapshot was created (GetResourceSnapshot CreatedAt).",
         ),
+        _prop(
+            "aws_snapshot_job_status",
+            "AWS Snapshot Job Status",
+            "enum",
+            "Status of the opportunity's resource snapshot job (GetResourceSnapshotJob Status); Deleted once "
+            "the sync deleted it (the engagement is over).",
+            options=[(v, v) for v in (*pc_enum("ResourceSnapshotJobStatus"), "Deleted")],
+        ),
+        _prop(
+            "aws_snapshot_job_last_success",
+            "AWS Snapshot Job Last Success",
+            "datetime",
+            "When the snapshot job last ran successfully "
+            "(GetResourceSnapshotJob LastSuccessfulExecutionDate).",
+        ),
+        _prop(
+            "aws_snapshot_job_last_failure",
+            "AWS Snapshot Job Last Failure",
+            "textarea",
+            "AWS's message of the snapshot job's most recent failure (GetResourceSnapshotJob LastFailure).",
+        ),
         # Opportunity tags both ways (cosell_sync.tags). Text, not a multi-select: a seller can type a new
         # tag (a multi-select takes only options an admin defined), and a book's distinct key:value pairs
         # would grow past HubSpot's 5,000 options a property.

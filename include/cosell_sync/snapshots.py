@@ -52,6 +52,16 @@ notes of a batch are checkpointed by content (``state/{catalog}/snapshot-notes/`
 run that sees the same revisions never writes them twice. An opportunity seen for the first time has its
 history recorded without notes. Only values that differ from the last write go out, 100 deals a call.
 
+**The job on the deal.** ``aws_snapshot_job_status`` (``Running``, ``Stopped``; ``Deleted`` once the step
+deleted it), ``aws_snapshot_job_last_success`` and ``aws_snapshot_job_last_failure`` come from
+``GetResourceSnapshotJob`` (list summaries carry only the status). To keep its cost low a job is read only
+in a run that writes it (or is refused), sees its listed status change, or reads a change of its opportunity
+(a running job executes when its opportunity changes); any other job at most once per
+``snapshots.job_details_hours``, oldest first, within what ``snapshots.reads_per_run`` leaves, and never
+in a restricted run. A job adopted this run is not read twice. The values go in the same batch update,
+only where they changed. ``LastFailure`` is AWS's text and may quote record values: it goes to the deal,
+the log only says that a failure was recorded.
+
 State: ``state/{catalog}/snapshots.parquet``, per opportunity.
 """
 
@@ -92,7 +102,15 @@ ENGAGEMENTS_STATE = "engagements"
 TOTAL = "aws_total_resources"
 LAST_UPLOAD = "aws_last_resource_upload"
 PARTNER_RESOURCES = "aws_partner_resources"
-DEAL_PROPERTIES = (TOTAL, LAST_UPLOAD, PARTNER_RESOURCES)
+#: The job's monitoring on the deal (``GetResourceSnapshotJob``): ``Status``, ``LastSuccessfulExecutionDate``,
+#: ``LastFailure``; status ``Deleted`` once the sync deleted the job.
+JOB_STATUS = "aws_snapshot_job_status"
+JOB_LAST_SUCCESS = "aws_snapshot_job_last_success"
+JOB_LAST_FAILURE = "aws_snapshot_job_last_failure"
+JOB_PROPERTIES = (JOB_STATUS, JOB_LAST_SUCCESS, JOB_LAST_FAILURE)
+DEAL_PROPERTIES = (TOTAL, LAST_UPLOAD, PARTNER_RESOURCES, *JOB_PROPERTIES)
+#: ``aws_snapshot_job_last_failure`` is cut to this many characters (AWS's text has no documented bound).
+FAILURE_CHARS = 2000
 SYNC_ERROR_PROPERTY = "aws_sync_error"
 #: Every line this step writes to ``aws_sync_error`` starts so (other steps' lines are kept).
 ERROR_PREFIX = "snapshots: "
@@ -114,6 +132,7 @@ STATE_COLUMNS = [
     "props",
     "pending",
     "error",
+    "job_detail",
 ]
 
 
@@ -200,6 +219,32 @@ def deal_properties(revisions: list[dict[str, Any]], total: int, limit: int) -> 
     }
 
 
+def job_detail(job: dict[str, Any], read_at: datetime) -> dict[str, Any]:
+    """What the step keeps of a ``GetResourceSnapshotJob`` answer (the deal's job properties and when)."""
+    last = job.get("LastSuccessfulExecutionDate")
+    return {
+        "read_at": utc_iso(read_at),
+        "status": clean(job.get("Status")),
+        "last_success": utc_iso(last) if isinstance(last, datetime) else clean(last),
+        "last_failure": clean(job.get("LastFailure")),
+    }
+
+
+def job_properties(detail: dict[str, Any]) -> dict[str, str]:
+    """The three deal properties of the opportunity's snapshot job (empty string: no value)."""
+    return {
+        JOB_STATUS: str(detail.get("status") or ""),
+        JOB_LAST_SUCCESS: str(detail.get("last_success") or ""),
+        JOB_LAST_FAILURE: str(detail.get("last_failure") or "")[:FAILURE_CHARS],
+    }
+
+
+def details_due(detail: dict[str, Any] | None, now: datetime, hours: float) -> bool:
+    """True when the job's details were never read or were read ``snapshots.job_details_hours`` ago."""
+    read_at = (detail or {}).get("read_at")
+    return not read_at or now - parse_ts(str(read_at)) >= timedelta(hours=hours)
+
+
 def refusal_line(operation: str, error: SyncError) -> str:
     """The ``aws_sync_error`` line of a snapshot-job write Partner Central refused.
 
@@ -238,6 +283,7 @@ def _rows(frame: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
         row["generation"] = int(row.get("generation") or 0)
         row["total"] = int(row.get("total") or 0)
         row["pending"] = str(row.get("pending") or "") == "true"
+        row["job_detail"] = json.loads(row["job_detail"]) if row.get("job_detail") else {}
         out[str(oid)] = row
     return out
 
@@ -253,6 +299,7 @@ def _frame(state: dict[str, dict[str, Any]]) -> pd.DataFrame:
             "generation": str(row.get("generation") or 0),
             "total": str(row.get("total") or 0),
             "pending": "true" if row.get("pending") else "false",
+            "job_detail": json.dumps(row.get("job_detail") or {}),
         }
         for o, row in state.items()
     }
@@ -274,6 +321,7 @@ def _new_row(deal_id: str, engagement_id: str | None) -> dict[str, Any]:
         "props": {},
         "pending": False,
         "error": None,
+        "job_detail": {},
         "_first": True,
     }
 
@@ -321,7 +369,7 @@ def _read_this_run(env: SyncEnv, pc: dict[str, Any] | None) -> dict[str, str | N
 
 # -- API access ----------------------------------------------------------------------------------------
 @dataclass
-class _Run:
+class SnapshotRun:
     """One run of the step: clients, counters and the audit context."""
 
     env: SyncEnv
@@ -334,6 +382,8 @@ class _Run:
     #: Deals whose HubSpot update failed in :func:`_write_deals` (their state is not advanced).
     unwritten: set[str] = field(default_factory=set)
     denied: SyncError | None = None
+    #: ``GetResourceSnapshotJob`` answers of this run, by job id (adoption reads them: not read twice).
+    job_reads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def catalog(self) -> str:
@@ -444,29 +494,30 @@ class _Run:
 
 
 # -- jobs ----------------------------------------------------------------------------------------------
-def _job_statuses(r: _Run) -> dict[str, dict[str, Any]]:
+def _job_statuses(r: SnapshotRun) -> dict[str, dict[str, Any]]:
     """Every job of the catalog: id -> summary (``EngagementId``, ``Status``)."""
     jobs = r.pages("ListResourceSnapshotJobs", "list_resource_snapshot_jobs", "ResourceSnapshotJobSummaries")
     return {str(j["Id"]): j for j in jobs}
 
 
 def _find_job(
-    r: _Run, oid: str, eid: str, template: str, jobs: dict[str, dict[str, Any]], claimed: set[str]
+    r: SnapshotRun, oid: str, eid: str, template: str, jobs: dict[str, dict[str, Any]], claimed: set[str]
 ) -> dict[str, Any] | None:
     """The engagement's existing job for this opportunity and template (summaries name no resource)."""
     for job_id, summary in sorted(jobs.items()):
         if summary.get("EngagementId") != eid or job_id in claimed:
             continue
-        job = r.read(
+        job = r.job_reads.get(job_id) or r.read(
             "GetResourceSnapshotJob", "get_resource_snapshot_job", ResourceSnapshotJobIdentifier=job_id
         )
+        r.job_reads[job_id] = job
         if job.get("ResourceId") == oid and job.get("ResourceSnapshotTemplateName") == template:
             return job
     return None
 
 
 def _converge(
-    r: _Run,
+    r: SnapshotRun,
     oid: str,
     row: dict[str, Any],
     want: str,
@@ -534,6 +585,7 @@ def _converge(
             row["job_status"] = status
             return acted
         acted = True
+        r.job_reads.pop(job_id, None)  # read before the write: its details are no longer current
         status = {
             SnapshotAction.START_JOB: RUNNING,
             SnapshotAction.STOP_JOB: STOPPED,
@@ -547,9 +599,123 @@ def _converge(
     return acted
 
 
+def _read_job_details(
+    r: SnapshotRun,
+    state: dict[str, dict[str, Any]],
+    wanted: set[str],
+    due: list[str],
+    budget: list[int],
+    now: datetime,
+) -> set[str]:
+    """``GetResourceSnapshotJob`` for the jobs whose deal must show their status, last success and failure.
+
+    Args:
+        r: the run.
+        state: the rows (each row's ``job_detail`` is set).
+        wanted: opportunities whose job the run handled or saw change: read whatever the budget says.
+        due: opportunities whose details are only old (``snapshots.job_details_hours``), oldest first:
+            read while ``budget`` (``snapshots.reads_per_run``, shared with ``GetResourceSnapshot``) lasts.
+        budget: the reads left this run.
+        now: the run's time.
+
+    Returns:
+        The opportunities whose ``job_detail`` was refreshed.
+    """
+    done: set[str] = set()
+    for oid in [*sorted(wanted), *due]:
+        row = state[oid]
+        job_id = row.get("job_id")
+        if not job_id or oid in done:
+            continue
+        if oid not in wanted:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+        job = r.job_reads.get(str(job_id))
+        if job is None:
+            try:
+                job = r.read(
+                    "GetResourceSnapshotJob",
+                    "get_resource_snapshot_job",
+                    ResourceSnapshotJobIdentifier=job_id,
+                )
+            except NotFoundError:
+                continue  # deleted outside the sync: the next full refresh replaces it
+            except AuthError as err:
+                log.warning("Snapshot jobs are not readable with this account (%s): skipped.", err.message)
+                break
+            except SyncError as err:
+                log.warning("Snapshot job %s of opportunity %s not read (%s)", job_id, oid, err.code)
+                continue
+        before = row.get("job_detail") or {}
+        row["job_detail"] = job_detail(job, now)
+        failure = row["job_detail"]["last_failure"]
+        if failure and failure != before.get("last_failure"):
+            # AWS's failure text may quote record values: it goes to the deal, never to the log.
+            log.warning(
+                "Snapshot job %s of opportunity %s reports a new failure (shown in the deal's %s)",
+                job_id,
+                oid,
+                JOB_LAST_FAILURE,
+            )
+        done.add(oid)
+    return done
+
+
+def _job_details(
+    r: SnapshotRun,
+    state: dict[str, dict[str, Any]],
+    engaged: dict[str, tuple[str, str | None, str | None]],
+    known_status: dict[str, Any],
+    acted: set[str],
+    read_now: dict[str, str | None],
+    new: dict[str, list[dict[str, Any]]],
+    budget: list[int],
+    now: datetime,
+    restricted: bool,
+) -> set[str]:
+    """Refresh the job details the deals show; returns the opportunities whose job properties may change.
+
+    Reads (rules in :func:`sync_snapshots`' step 3b) go through :func:`_read_job_details`. A job the run
+    deleted shows ``Deleted`` without a read; a deal whose last write of the job properties failed is
+    sent its values again (no read).
+    """
+    cfg = r.env.config.snapshots
+    linked = {o for o, row in state.items() if o in engaged and row.get("job_id")}
+    handled = {
+        o
+        for o in linked
+        if o in acted
+        or o in r.refused
+        or state[o].get("job_status") != known_status.get(o)
+        or o in read_now
+        or new.get(o)
+    }
+    due = sorted(
+        (
+            o
+            for o in linked - handled
+            if not restricted and details_due(state[o].get("job_detail"), now, cfg.job_details_hours)
+        ),
+        key=lambda o: str((state[o].get("job_detail") or {}).get("read_at") or ""),
+    )
+    out = _read_job_details(r, state, handled, due, budget, now)
+    for oid in acted:
+        row = state[oid]
+        detail = row.get("job_detail") or {}
+        if oid in engaged and not row.get("job_id") and detail.get("status") != DELETED:
+            row["job_detail"] = {**detail, "status": DELETED, "read_at": utc_iso(now)}
+            out.add(oid)
+    for oid, row in state.items():
+        shown = {k: str(row["props"].get(k) or "") for k in JOB_PROPERTIES}
+        if oid in engaged and row.get("job_detail") and job_properties(row["job_detail"]) != shown:
+            out.add(oid)
+    return out
+
+
 # -- snapshots -----------------------------------------------------------------------------------------
 def _read_snapshots(
-    r: _Run, eid: str, oids: list[str], state: dict[str, dict[str, Any]], budget: list[int]
+    r: SnapshotRun, eid: str, oids: list[str], state: dict[str, dict[str, Any]], budget: list[int]
 ) -> dict[str, list[dict[str, Any]]]:
     """Read one engagement's snapshots into the rows of ``oids``; returns each one's new revisions."""
     summaries = r.pages(
@@ -604,15 +770,17 @@ def _read_snapshots(
 
 
 def _write_deals(
-    r: _Run,
+    r: SnapshotRun,
     gw: HubSpotGateway,
     state: dict[str, dict[str, Any]],
     new: dict[str, list[dict[str, Any]]],
     extra: dict[str, dict[str, str]] | None = None,
+    jobs: set[str] | None = None,
 ) -> tuple[int, int, int]:
     """Deal properties that changed and one note per new revision; returns (written, failed, notes).
 
-    ``extra``: more properties per deal (``aws_sync_error``), sent in the same batch update.
+    ``extra``: more properties per deal (``aws_sync_error``), sent in the same batch update; ``jobs``:
+    opportunities whose job details were read (their job properties are sent where they changed).
     """
     from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
 
@@ -620,9 +788,13 @@ def _write_deals(
     updates: dict[str, dict[str, str]] = {}
     wanted: dict[str, dict[str, str]] = {}
     for oid, row in state.items():
-        if oid not in new or not row.get("deal_id"):
+        if (oid not in new and oid not in (jobs or ())) or not row.get("deal_id"):
             continue
-        props = deal_properties(row["revisions"], int(row.get("total") or 0), cfg.listed_revisions)
+        props: dict[str, str] = {}
+        if oid in new:
+            props = deal_properties(row["revisions"], int(row.get("total") or 0), cfg.listed_revisions)
+        if oid in (jobs or ()):
+            props.update(job_properties(row.get("job_detail") or {}))
         wanted[oid] = props
         changed = {k: v for k, v in props.items() if (row["props"].get(k) or "") != v}
         if changed:
@@ -636,7 +808,7 @@ def _write_deals(
         log.error("Snapshot properties not written to deal %s: %s", deal_id, error.get("message"))
     for oid, props in wanted.items():
         if str(state[oid]["deal_id"]) not in outcome.failed:
-            state[oid]["props"] = props
+            state[oid]["props"] = {**state[oid]["props"], **props}
 
     # One note per new revision: round k holds each deal's k-th new revision (write_notes: one per deal).
     notes = 0
@@ -659,7 +831,7 @@ def _write_deals(
 
 
 def _error_changes(
-    r: _Run, state: dict[str, dict[str, Any]], tried: set[str], settled: set[str]
+    r: SnapshotRun, state: dict[str, dict[str, Any]], tried: set[str], settled: set[str]
 ) -> dict[str, str | None]:
     """Opportunity -> this step's ``aws_sync_error`` line now (None: none), where it may have to change.
 
@@ -733,7 +905,7 @@ def sync_snapshots(
     catalog = run["catalog"]
     send = run.get("direction") != Direction.TO_HUBSPOT.value
     show = run.get("direction") != Direction.TO_PARTNER_CENTRAL.value
-    r = _Run(env, run)
+    r = SnapshotRun(env, run)
     gw = HubSpotGateway(env.hubspot)
     step_state = StepState(env.snapshots, catalog, STATE_NAME)
     previous, meta = step_state.load()
@@ -791,6 +963,7 @@ def sync_snapshots(
     }
     acted: set[str] = set()
     tried: set[str] = set()
+    known_status = {o: row.get("job_status") for o, row in state.items()}
     if send and (todo or (full and any(state[o].get("job_id") or plan[o] == RUNNING for o in plan))):
         try:
             jobs = _job_statuses(r)
@@ -827,13 +1000,20 @@ def sync_snapshots(
         except AuthError as err:
             log.warning("Resource snapshots are not readable with this account (%s): skipped.", err.message)
             break
+    # 3b. The job's monitoring on the deal (status, last success, last failure), from GetResourceSnapshotJob:
+    # for jobs the run wrote, refused or saw change status, and of opportunities that changed (a running
+    # job executes when its opportunity changes); any other job once per job_details_hours, within the
+    # read budget, never in a restricted run. An unchanged book costs no job read between those.
+    details: set[str] = set()
+    if show:
+        details = _job_details(r, state, engaged, known_status, acted, read_now, new, budget, now, restricted)
     # The deals' aws_sync_error: a refused job write names itself there; it goes once the write goes through
     # (or is no longer needed). Sent with the snapshot properties, one batch update a run.
     error_lines = _error_changes(r, state, tried, {o for o in plan if o not in todo})
     error_updates = _error_updates(gw, state, error_lines)
     written = failed_deals = notes = 0
-    if (show and new) or error_updates:
-        written, failed_deals, notes = _write_deals(r, gw, state, new if show else {}, error_updates)
+    if (show and new) or error_updates or details:
+        written, failed_deals, notes = _write_deals(r, gw, state, new if show else {}, error_updates, details)
     for oid, line in error_lines.items():
         if str(state[oid]["deal_id"]) not in r.unwritten:
             state[oid]["error"] = line
@@ -857,6 +1037,12 @@ def sync_snapshots(
         "deals_written": written,
         "deals_failed": failed_deals,
         "notes": notes,
+        "job_details_read": r.calls["GetResourceSnapshotJob"],
+        "jobs_failing": sum(
+            1
+            for o, row in state.items()
+            if o in engaged and (row.get("job_detail") or {}).get("last_failure")
+        ),
         "failed": len(r.failed),
         "audited": r.audited,
         "full": full,
@@ -887,6 +1073,54 @@ def check_params(deal_id: str, opportunity_id: str) -> None:
         raise ParamError("opportunity_id: must be O followed by 1-19 digits; no snapshot was made")
 
 
+def locate(
+    env: SyncEnv, r: SnapshotRun, gw: HubSpotGateway, deal_id: str, opportunity_id: str, outcome: str
+) -> tuple[str, str, str]:
+    """(deal, opportunity, engagement) of a manual run's params (one of ``deal_id`` / ``opportunity_id``).
+
+    The deal by id or by the unique link property; the engagement from ``sync_engagements``' state, else
+    ``ListEngagementResourceAssociations``.
+
+    Args:
+        env: clients and stores.
+        r: the run (counts the call).
+        gw: the HubSpot gateway.
+        deal_id: the deal param.
+        opportunity_id: the opportunity param.
+        outcome: what the failing run did not do ("no snapshot was made"), ending each error message.
+
+    Raises:
+        NotFoundError: no such deal or opportunity, they are not linked, or the opportunity has no engagement.
+    """
+    cfg = env.config
+    if deal_id:
+        found, _ = gw.batch_read(DEAL.plural, [deal_id], [cfg.link_property])
+    else:
+        found, _ = gw.batch_read(
+            DEAL.plural, [opportunity_id], [cfg.link_property], id_property=cfg.link_property
+        )
+    if not found:
+        what = f"deal {deal_id}" if deal_id else f"opportunity {opportunity_id}"
+        raise NotFoundError(f"{what}: no HubSpot deal linked to it; {outcome}")
+    deal_id = str(found[0]["id"])
+    oid = clean((found[0].get("properties") or {}).get(cfg.link_property))
+    if not oid:
+        raise NotFoundError(f"deal {deal_id} is not linked to an opportunity; {outcome}")
+    eid = (_engagements(env, r.catalog).get(oid) or (None, None, None))[1]
+    if not eid:
+        assoc = r.read(
+            "ListEngagementResourceAssociations",
+            "list_engagement_resource_associations",
+            ResourceType=RESOURCE_TYPE,
+            ResourceIdentifier=oid,
+        )
+        eids = [a.get("EngagementId") for a in assoc.get("EngagementResourceAssociationSummaries") or []]
+        eid = next((str(e) for e in eids if e), None)
+    if not eid:
+        raise NotFoundError(f"opportunity {oid} has no engagement (submit it to AWS first); {outcome}")
+    return deal_id, str(oid), str(eid)
+
+
 def snapshot_manually(
     env: SyncEnv, run: dict[str, Any], deal_id: str, opportunity_id: str, dry_run: bool
 ) -> dict[str, Any]:
@@ -908,34 +1142,8 @@ def snapshot_manually(
     cfg = env.config
     catalog = run["catalog"]
     gw = HubSpotGateway(env.hubspot)
-    r = _Run(env, run)
-    if deal_id:
-        found, _ = gw.batch_read(DEAL.plural, [deal_id], [cfg.link_property])
-    else:
-        found, _ = gw.batch_read(
-            DEAL.plural, [opportunity_id], [cfg.link_property], id_property=cfg.link_property
-        )
-    if not found:
-        what = f"deal {deal_id}" if deal_id else f"opportunity {opportunity_id}"
-        raise NotFoundError(f"{what}: no HubSpot deal linked to it; no snapshot was made")
-    deal_id = str(found[0]["id"])
-    oid = clean((found[0].get("properties") or {}).get(cfg.link_property))
-    if not oid:
-        raise NotFoundError(f"deal {deal_id} is not linked to an opportunity; no snapshot was made")
-    eid = (_engagements(env, catalog).get(oid) or (None, None, None))[1]
-    if not eid:
-        assoc = r.read(
-            "ListEngagementResourceAssociations",
-            "list_engagement_resource_associations",
-            ResourceType=RESOURCE_TYPE,
-            ResourceIdentifier=oid,
-        )
-        eids = [a.get("EngagementId") for a in assoc.get("EngagementResourceAssociationSummaries") or []]
-        eid = next((str(e) for e in eids if e), None)
-    if not eid:
-        raise NotFoundError(
-            f"opportunity {oid} has no engagement (submit it to AWS first); no snapshot was made"
-        )
+    r = SnapshotRun(env, run)
+    deal_id, oid, eid = locate(env, r, gw, deal_id, opportunity_id, "no snapshot was made")
     template = cfg.snapshots.template
     step_state = StepState(env.snapshots, catalog, STATE_NAME)
     previous, meta = step_state.load()
@@ -997,10 +1205,15 @@ def snapshot_manually(
 
 __all__ = [
     "DEAL_PROPERTIES",
+    "JOB_PROPERTIES",
     "SnapshotAction",
     "check_params",
     "deal_properties",
+    "details_due",
+    "job_detail",
+    "job_properties",
     "job_token",
+    "locate",
     "note_body",
     "partner_resources",
     "snapshot_manually",

@@ -25,11 +25,16 @@ run (an association moves ``LastModifiedDate``, so a changed set is always read)
 opportunity never seen costs one ``GetOpportunity`` (``products.reads_per_run`` a run) when its deal has
 solution line items, else it is read at a full refresh. A record is read again just before an association is
 sent (the extract's copy predates the run's own writes). The HubSpot side is
-read for the deals in scope: deals of opportunities read this run, deals changed in HubSpot, deals of line
-items modified since the last check (one line item search), deals with solution line items (so a removal
-is seen) and, every ``insights.full_refresh_hours`` and in ``full`` runs, every linked deal: v4 batch reads
-of deal -> line items (100 deals a call), line items read in batch only when new, their ``hs_product_id``
-mapped to solutions by the catalog state (products read in batch only when unknown).
+compared for the deals in scope: deals of opportunities read this run, deals changed in HubSpot, deals of
+line items modified since the last check (one line item search), deals with solution line items (so a
+removal is seen) and, every ``insights.full_refresh_hours`` and in ``full`` runs, every linked deal. Only
+the deals whose line items can have changed are read (those of the search, those with solution line items,
+those the state has not read yet, and every deal at a full refresh); the others keep the line items the
+state holds, so a deal edited in HubSpot or an opportunity changed in Partner Central costs no HubSpot read
+here. Reads are v4 batch reads of deal -> line items (100 deals a call), line items read in batch only when
+new, their ``hs_product_id`` mapped to solutions by the catalog state (products read in batch only when
+unknown). A line item moved to another deal by its association alone (no edit of the line item) is seen
+at the next full refresh.
 
 AWS products and Marketplace offers (and offer sets) associated with an opportunity are written to the deal
 properties ``aws_related_aws_products`` and ``aws_related_marketplace_offers`` when they change (read-only
@@ -331,6 +336,9 @@ def sync_solutions(
         or now - last_full >= timedelta(hours=env.config.insights.full_refresh_hours)
     )
     read_now = {o: v for o, v in _read_this_run(env, pc).items() if o in links}
+    # The deals whose line items are read this run (v4 batch reads); for the rest of the scope the state's
+    # line items stand (see below).
+    read_hs: set[str] | None = None
     if run.get("opportunity_ids"):
         scope = restricted
     elif full:
@@ -345,10 +353,20 @@ def sync_solutions(
         # Deals with solution line items (a removal shows only there) and failures.
         kept = {o for o, r in rows.items() if any((r.get("line_items") or {}).values()) or r.get("error")}
         scope = (set(read_now) | (_changed_in_hubspot(env, hs) & set(links)) | recent | kept) & set(links)
+        # A deal's line items change in HubSpot only by a line item added or edited (the search above finds
+        # it: ``recent``) or removed (only deals that had solution line items can lose one: ``kept``). Every
+        # other deal in scope (changed on either side, but not in its line items) keeps the line items the
+        # state holds, at no call: reading them cost a v4 batch read per 100 changed deals. Deals the state
+        # has not read yet are read; the periodic full refresh reads every deal.
+        unread = {o for o in scope if (rows.get(o) or {}).get("line_items") is None}
+        read_hs = (recent | kept | unread) & scope
 
     # HubSpot's side first: each deal's line items (new ones read), mapped to solutions.
     known_items = {li: s for r in rows.values() for li, s in (r.get("line_items") or {}).items()}
-    items = deal_line_items(env, step.gw, {links[o] for o in scope}, known_items)
+    to_read = scope if read_hs is None else read_hs
+    items = deal_line_items(env, step.gw, {links[o] for o in to_read}, known_items)
+    for oid in scope - to_read:
+        items[links[oid]] = dict(rows[oid]["line_items"])
 
     # Partner Central's side: this run's reads, else the state. A record never seen is read (budgeted,
     # products.reads_per_run) when its deal has solution line items to send, else only at a full refresh:
@@ -515,6 +533,7 @@ def sync_solutions(
     step.calls.update(step.gw.calls)
     result = {
         "in_scope": len(scope),
+        "line_items_read": len(to_read),
         "compared": len(results),
         "reads_waiting": waiting,
         "failed": len(step.errors),

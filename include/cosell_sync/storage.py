@@ -180,12 +180,15 @@ class SnapshotStore:
         )
         return full
 
-    def get_frame(self, key: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def get_frame(
+        self, key: str, columns: list[str] | None = None, exclude: list[str] | None = None
+    ) -> pd.DataFrame:
         """Read a Parquet object written by ``put_frame``.
 
         Args:
             key: a key relative to the prefix.
             columns: read only these columns (the index is always restored); saves memory on wide frames.
+            exclude: read every column but these (a wide text column a step does not need, ``_raw``).
 
         Returns:
             The frame, with its original index.
@@ -193,15 +196,18 @@ class SnapshotStore:
         Raises:
             NotFoundError: the object does not exist.
         """
-        frame, _ = self.get_frame_with_etag(key, columns=columns)
+        frame, _ = self.get_frame_with_etag(key, columns=columns, exclude=exclude)
         return frame
 
-    def get_frame_with_etag(self, key: str, columns: list[str] | None = None) -> tuple[pd.DataFrame, str]:
+    def get_frame_with_etag(
+        self, key: str, columns: list[str] | None = None, exclude: list[str] | None = None
+    ) -> tuple[pd.DataFrame, str]:
         """Like ``get_frame``, also returning the object's ETag for a later conditional write.
 
         Args:
             key: a key relative to the prefix.
             columns: read only these columns (the index is always restored).
+            exclude: read every column but these.
 
         Returns:
             ``(frame, etag)``.
@@ -209,17 +215,20 @@ class SnapshotStore:
         Raises:
             NotFoundError: the object does not exist.
         """
-        table, etag = self.get_table_with_etag(key, columns=columns)
+        table, etag = self.get_table_with_etag(key, columns=columns, exclude=exclude)
         # self_destruct frees each Arrow column as soon as it is converted, so the peak is about one
         # copy of the data rather than two.
         return table.to_pandas(split_blocks=True, self_destruct=True), etag
 
-    def get_table_with_etag(self, key: str, columns: list[str] | None = None) -> tuple[pa.Table, str]:
+    def get_table_with_etag(
+        self, key: str, columns: list[str] | None = None, exclude: list[str] | None = None
+    ) -> tuple[pa.Table, str]:
         """Read a Parquet object as an Arrow table (no pandas conversion), with its ETag.
 
         Args:
             key: a key relative to the prefix.
             columns: read only these columns (index columns are always included).
+            exclude: read every column but these (ignored when ``columns`` is given).
 
         Returns:
             ``(table, etag)``; a frame's index is a regular column of the table.
@@ -231,6 +240,9 @@ class SnapshotStore:
         import pyarrow.parquet as pq
 
         data, etag = self._get_bytes(key)
+        if exclude and columns is None:
+            names = pq.read_schema(pa.BufferReader(data)).names
+            columns = [n for n in names if n not in set(exclude)]
         table = pq.read_table(pa.BufferReader(data), columns=columns, use_pandas_metadata=True)
         return table, etag
 

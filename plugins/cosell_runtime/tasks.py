@@ -1017,3 +1017,27 @@ def create_snapshot(context: dict[str, Any]) -> dict[str, Any]:
         _exclusive(env.catalog, run["run_id"], enabled=not dry_run),
     ):
         return snapshots.snapshot_manually(env, run, named["deal_id"], named["opportunity_id"], dry_run)
+
+
+def compare_snapshot(context: dict[str, Any]) -> dict[str, Any]:
+    """``cosell_snapshot``: the ``compare_revision`` snapshot beside the opportunity now; the report's S3 key.
+
+    Reads only (no lease, no write but the report). Bad params, an unlinked deal, an opportunity without an
+    engagement and an unknown revision fail at once: a retry would meet the same answer.
+    """
+    from cosell_sync import snapshot_compare, snapshots
+    from cosell_sync.errors import NotFoundError
+
+    params = _params(context)
+    info = _run_info(context)
+    named = {k: str(params.get(k) or "").strip() for k in ("deal_id", "opportunity_id")}
+    with _final_errors(NotFoundError):
+        revision = snapshot_compare.check_revision(params.get("compare_revision"))
+        if not revision:
+            return {"skipped": "compare_revision is 0: no comparison"}
+        snapshots.check_params(named["deal_id"], named["opportunity_id"])
+        env = build_env(params.get("catalog") or None)
+        run = {"run_id": str(info["run_id"]), "catalog": env.catalog}
+        return snapshot_compare.compare_snapshot(
+            env, run, named["deal_id"], named["opportunity_id"], revision
+        )

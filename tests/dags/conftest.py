@@ -138,6 +138,15 @@ class SyncStack:
         store = SnapshotStore(self.aws("s3"), cfg.storage.bucket, cfg.storage.prefix)
         return store.get_json(run_key(self.catalog, run.run_id, "plan.json"))
 
+    def artefact(self, run: Any, name: str) -> dict[str, Any]:
+        """A JSON artefact a step of ``run`` stored in its run folder (``solutions.json``, ...)."""
+        from cosell_sync.config import load_config
+        from cosell_sync.storage import SnapshotStore, run_key
+
+        cfg = load_config()
+        store = SnapshotStore(self.aws("s3"), cfg.storage.bucket, cfg.storage.prefix)
+        return store.get_json(run_key(self.catalog, run.run_id, name))
+
     def audit(self, opportunity_id: str) -> list[dict[str, Any]]:
         from cosell_sync.audit import AuditTrail
         from cosell_sync.config import load_config

@@ -204,3 +204,18 @@ def hubspot_total(stack: Any, plural: str) -> int:
     )
     r.raise_for_status()
     return int(r.json()["total"])
+
+
+def xcom(run: Any, task_id: str) -> Any:
+    """What task ``task_id`` of a ``dag.test()`` run returned (its XCom)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = (
+            session.query(TaskInstance)
+            .filter(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
+            .filter(TaskInstance.task_id == task_id)
+            .one()
+        )
+        return ti.xcom_pull(task_ids=task_id, session=session)

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.dags.scenarios import hubspot_total
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
 HEADERS = {"Authorization": "Bearer test-token"}
@@ -259,3 +261,27 @@ def test_the_owner_is_reminded_before_the_invitation_expires(sync_stack: Any, mo
         ).json()["results"]
     ]
     assert sum("expires soon" in s for s in subjects) == 1, subjects  # once, however many runs
+
+
+def test_a_referral_for_a_customer_hubspot_has_gets_that_company(sync_stack: Any) -> None:
+    inv = _referral(sync_stack)
+    customer = _invitation(sync_stack, inv)["Payload"]["OpportunityInvitation"]["Customer"]
+    host = customer["WebsiteUrl"].split("://", 1)[1].rstrip("/")
+    # The portal holds the customer with the domain as a user typed it (with www.).
+    r = requests.post(
+        f"{sync_stack.hs_url}/crm/v3/objects/companies",
+        headers=HEADERS,
+        json={"properties": {"name": "Our customer (CRM record)", "domain": host}},
+        timeout=30,
+    )
+    r.raise_for_status()
+    existing = str(r.json()["id"])
+    before = hubspot_total(sync_stack, "companies")
+
+    sync_stack.run()
+
+    deal_id = _deal(sync_stack, inv)["id"]
+    url = f"{sync_stack.hs_url}/crm/v4/objects/deals/{deal_id}/associations/companies"
+    r = requests.get(url, headers=HEADERS, timeout=30)
+    assert [str(a["toObjectId"]) for a in r.json()["results"]] == [existing]
+    assert hubspot_total(sync_stack, "companies") == before

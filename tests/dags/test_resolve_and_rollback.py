@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from scenarios import canonical_pc, config_with, editable, set_pc, synced_book, with_status
+from scenarios import canonical_pc, config_with, editable, set_pc, synced_book, with_status, xcom
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -166,7 +166,7 @@ def test_rollback_dry_run_then_apply(sync_stack: Any) -> None:
     sync_stack.reset_calls()
     run = sync_stack.run("cosell_rollback", conf={"opportunity_id": oid, "target_timestamp": target})
     assert _writes(sync_stack) == ({}, [])
-    plan = _xcom(run, "rollback")
+    plan = xcom(run, "rollback")
     rows = {p["field"]: p for p in plan["plan"]}
     assert rows["next_steps"]["partner_central"] == "Changed in Partner Central after T"
     assert rows["next_steps"]["hubspot"] == "Changed in Partner Central after T"
@@ -196,17 +196,3 @@ def test_rollback_dry_run_then_apply(sync_stack: Any) -> None:
     sync_stack.reset_calls()
     sync_stack.run()
     assert _writes(sync_stack) == ({}, [])
-
-
-def _xcom(run: Any, task_id: str) -> dict[str, Any]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        ti = (
-            session.query(TaskInstance)
-            .filter(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
-            .filter(TaskInstance.task_id == task_id)
-            .one()
-        )
-        return ti.xcom_pull(task_ids=task_id, session=session)

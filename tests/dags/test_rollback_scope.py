@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from scenarios import canonical_pc, editable, set_hs, set_pc, synced_book
+from scenarios import canonical_pc, editable, set_hs, set_pc, synced_book, xcom
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -37,20 +37,6 @@ def _writes(stack: Any) -> tuple[dict[str, int], list[str]]:
 def _rollback(stack: Any, **conf: Any) -> Any:
     """One ``cosell_rollback`` run with this conf (it must succeed)."""
     return stack.run("cosell_rollback", conf=conf)
-
-
-def _xcom(run: Any, task_id: str) -> Any:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        ti = (
-            session.query(TaskInstance)
-            .filter(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
-            .filter(TaskInstance.task_id == task_id)
-            .one()
-        )
-        return ti.xcom_pull(task_ids=task_id, session=session)
 
 
 def _associated(stack: Any, deal_id: str, plural: str, prop: str) -> list[dict[str, Any]]:
@@ -85,7 +71,7 @@ def test_rollback_by_deal_id_restores_the_linked_opportunity(sync_stack: Any) ->
 
     run = _rollback(sync_stack, deal_id=deal_id, target_timestamp=target, dry_run=False)
 
-    result = _xcom(run, "rollback")
+    result = xcom(run, "rollback")
     assert (result["opportunity_id"], result["deal_id"]) == (oid, deal_id)
     assert canonical_pc(sync_stack, oid)["next_steps"] == before
     assert _hs_next_steps(sync_stack, oid) == before
@@ -114,7 +100,7 @@ def test_rollback_by_run_id_restores_every_record_that_run_changed_and_nothing_e
     sync_stack.reset_calls()
     run = _rollback(sync_stack, run_id=undone.run_id)
     assert _writes(sync_stack) == ({}, [])
-    plan = _xcom(run, "rollback")
+    plan = xcom(run, "rollback")
     assert sorted(plan["records"]) == sorted([a, b])
     for oid in (a, b):
         rows = {p["field"]: p for p in plan["records"][oid]["plan"]}
@@ -148,7 +134,7 @@ def test_a_field_changed_again_after_the_run_is_not_overwritten(sync_stack: Any)
 
     run = _rollback(sync_stack, run_id=undone.run_id, dry_run=False)
 
-    reason = _xcom(run, "rollback")["records"][oid]["skipped"]["next_steps"]
+    reason = xcom(run, "rollback")["records"][oid]["skipped"]["next_steps"]
     assert reason.startswith("CHANGED_SINCE_RUN")
     assert canonical_pc(sync_stack, oid)["next_steps"] == "A person wrote this later"
 

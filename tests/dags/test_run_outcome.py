@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dags.scenarios import canonical_pc, editable, set_hs, synced_book
+from tests.dags.scenarios import canonical_pc, editable, set_hs, synced_book, xcom
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -72,20 +72,6 @@ def _note(run: Any) -> str:
     with create_session() as session:
         stored = session.query(DagRun).filter(DagRun.dag_id == run.dag_id, DagRun.run_id == run.run_id).one()
         return stored.note or ""
-
-
-def _xcom(run: Any, task_id: str) -> Any:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        ti = (
-            session.query(TaskInstance)
-            .filter(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
-            .filter(TaskInstance.task_id == task_id)
-            .one()
-        )
-        return ti.xcom_pull(task_ids=task_id, session=session)
 
 
 # 1 -------------------------------------------------------------------------------------------------
@@ -252,7 +238,7 @@ def test_since_without_an_offset_is_read_as_utc(sync_stack: Any) -> None:
 
     run = sync_stack.run(conf={"since": since.strftime("%Y-%m-%dT%H:%M:%S")})  # no offset
 
-    described = _xcom(run, "prepare")
+    described = xcom(run, "prepare")
     assert datetime.fromisoformat(described["since_partner_central"]) == since
     assert datetime.fromisoformat(described["since_hubspot"]) == since
     assert described["advance_watermark"] is False

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.dags.scenarios import xcom
+
 ROLE = "arn:aws:iam::123456789012:role/service-role/SnapshotJobRole"
 OTHER_ROLE = "arn:aws:iam::123456789012:role/OtherRole"
 
@@ -18,20 +20,6 @@ OTHER_ROLE = "arn:aws:iam::123456789012:role/OtherRole"
 def _settings(stack: Any) -> dict[str, Any]:
     got = stack.pc.get_selling_system_settings(Catalog="AWS")
     return {k: v for k, v in got.items() if k not in ("Catalog", "ResponseMetadata")}
-
-
-def _task_result(run: Any, task_id: str) -> Any:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        ti = (
-            session.query(TaskInstance)
-            .filter(TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id)
-            .filter(TaskInstance.task_id == task_id)
-            .one()
-        )
-        return ti.xcom_pull(task_ids=task_id, session=session)
 
 
 def _settings_entries(stack: Any) -> list[dict[str, Any]]:
@@ -80,7 +68,7 @@ def test_dry_run_shows_current_and_new_and_changes_nothing(
 
     run = sync_stack.run("cosell_settings", conf={"resource_snapshot_job_role_identifier": ROLE})
 
-    result = _task_result(run, "change_settings")
+    result = xcom(run, "change_settings")
     assert (result["dry_run"], result["written"]) == (True, False)
     assert result["changes"] == {"ResourceSnapshotJobRoleArn": {"old": OTHER_ROLE, "new": ROLE}}
     assert f"ResourceSnapshotJobRoleArn: {OTHER_ROLE} -> {ROLE}" in caplog.text
@@ -97,7 +85,7 @@ def test_apply_changes_the_settings_once_and_a_rerun_writes_nothing(sync_stack: 
     first = sync_stack.run("cosell_settings", conf=conf)
 
     assert _settings(sync_stack) == {"ResourceSnapshotJobRoleArn": ROLE}
-    result = _task_result(first, "change_settings")
+    result = xcom(first, "change_settings")
     assert (result["written"], result["audit_entries"]) == (True, 1)
     entries = _settings_entries(sync_stack)
     assert len(entries) == 1
@@ -107,7 +95,7 @@ def test_apply_changes_the_settings_once_and_a_rerun_writes_nothing(sync_stack: 
 
     second = sync_stack.run("cosell_settings", conf=conf)
 
-    assert _task_result(second, "change_settings")["written"] is False
+    assert xcom(second, "change_settings")["written"] is False
     assert len(_settings_entries(sync_stack)) == 1
     pc_calls, _ = sync_stack.calls()
     assert pc_calls["by_operation"]["PutSellingSystemSettings"] == 1
@@ -122,7 +110,7 @@ def test_a_role_name_is_stored_as_the_accounts_arn_and_counts_as_unchanged_after
 
     again = sync_stack.run("cosell_settings", conf=conf)
 
-    assert _task_result(again, "change_settings")["written"] is False
+    assert xcom(again, "change_settings")["written"] is False
     assert len(_settings_entries(sync_stack)) == 1
 
 
@@ -190,12 +178,12 @@ def test_a_put_whose_audit_write_died_is_audited_by_the_next_run(
 
     second = sync_stack.run("cosell_settings", conf=conf)
 
-    result = _task_result(second, "change_settings")
+    result = xcom(second, "change_settings")
     assert (result["written"], result["audit_entries"]) == (False, 1)
     owed = [e for e in _settings_entries(sync_stack) if e["metadata"]["runId"] == first.run_id]
     assert len(owed) == 1
     assert owed[0]["changes"]["ResourceSnapshotJobRoleArn"]["new"] == OTHER_ROLE
     # A third run finds nothing owed and writes nothing.
     third = sync_stack.run("cosell_settings", conf=conf)
-    assert _task_result(third, "change_settings")["audit_entries"] == 0
+    assert xcom(third, "change_settings")["audit_entries"] == 0
     assert len([e for e in _settings_entries(sync_stack) if e["metadata"]["runId"] == first.run_id]) == 1

@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from tests.dags.scenarios import editable, set_hs, synced_book
+from tests.dags.scenarios import editable, set_hs, set_pc, synced_book
 
 HEADERS = {"Authorization": "Bearer test-token"}
 
@@ -71,7 +71,7 @@ def _solutions(stack: Any, oid: str) -> list[str]:
 def test_line_items_and_associated_solutions_follow_each_other(sync_stack: Any) -> None:
     sync_stack.run("cosell_catalog")
     products = _product_ids(sync_stack)
-    ids = synced_book(sync_stack, 6)
+    ids = synced_book(sync_stack, 8)
 
     # The initial run: an opportunity AWS already has solutions on gets their line items, once.
     with_solutions = [o for o in ids if _solutions(sync_stack, o)]
@@ -87,7 +87,7 @@ def test_line_items_and_associated_solutions_follow_each_other(sync_stack: Any) 
     # A seller adds two line items on a deal still in Pending Submission: the active solution is
     # associated, the inactive one is refused on the deal and in the audit.
     pending = editable(sync_stack, ids)
-    assert len(pending) >= 2, "the seeded book needs two opportunities in Pending Submission"
+    assert len(pending) >= 3, "the seeded book needs three opportunities in Pending Submission"
     oid, submitted = pending[0], pending[1]
     deal_id = sync_stack.deal_by_opportunity(oid)["id"]
     before = _solutions(sync_stack, oid)
@@ -148,3 +148,23 @@ def test_line_items_and_associated_solutions_follow_each_other(sync_stack: Any) 
     pc_calls, _ = sync_stack.calls()
     assert "AssociateOpportunity" not in pc_calls["by_operation"]
     assert pc_calls["by_operation"]["DisassociateOpportunity"] == 1
+
+    # A deal without line items edited in HubSpot while AWS edits its record: no line item can have changed,
+    # so the step compares it with the line items it holds and reads no deal's line items again.
+    quiet = pending[2]
+    assert not _line_items(sync_stack, sync_stack.deal_by_opportunity(quiet)["id"])
+    set_hs(sync_stack, quiet, {"project_title": "Data lake migration, phase 2"})
+    set_pc(sync_stack, quiet, {"next_steps": "AWS reviewed the architecture"})
+    run = sync_stack.run()
+
+    # In scope: the seven deals with solution line items (a removal shows only by reading them) and the quiet
+    # one; read: only the seven.
+    step = sync_stack.artefact(run, "solutions.json")
+    assert (step["in_scope"], step["line_items_read"]) == (len(ids), len(ids) - 1)
+    # Both edits crossed over, and the deal gained no line item nor its record a solution.
+    opp = sync_stack.pc.get_opportunity(Catalog="AWS", Identifier=quiet)
+    assert opp["Project"]["Title"] == "Data lake migration, phase 2"
+    deal = sync_stack.deal_by_opportunity(quiet, ["aws_next_steps"])
+    assert deal["properties"]["aws_next_steps"] == "AWS reviewed the architecture"
+    assert not _line_items(sync_stack, deal["id"])
+    assert _solutions(sync_stack, quiet) == []

@@ -16,6 +16,12 @@ Rules, from the API reference (botocore model documentation of each operation):
 * ``CreateResourceSnapshot`` always takes a new immutable revision (no "only if changed" rule there).
 * ``ListResourceSnapshotJobs`` returns 50 per page unless ``MaxResults`` says otherwise.
 
+``GetResourceSnapshotJob`` answers ``LastSuccessfulExecutionDate`` (set at each execution: a start and each
+change of a running job's opportunity) and ``LastFailure`` ("the error message from the most recent
+failure"). AWS documents no cause of a failure, so the emulator fails a job only on the test control
+``POST /_emulator/simulate/snapshot-job-failure``; assumption: a failure leaves the job's ``Status`` as it
+was, and a later success does not clear ``LastFailure`` (it is the *most recent* failure).
+
 Every new revision emits "Engagement Resource Snapshot Created" (the developer guide's event for it). AWS
 documents no event for a job being created, started, stopped or deleted, so none is emitted for those.
 """
@@ -255,6 +261,13 @@ class SnapshotsMixin(OpportunitiesMixin, EngagementsMixin):
             job["Status"] = status
             if status == "Running":
                 self.run_job(catalog, job)
+
+    def fail_job(self, catalog: str, identifier: str, message: str) -> dict[str, Any]:
+        """Test control: the job's execution failed now with ``message`` (no revision taken)."""
+        with self.lock:
+            job = self.job(catalog, identifier)
+            job["LastFailure"] = message
+            return {"Id": job["Id"], "Status": job["Status"], "LastFailure": message}
 
     def delete_job(self, catalog: str, identifier: str) -> None:
         """DeleteResourceSnapshotJob: only a stopped job can be deleted (API reference)."""

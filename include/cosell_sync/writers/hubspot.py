@@ -50,8 +50,9 @@ NOTE_REF_PREFIX = "co-sell sync run "
 DOMAIN_PROPERTY = "domain"
 #: The Partner Central path whose HubSpot property (``website``) gives the domain when the row has none.
 WEBSITE_PATH = "Customer.Account.WebsiteUrl"
-#: Domains per company search: one ``IN`` filter takes at most 100 values.
-DOMAIN_SEARCH_VALUES = BATCH_SIZE
+#: Domains per company search: one ``IN`` filter takes at most 100 values, and each domain is searched in
+#: two spellings (``example.com`` and ``www.example.com``: HubSpot keeps the ``www.`` a user typed).
+DOMAIN_SEARCH_VALUES = BATCH_SIZE // 2
 
 
 @dataclass
@@ -114,6 +115,56 @@ def _created_at(value: Any) -> float:
     except ValueError:
         parsed = None
     return parsed.timestamp() if parsed else float("inf")
+
+
+def companies_by_domain(
+    gw: HubSpotGateway, domains: Iterable[str], properties: Iterable[str] = ()
+) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """The existing HubSpot company of each domain: ``{domain: company id}`` for those HubSpot has.
+
+    One search per 50 domains (a ``domain`` ``IN`` filter of each domain with and without ``www.``, the two
+    ways HubSpot may hold it; HubSpot wants ``IN`` string values in lower case, which normalised domains
+    are); no domains, no call. HubSpot's own ``domain`` values are normalised the same way before they are
+    compared. Where several companies share a domain, the oldest (``createdate``, then the lowest id) is
+    used, so every run and every retry picks the same one; the log gives how many domains had several,
+    never the domains (customer data).
+
+    Args:
+        gw: the counted HubSpot gateway.
+        domains: normalised domains (:func:`cosell_sync.domains.normalize_domain`).
+        properties: company properties to return besides the domain and dates.
+
+    Returns:
+        ``({domain: company id}, {company id: its properties})``.
+    """
+    wanted = sorted(set(domains))
+    props_of: dict[str, dict[str, Any]] = {}
+    if not wanted:
+        return {}, props_of
+    found: dict[str, dict[str, tuple[float, int]]] = {}  # domain -> company id -> (created s, id)
+    for chunk in chunks(wanted, DOMAIN_SEARCH_VALUES):
+        values = [v for d in chunk for v in (d, f"www.{d}")]
+        group = [{"filters": [{"propertyName": DOMAIN_PROPERTY, "operator": "IN", "values": values}]}]
+        wanted_props = sorted({DOMAIN_PROPERTY, "createdate", "hs_lastmodifieddate", *properties})
+        for obj in gw.search(COMPANY.plural, group, wanted_props, "hs_lastmodifieddate"):
+            obj_props = obj.get("properties") or {}
+            domain = normalize_domain(obj_props.get(DOMAIN_PROPERTY))
+            if domain not in chunk:
+                continue
+            stamp = _created_at(obj_props.get("createdate"))
+            found.setdefault(domain, {})[str(obj["id"])] = (stamp, int(obj["id"]))
+            props_of[str(obj["id"])] = obj_props
+    shared = sum(1 for companies in found.values() if len(companies) > 1)
+    if found:
+        log.info(
+            "%d of %d new companies' domains match an existing HubSpot company: associated, not "
+            "created (%d domains have several companies; the oldest is used)",
+            len(found),
+            len(wanted),
+            shared,
+        )
+    chosen = {domain: min(companies, key=companies.__getitem__) for domain, companies in found.items()}
+    return chosen, props_of
 
 
 def _html(value: Any) -> str:
@@ -245,6 +296,9 @@ class HubSpotWriter:
         HubSpot already has a company with that domain, the deal is associated with it and nothing is
         created or written to it: the customer's own HubSpot data wins over the opportunity's. See
         :meth:`companies_by_domain`. A retry finds the same company and associates again (a no-op).
+        New opportunities of one customer in the same call (one domain HubSpot does not have yet) each get
+        their own company: sharing one would make the next run send that company's values over the other
+        opportunities' own customer data (a write per opportunity, see the README).
 
         Args:
             created: opportunity id -> new deal id.
@@ -357,44 +411,13 @@ class HubSpotWriter:
         return None
 
     def companies_by_domain(self, domains: Iterable[str]) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-        """The existing HubSpot company of each domain: ``{domain: company id}`` for those HubSpot has.
+        """The existing HubSpot company of each domain, with its mapped properties.
 
-        One search per 100 domains (a ``domain`` ``IN`` filter; HubSpot wants ``IN`` string values in
-        lower case, which normalised domains are); no domains, no call. HubSpot's own ``domain`` values
-        are normalised the same way before they are compared. Where several companies share a domain, the
-        oldest (``createdate``, then the lowest id) is used, so every run and every retry picks the same
-        one; the log gives how many domains had several, never the domains (customer data).
-
-        Returns ``({domain: company id}, {company id: its mapped properties})``.
+        See :func:`companies_by_domain` (the module function, which this calls with the mapped company
+        properties). Returns ``({domain: company id}, {company id: its mapped properties})``.
         """
-        wanted = sorted(set(domains))
         mapped = [f.hubspot for f in self.cfg.fields if f.object == COMPANY.name]
-        props_of: dict[str, dict[str, Any]] = {}
-        if not wanted:
-            return {}, props_of
-        found: dict[str, dict[str, tuple[float, int]]] = {}  # domain -> company id -> (created s, id)
-        for chunk in chunks(wanted, DOMAIN_SEARCH_VALUES):
-            group = [{"filters": [{"propertyName": DOMAIN_PROPERTY, "operator": "IN", "values": chunk}]}]
-            properties = sorted({DOMAIN_PROPERTY, "createdate", "hs_lastmodifieddate", *mapped})
-            for obj in self.gw.search(COMPANY.plural, group, properties, "hs_lastmodifieddate"):
-                obj_props = obj.get("properties") or {}
-                domain = normalize_domain(obj_props.get(DOMAIN_PROPERTY))
-                if domain not in chunk:
-                    continue
-                stamp = _created_at(obj_props.get("createdate"))
-                found.setdefault(domain, {})[str(obj["id"])] = (stamp, int(obj["id"]))
-                props_of[str(obj["id"])] = obj_props
-        shared = sum(1 for companies in found.values() if len(companies) > 1)
-        if found:
-            log.info(
-                "%d of %d new companies' domains match an existing HubSpot company: associated, not "
-                "created (%d domains have several companies; the oldest is used)",
-                len(found),
-                len(wanted),
-                shared,
-            )
-        chosen = {domain: min(companies, key=companies.__getitem__) for domain, companies in found.items()}
-        return chosen, props_of
+        return companies_by_domain(self.gw, domains, mapped)
 
     # -- notes and tasks ------------------------------------------------------------------------------------
     def write_notes(self, notes: dict[str, str], ref: str | None = None) -> int:

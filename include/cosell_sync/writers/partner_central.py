@@ -454,6 +454,7 @@ class PartnerCentralWriter:
         values: dict[str, str | None],
         solution_ids: list[str] | None = None,
         team: list[dict[str, str]] | None = None,
+        other_contacts: list[dict[str, str]] | None = None,
     ) -> dict[str, Any]:
         """Create the opportunity of a HubSpot deal (idempotent ClientToken) and read it back.
 
@@ -467,13 +468,14 @@ class PartnerCentralWriter:
             values: field -> canonical value from the deal.
             solution_ids: the deal's solution ids (empty: the config's defaults).
             team: the ``OpportunityTeam`` contacts (``cosell_sync.team``; None or empty: none sent).
+            other_contacts: ``Customer.Contacts[1..]``, after the primary (``cosell_sync.deal_contacts``).
 
         Returns:
             ``opportunity_id``, ``last_modified``, ``review_status``, the stored ``values``, the stored
             ``team`` (Partner Central's ``OpportunityTeam``) and, when the stage could not be set,
             ``held_back`` and ``error``.
         """
-        request, held, sent = self.create_request(deal_id, values, team)
+        request, held, sent = self.create_request(deal_id, values, team, other_contacts)
         created = self._create(deal_id, request, sent)
         # Read it back: the deal gets the values Partner Central holds (review status, defaults) in this
         # run, and the baseline starts from what Partner Central really stored.
@@ -488,18 +490,24 @@ class PartnerCentralWriter:
         return self._move_held_stage(out, held, stored, solution_ids)
 
     def create_request(
-        self, deal_id: str, values: dict[str, str | None], team: list[dict[str, str]] | None = None
+        self,
+        deal_id: str,
+        values: dict[str, str | None],
+        team: list[dict[str, str]] | None = None,
+        other_contacts: list[dict[str, str]] | None = None,
     ) -> tuple[dict[str, Any], dict[str, str | None], dict[str, str | None]]:
         """The CreateOpportunity request for a deal, and the stage held back for after the create.
 
         A deal at ``Committed`` or ``Launched`` is created at :data:`STAGE_BEFORE_SOLUTION` (a new
         opportunity has no solution yet); its stage is returned as ``held`` for a second write.
         ``team`` becomes ``OpportunityTeam`` (create only: ``UpdateOpportunity`` has no such member); the
-        ``ClientToken`` stays derived from the deal alone.
+        ``ClientToken`` stays derived from the deal alone. ``other_contacts`` follow the primary contact
+        in ``Customer.Contacts`` (none without a primary: ``cosell_sync.deal_contacts``).
 
         Returns:
             ``(request, held, sent values)``.
         """
+        from cosell_sync.deal_contacts import with_other_contacts
         from cosell_sync.mapping import new_opportunity_request
 
         held: dict[str, str | None] = {}
@@ -509,6 +517,8 @@ class PartnerCentralWriter:
         request = new_opportunity_request(values, deal_id, self.cfg, self.catalog)
         if team:
             request["OpportunityTeam"] = [dict(member) for member in team]
+        if other_contacts:
+            with_other_contacts(request, other_contacts)
         return request, held, values
 
     def _move_held_stage(

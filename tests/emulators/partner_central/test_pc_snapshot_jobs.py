@@ -139,3 +139,29 @@ def test_stop_needs_running_and_delete_needs_stopped(pc, engaged):
         "ResourceSnapshotJobSummaries"
     ]
     assert job["Id"] not in {j["Id"] for j in jobs}
+
+
+def test_job_reports_its_last_success_and_last_failure(pc, ctl, engaged):
+    oid, eid = engaged
+    job = _create_job(pc, eid, oid, token="job-monitor")
+    fresh = pc.get_resource_snapshot_job(Catalog="AWS", ResourceSnapshotJobIdentifier=job["Id"])
+    # Never executed, never failed: neither member is in the answer.
+    assert "LastSuccessfulExecutionDate" not in fresh
+    assert "LastFailure" not in fresh
+    pc.start_resource_snapshot_job(Catalog="AWS", ResourceSnapshotJobIdentifier=job["Id"])
+    ran = pc.get_resource_snapshot_job(Catalog="AWS", ResourceSnapshotJobIdentifier=job["Id"])
+    assert ran["LastSuccessfulExecutionDate"] >= fresh["CreatedAt"]
+
+    failed = ctl(
+        "simulate/snapshot-job-failure", {"job_id": job["Id"], "message": "Role cannot read the opportunity"}
+    )
+    assert failed["Status"] == "Running"
+    got = pc.get_resource_snapshot_job(Catalog="AWS", ResourceSnapshotJobIdentifier=job["Id"])
+    assert got["LastFailure"] == "Role cannot read the opportunity"
+    assert got["Status"] == "Running"
+    # The list's summaries carry no execution details (ResourceSnapshotJobSummary: Id, Arn, EngagementId,
+    # Status).
+    summaries = pc.list_resource_snapshot_jobs(Catalog="AWS", EngagementIdentifier=eid)
+    [summary] = [s for s in summaries["ResourceSnapshotJobSummaries"] if s["Id"] == job["Id"]]
+    assert "LastFailure" not in summary
+    assert "LastSuccessfulExecutionDate" not in summary

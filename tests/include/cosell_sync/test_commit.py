@@ -414,6 +414,25 @@ def test_created_deal_is_baselined_with_its_related_ids(cfg: SyncConfig) -> None
     assert retry_set(ci) == ([], [{"opportunity_id": "O5"}])
 
 
+def test_opportunity_created_for_a_deal_is_baselined_with_the_deals_company_and_contact(
+    cfg: SyncConfig,
+) -> None:
+    # Without them, a later change of the company (or the customer accounts step) would not find the record.
+    plan = Plan(
+        create_opportunities=[
+            {"deal_id": "D7", "values": {"project_title": "New deal"}, "company_id": "C7", "contact_id": "P7"}
+        ]
+    )
+    created = {
+        "opportunity_id": "O-new",
+        "values": {"project_title": "New deal"},
+        "last_modified": WRITTEN_LM,
+    }
+    ci = inputs(cfg, plan, pc_res={"created": {"D7": created}}, hs_res={"linked": {"D7": "O-new"}})
+    row = next_baseline(ci)["O-new"]
+    assert (row["deal_id"], row["company_id"], row["contact_id"]) == ("D7", "C7", "P7")
+
+
 def test_failed_deal_create_is_retried_and_not_baselined(cfg: SyncConfig) -> None:
     err = {"category": "VALIDATION_ERROR", "message": "dealname"}
     ci = inputs(

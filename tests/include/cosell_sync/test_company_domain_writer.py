@@ -139,6 +139,16 @@ class TestDomainMatch:
         assert later["O9011"]["company_id"] == company
         assert hs.count("companies") == before
 
+    def test_a_company_stored_with_www_is_matched(self, cfg: SyncConfig, hs: HsEmulator) -> None:
+        existing = make_company(hs, name="Example Customer", domain="www.example-customer.com")
+        deals = new_deals(cfg, hs, ["O9020"])
+        before = hs.count("companies")
+
+        out = hs_writer(cfg, hs).create_related(deals, {"O9020": company_row("https://example-customer.com")})
+
+        assert out["O9020"]["company_id"] == existing
+        assert hs.count("companies") == before
+
     def test_domain_property_wins_over_website(self, cfg: SyncConfig, hs: HsEmulator) -> None:
         existing = make_company(hs, name="Example Customer", domain="example-customer.com")
         deals = new_deals(cfg, hs, ["O9002"])
@@ -188,7 +198,7 @@ class TestDomainMatch:
         for oid, deal_id in deals.items():
             assert hs.associated("deals", deal_id, "companies") == [out[oid]["company_id"]]
 
-    def test_one_search_per_100_domains_none_without(self, cfg: SyncConfig, hs: HsEmulator) -> None:
+    def test_one_search_per_50_domains_none_without(self, cfg: SyncConfig, hs: HsEmulator) -> None:
         matched = {
             f"O{8000 + i}": make_company(hs, name=f"C{i}", domain=f"cust{i}.example.com") for i in (0, 149)
         }
@@ -201,7 +211,7 @@ class TestDomainMatch:
         out = hs_writer(cfg, hs).create_related(deals, rows)
 
         searches = hs.calls()[COMPANY_SEARCH]
-        assert searches == 2  # 150 domains: ceil(150 / 100)
+        assert searches == 3  # 150 domains, each with and without www.: ceil(150 / 50)
         assert hs.count("companies") == before + 148
         assert {o: out[o]["company_id"] for o in matched} == matched
 

@@ -366,3 +366,28 @@ def test_writes_beyond_writes_per_run_wait_for_the_next_run(stack: Stack) -> Non
     second = sync_customer_accounts(stack.env, _run("manual__p2"))
     assert (second["created"], second["deferred"]) == (1, 0)
     assert len(stack.accounts()) == 3
+
+
+def test_waiting_accounts_are_listed_by_one_search_and_only_finished_ones_read(stack: Stack) -> None:
+    # AWS takes an hour to match: the accounts stay PENDING over the next run.
+    requests.post(f"{stack.pc_url}/_emulator/config", json={"enrichment_delay_ms": 3_600_000}, timeout=10)
+    companies = [stack.new_company(f"Waiting {i}", f"waiting{i}.example.com") for i in range(3)]
+    for i, cid in enumerate(companies):
+        stack.link(f"O20{i}", cid, f"Waiting {i}")
+    assert sync_customer_accounts(stack.env, _run("manual__w1"))["created"] == 3
+
+    waiting = sync_customer_accounts(stack.env, _run("manual__w2"))
+
+    # One search page lists the three as still pending: no account is read.
+    assert waiting["api_calls"] == {"SearchCustomerAccounts": 1}
+    assert waiting["polled"] == 0
+    assert {stack.company(c)["aws_enrichment_status"] for c in companies} == {"PENDING"}
+
+    requests.post(f"{stack.pc_url}/_emulator/clock", json={"advance_seconds": 3601}, timeout=10)
+    done = sync_customer_accounts(stack.env, _run("manual__w3"))
+
+    # The search lists none pending now: the three are read once each and their results written back.
+    assert done["api_calls"]["SearchCustomerAccounts"] == 1
+    assert done["api_calls"]["GetCustomerAccount"] == 3
+    assert done["polled"] == 3
+    assert "PENDING" not in {stack.company(c)["aws_enrichment_status"] for c in companies}

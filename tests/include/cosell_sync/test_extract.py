@@ -109,6 +109,23 @@ def test_full_extract_lists_and_reads_every_opportunity(stack: Stack) -> None:
     assert json.loads(frame.at[oid, "_raw"])["Id"] == oid
 
 
+def test_answers_converted_in_chunks_make_the_same_frame(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = snapshot(stack, extract_partner_central(stack.env, run("manual__whole")))
+    # 8 answers, 3 at a time: three chunks (3, 3, 2) of rows, each answer dropped once converted.
+    monkeypatch.setattr("cosell_sync.extract.FRAME_CHUNK", 3)
+
+    result = extract_partner_central(stack.env, run("manual__chunked"))
+
+    chunked = snapshot(stack, result)
+    assert result["read"] == 8
+    assert sorted(chunked.index) == stack.ids
+    for oid in stack.ids:
+        assert json.loads(chunked.at[oid, "_raw"])["Id"] == oid
+    pd.testing.assert_frame_equal(chunked.sort_index(), whole.sort_index())
+
+
 def test_throttled_reads_are_reported_as_failures_not_dropped(stack: Stack) -> None:
     stack.control("faults", {"throttle_rate": 0.5, "seed": 11})
     result = extract_partner_central(stack.env, run(opportunity_ids=stack.ids))

@@ -22,6 +22,7 @@ from cosell_sync.engagements import sync_engagements
 from cosell_sync.env import SyncEnv
 from cosell_sync.errors import NotFoundError, ParamError
 from cosell_sync.setup import ensure_properties
+from cosell_sync.snapshot_compare import check_revision, compare_snapshot, differences
 from cosell_sync.snapshots import (
     STATE_NAME,
     check_params,
@@ -71,7 +72,10 @@ class Stack:
     def deal(self, deal_id: str) -> dict[str, Any]:
         r = requests.get(
             f"{self.hs_url}/crm/v3/objects/deals/{deal_id}",
-            params={"properties": "aws_total_resources,aws_last_resource_upload,aws_partner_resources"},
+            params={
+                "properties": "aws_total_resources,aws_last_resource_upload,aws_partner_resources,"
+                "aws_snapshot_job_status,aws_snapshot_job_last_success,aws_snapshot_job_last_failure"
+            },
             headers=HEADERS,
             timeout=10,
         )
@@ -235,6 +239,7 @@ def test_the_job_follows_the_deal_and_a_new_revision_reaches_it_once(stack: Stac
     sync_snapshots(stack.env, _run("manual__s4"))
     assert stack.calls()["StopResourceSnapshotJob"] == 1
     assert stack.job()["Status"] == "Stopped"
+    assert stack.deal(deal_id)["aws_snapshot_job_status"] == "Stopped"
 
     # The engagement is over (closed longer than delete_after_days): the job is deleted.
     cfg = stack.env.config
@@ -243,6 +248,7 @@ def test_the_job_follows_the_deal_and_a_new_revision_reaches_it_once(stack: Stac
     )
     sync_snapshots(stack.env, _run("manual__s5"))
     assert stack.job() is None
+    assert stack.deal(deal_id)["aws_snapshot_job_status"] == "Deleted"
     assert stack.calls() == {
         "CreateResourceSnapshotJob": 1,
         "StartResourceSnapshotJob": 1,
@@ -305,3 +311,111 @@ def test_a_job_deleted_outside_the_sync_is_replaced_at_the_full_refresh(stack: S
     assert again is not None
     assert again["Id"] != job["Id"]
     assert again["Status"] == "Running"
+
+
+def test_the_jobs_status_success_and_failure_reach_the_deal_at_a_bounded_cost(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    oid, deal_id, _ = _engaged_deal(stack)
+    first = sync_snapshots(stack.env, _run("manual__j1"))
+    deal = stack.deal(deal_id)
+    assert deal["aws_snapshot_job_status"] == "Running"
+    assert deal["aws_snapshot_job_last_success"]
+    assert not deal["aws_snapshot_job_last_failure"]
+    assert first["api_calls"]["GetResourceSnapshotJob"] >= 1
+
+    # Nothing changed: no job read at all, however many runs.
+    quiet = sync_snapshots(stack.env, _run("manual__j2"))
+    assert quiet["api_calls"].get("GetResourceSnapshotJob", 0) == 0
+
+    # The job fails on AWS's side; nothing the sync sees changes, so the next run does not read it yet ...
+    job = stack.job()
+    assert job is not None
+    failure = "Role cannot read opportunity for customer AnyCompany"
+    stack.pc_control("simulate/snapshot-job-failure", {"job_id": job["Id"], "message": failure})
+    still = sync_snapshots(stack.env, _run("manual__j3"))
+    assert still["api_calls"].get("GetResourceSnapshotJob", 0) == 0
+    assert not stack.deal(deal_id)["aws_snapshot_job_last_failure"]
+
+    # ... once job_details_hours have passed, one read shows it on the deal, and only on the deal.
+    cfg = stack.env.config
+    stack.env.config = cfg.model_copy(
+        update={"snapshots": cfg.snapshots.model_copy(update={"job_details_hours": 1e-9})}
+    )
+    with caplog.at_level("DEBUG"):
+        due = sync_snapshots(stack.env, _run("manual__j4"))
+    assert due["api_calls"]["GetResourceSnapshotJob"] == 1
+    assert due["jobs_failing"] == 1
+    assert stack.deal(deal_id)["aws_snapshot_job_last_failure"] == failure
+    assert stack.deal(deal_id)["aws_snapshot_job_status"] == "Running"
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("cosell"))
+    assert "AnyCompany" not in ours
+    assert "aws_snapshot_job_last_failure" in ours
+
+    # Read again when due, but the deal is written only when a value changed.
+    again = sync_snapshots(stack.env, _run("manual__j5"))
+    assert again["api_calls"]["GetResourceSnapshotJob"] == 1
+    assert again["deals_written"] == 0
+
+    # An opportunity change runs the job: it is read in that run, its new success shown.
+    stack.env.config = cfg
+    before = stack.deal(deal_id)["aws_snapshot_job_last_success"]
+    time.sleep(0.05)
+    stack.pc_control("simulate/aws-update", {"identifier": oid, "LifeCycle": {"NextSteps": "Call AWS"}})
+    changed = sync_snapshots(stack.env, _run("manual__j6"), engagement_ids=[job["EngagementId"]])
+    assert changed["new_revisions"] >= 1
+    assert changed["api_calls"]["GetResourceSnapshotJob"] == 1
+    assert stack.deal(deal_id)["aws_snapshot_job_last_success"] > before
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "now", "fields"),
+    [
+        pytest.param({"A": {"B": 1}}, {"A": {"B": 1}}, [], id="same"),
+        pytest.param({"A": {"B": 1}}, {"A": {"B": 2}}, ["A.B"], id="changed"),
+        pytest.param({"A": {"B": 1}}, {"A": {}}, ["A.B"], id="removed"),
+        pytest.param({"L": [{"E": "x"}]}, {"L": [{"E": "x"}, {"E": "y"}]}, ["L[1].E"], id="list-grew"),
+        pytest.param({"L": []}, {}, [], id="empty-list-is-no-value"),
+    ],
+)
+def test_differences_name_each_changed_path(snapshot: Any, now: Any, fields: list[str]) -> None:
+    assert [d["field"] for d in differences(snapshot, now)] == fields
+
+
+def test_compare_revision_param() -> None:
+    assert check_revision(None) == check_revision(0) == 0
+    assert check_revision("3") == 3
+    with pytest.raises(ParamError, match="compare_revision"):
+        check_revision(-1)
+
+
+def test_a_snapshot_revision_compares_with_the_opportunity_now(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    oid, deal_id, _ = _engaged_deal(stack)
+    sync_snapshots(stack.env, _run("manual__c0"))  # the PartnerView1 job: revision 1
+    stack.pc_control(
+        "simulate/aws-update", {"identifier": oid, "LifeCycle": {"NextSteps": "Pricing review with CFO"}}
+    )
+    assert compare_snapshot(stack.env, _run("manual__c1"), deal_id, "", 0) == {
+        "skipped": "compare_revision is 0: no comparison"
+    }
+    with caplog.at_level("INFO", logger="cosell_sync"):
+        out = compare_snapshot(stack.env, _run("manual__c1"), deal_id, "", 1)
+    assert out["fields"] == ["Lifecycle.NextSteps"]
+    assert out["fields_compared"] > 10
+    report = stack.env.snapshots.get_json(out["key"])
+    assert out["key"].endswith("runs/AWS/manual__c1/snapshot-compare.json")
+    assert report["revision"] == 1
+    [diff] = report["differences"]
+    assert diff["now"] == "Pricing review with CFO"
+    assert diff["snapshot"] != diff["now"]
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("cosell"))
+    assert "Lifecycle.NextSteps" in ours
+    assert "Pricing review" not in ours
+
+    # The job took revision 2 with the edit: it holds what the opportunity holds now.
+    latest = compare_snapshot(stack.env, _run("manual__c2"), "", oid, 2)
+    assert (latest["differences"], latest["fields"]) == (0, [])
+    with pytest.raises(NotFoundError, match="no revision 9 of template PartnerView1"):
+        compare_snapshot(stack.env, _run("manual__c3"), deal_id, "", 9)

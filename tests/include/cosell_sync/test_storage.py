@@ -72,6 +72,16 @@ class TestSnapshotStore:
         assert list(back.columns) == ["b"]
         assert back.index.name == "opportunity_id"
 
+    def test_every_column_but_the_excluded_ones(self, store):
+        df = pd.DataFrame(
+            {"a": ["1"], "_raw": ['{"Id": "O1"}'], "b": ["2"]}, index=pd.Index(["O1"], name="opportunity_id")
+        )
+        store.put_frame(df, "x.parquet")
+        back = store.get_frame("x.parquet", exclude=["_raw"])
+        assert list(back.columns) == ["a", "b"]
+        assert back.index.tolist() == ["O1"]
+        assert back.index.name == "opportunity_id"
+
     def test_json_round_trip(self, store):
         ts = datetime(2026, 2, 18, 10, tzinfo=UTC)
         key = store.put_json({"count": 3, "at": ts}, "runs/AWS/r1/report.json")

@@ -1,0 +1,218 @@
+"""A deal's contacts in ``Customer.Contacts``: the primary contact first, then the others.
+
+The mapped ``contact_*`` fields (``sync_config.yaml``) are ``Customer.Contacts[0]``: the deal's
+*primary* contact, diffed both ways like any field. This module chooses that contact and builds the
+*other* contacts, ``Customer.Contacts[1..]``, which travel one way, HubSpot to Partner Central:
+
+- **Order.** The primary is the deal -> contact association carrying ``deal_contacts.primary_label``
+  (HubSpot defines no primary label between deals and contacts, so this is a label the portal creates,
+  ``Primary`` by default; matched on the label text, any category). Without one, the *oldest
+  association* stands in as primary, approximated by the **lowest contact id**: HubSpot ids grow with
+  creation time, and the v4 associations batch read returns neither the association's creation time nor
+  a stable order. The other contacts follow in the same order (lowest id first).
+- **Values.** Each other contact gets the same transforms and model checks as the primary's fields
+  (e-mail, names, phone, business title). A contact without a valid e-mail is left out with a per-deal
+  warning naming the field and the rule, never the value; so is a contact repeating an e-mail already
+  sent. Another invalid member is left out of that contact, with a warning.
+- **Limit.** The Partner Central model sets no maximum for ``Customer.Contacts``; the request carries
+  at most ``deal_contacts.max_contacts`` contacts (the primary included), so one deal with hundreds of
+  associated contacts cannot make an oversized request.
+
+Nothing here calls an API: the extract reads the associations (one v4 batch read per 100 deals, the
+call it already made for the primary) and the contacts (batch reads, 100 per call).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cosell_sync.config import WRITES_PARTNER_CENTRAL
+from cosell_sync.mapping import _check_against_model  # the primary's model check: same rules for all
+from cosell_sync.pc_model import parse_path, pc_shape
+from cosell_sync.transforms import TransformError, converters_for
+
+if TYPE_CHECKING:
+    from cosell_sync.config import FieldMapping, SyncConfig
+
+__all__ = [
+    "OTHER_CONTACTS_COLUMN",
+    "AssociatedContact",
+    "OtherContacts",
+    "contact_members",
+    "order_contacts",
+    "other_contacts_request",
+    "with_other_contacts",
+]
+
+#: Column of HubSpot frames of new deals: the deal's other contacts (``Customer.Contacts[1..]``, ready
+#: for the request), as a JSON list, in order.
+OTHER_CONTACTS_COLUMN = "_other_contacts"
+
+_CONTACTS_PATH = ("Customer", "Contacts")
+
+
+@dataclass(frozen=True)
+class AssociatedContact:
+    """One deal -> contact association as the v4 batch read returns it.
+
+    Attributes:
+        contact_id: the contact's id.
+        labels: the labels of its association types (unlabelled types have none).
+    """
+
+    contact_id: str
+    labels: tuple[str, ...] = ()
+
+
+@dataclass
+class OtherContacts:
+    """The other contacts of one deal, ready for the request, and why some were left out.
+
+    Attributes:
+        contacts: ``Customer.Contacts`` entries (``Email``, ``FirstName``...), in order.
+        warnings: ``"contact 2: contact_email: is empty; ..."`` (position, field and rule; no value).
+    """
+
+    contacts: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _id_key(contact_id: str) -> tuple[int, int | str]:
+    # HubSpot ids are numeric; a non-numeric one (never seen) sorts after them, by text.
+    return (0, int(contact_id)) if contact_id.isdigit() else (1, contact_id)
+
+
+def order_contacts(associated: Iterable[AssociatedContact], primary_label: str | None) -> list[str]:
+    """The deal's contact ids, primary first (see the module doc for the rule).
+
+    Args:
+        associated: the deal's contact associations (one entry per contact; repeats are merged).
+        primary_label: the association label naming the primary contact (compared case-insensitively);
+            None or empty: the lowest id is the primary.
+
+    Returns:
+        Contact ids: the labelled primary (the lowest id if several carry the label), then the others by
+        ascending id.
+    """
+    labels: dict[str, set[str]] = {}
+    for item in associated:
+        labels.setdefault(str(item.contact_id), set()).update(lbl.casefold() for lbl in item.labels if lbl)
+    ids = sorted(labels, key=_id_key)
+    wanted = (primary_label or "").casefold()
+    primary = next((i for i in ids if wanted and wanted in labels[i]), None)
+    if primary is None:
+        return ids
+    return [primary, *(i for i in ids if i != primary)]
+
+
+def contact_members(cfg: SyncConfig) -> dict[str, FieldMapping]:
+    """The mapped fields of ``Customer.Contacts[0]`` written to Partner Central, by contact member.
+
+    Returns:
+        Member (``Email``, ``FirstName``...) -> its field mapping; only ``contact`` fields whose path is
+        ``Customer.Contacts[0].<member>`` and whose direction writes Partner Central.
+    """
+    out: dict[str, FieldMapping] = {}
+    for f in cfg.fields:
+        keys = parse_path(f.partner_central)
+        if (
+            f.object == "contact"
+            and f.direction in WRITES_PARTNER_CENTRAL
+            and len(keys) == 4
+            and tuple(keys[:2]) == _CONTACTS_PATH
+            and keys[2] == 0
+            and isinstance(keys[3], str)
+        ):
+            out[keys[3]] = f
+    return out
+
+
+def other_contacts_request(
+    contacts: Iterable[Mapping[str, Any]],
+    cfg: SyncConfig,
+    *,
+    primary_email: str | None = None,
+) -> OtherContacts:
+    """``Customer.Contacts[1..]`` for a deal's other contacts (HubSpot objects, in order).
+
+    Args:
+        contacts: HubSpot contact objects (``{"id", "properties"}``), the primary excluded, in order.
+        cfg: the sync configuration (the ``contact_*`` mappings and ``deal_contacts.max_contacts``).
+        primary_email: the primary contact's canonical e-mail: an other contact with the same e-mail
+            is the same person in Partner Central's eyes, so it is left out.
+
+    Returns:
+        The contacts to send (at most ``max_contacts - 1``) and the warnings for those left out.
+    """
+    members = contact_members(cfg)
+    convs = converters_for(cfg)
+    root = pc_shape("UpdateOpportunity", "input")
+    email_field = members.get("Email")
+    out = OtherContacts()
+    seen = {primary_email.casefold()} if primary_email else set()
+    limit = max(cfg.deal_contacts.max_contacts - 1, 0)
+    for position, contact in enumerate(contacts, start=2):
+        props = contact.get("properties") or {}
+        entry: dict[str, str] = {}
+        problems: list[str] = []
+        for member, f in members.items():
+            conv = convs[f.name]
+            try:
+                canonical = conv.from_hubspot(props.get(f.hubspot))
+                value = conv.to_partner_central(canonical)
+                if value is not None:
+                    _check_against_model(f.name, f.partner_central, value, root)
+            except TransformError as err:
+                problems.append(err.message)
+                if f is email_field:
+                    break
+                continue
+            if value is not None:
+                entry[member] = value
+        if email_field is not None and "Email" not in entry:
+            # Partner Central tells contacts apart by e-mail; one without is not sent.
+            rule = problems[-1] if problems else f"{email_field.name}: is empty"
+            out.warnings.append(f"contact {position}: {rule}; contact left out")
+            continue
+        if email_field is not None and entry["Email"].casefold() in seen:
+            out.warnings.append(
+                f"contact {position}: {email_field.name}: repeats an e-mail already sent; contact left out"
+            )
+            continue
+        if len(out.contacts) >= limit:
+            out.warnings.append(
+                f"contact {position}: over deal_contacts.max_contacts ({cfg.deal_contacts.max_contacts}); "
+                "contact left out"
+            )
+            continue
+        out.warnings += [f"contact {position}: {p}; member left out" for p in problems]
+        if email_field is not None:
+            seen.add(entry["Email"].casefold())
+        out.contacts.append(entry)
+    return out
+
+
+def with_other_contacts(request: dict[str, Any], others: list[dict[str, str]] | None) -> bool:
+    """Put ``others`` after the primary contact of a Create/UpdateOpportunity request, in place.
+
+    ``None`` leaves the request's ``Customer.Contacts[1..]`` as they are: an UpdateOpportunity request
+    built from ``GetOpportunity`` keeps Partner Central's other contacts (the update replaces the
+    whole record, so dropping them would delete them).
+
+    Args:
+        request: the request (its ``Customer.Contacts[0]`` is the primary, from the mapped fields).
+        others: the other contacts, in order (``[]`` removes them); None: unchanged.
+
+    Returns:
+        True when the request's other contacts were set; False when it has no primary contact, so the
+        others are not sent (the first of them would be read back as the primary next run).
+    """
+    if others is None:
+        return False
+    contacts = (request.get("Customer") or {}).get("Contacts") or []
+    if not contacts or not contacts[0]:
+        return False
+    request["Customer"]["Contacts"] = [contacts[0], *(dict(c) for c in others)]
+    return True
