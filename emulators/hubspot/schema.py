@@ -129,7 +129,13 @@ def object_type_name(value: str) -> str | None:
 
 
 # Read-only system properties HubSpot computes; writing them is rejected (READ_ONLY_VALUE).
-READ_ONLY = {"hs_object_id", "hs_lastmodifieddate", "lastmodifieddate", "hs_createdate"}
+READ_ONLY = {
+    "hs_object_id",
+    "hs_lastmodifieddate",
+    "lastmodifieddate",
+    "hs_createdate",
+    "num_associated_contacts",
+}
 
 # --- HubSpot's company "industry" enumeration (values as HubSpot stores them). ---
 INDUSTRIES = (
@@ -437,6 +443,15 @@ def _defs() -> dict[str, list[tuple[str, str, str, str, str, dict[str, Any]]]]:
             ("createdate", "Create Date", _DT, "date", deal_info, {}),
             ("hs_lastmodifieddate", "Last Modified Date", _DT, "date", deal_info, {"readOnly": True}),
             ("hs_object_id", "Record ID", _N, "number", deal_info, {"readOnly": True}),
+            # Calculated by HubSpot from the deal's contact associations (models.associations).
+            (
+                "num_associated_contacts",
+                "Number of Associated Contacts",
+                _N,
+                "number",
+                deal_info,
+                {"readOnly": True, "calculated": True},
+            ),
         ],
         "notes": [
             ("hs_note_body", "Note body", _S, "html", "engagement", {}),

@@ -137,6 +137,10 @@ def apply_partner_central(
         # When Partner Central last changed a superseded record (the re-read): the STALE_DATA conflict's time.
         "superseded_at": {},
         "submit_waiting": [],
+        # Other contacts the review state held back (reason by record): commit keeps them due next run.
+        "other_contacts_gated": {},
+        # Records read for their other contacts alone that already held them.
+        "unchanged": [],
     }
     # Line items of solution products name a deal's solutions first (before submissions are listed).
     _prefer_line_items(env, plan, calls)
@@ -187,7 +191,8 @@ def apply_partner_central(
 
     # An opt-in bulk update job (bulk.updates): what it updated is done; what it did not is re-read here.
     bulk_updated, reread = apply_prepared_updates(env, prepared, results, calls)
-    for oid, changes in plan.partner_central_updates.items():
+    # A linked deal whose other contacts were read this run may need a write for them alone.
+    for oid, changes in plan.partner_central_records().items():
         if oid in bulk_updated:
             continue
         if oid in plan.invalid:
@@ -202,6 +207,7 @@ def apply_partner_central(
                 current=current,
                 expected=plan.expected.get(oid),
                 solution_ids=plan.solution_ids.get(oid),
+                other_contacts=plan.other_contacts.get(oid),
             )
         except SyncError as err:
             log.error("UpdateOpportunity %s failed: %s", oid, err.message)
@@ -213,14 +219,21 @@ def apply_partner_central(
         if out.superseded:
             results["superseded"][oid] = out.superseded
             results["superseded_at"][oid] = out.last_modified
+        if out.other_contacts_gated:
+            results["other_contacts_gated"][oid] = out.other_contacts_gated
+        if out.already_applied and not changes:
+            # The opportunity already holds the deal's other contacts: nothing written, nothing to report.
+            results["unchanged"].append(oid)
+            continue
         if out.already_applied:
             results["skipped"].append(oid)
-        if out.written:
+        if out.sent:
             results["updated"][oid] = {
                 "last_modified": out.last_modified,
                 "written": out.written,
                 "attempts": out.attempts,
                 "associated": out.associated,
+                **({"other_contacts": out.other_contacts} if out.other_contacts is not None else {}),
             }
 
     for oid, solution_ids in submissions:

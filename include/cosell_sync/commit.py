@@ -75,7 +75,11 @@ class CommitInputs:
     @property
     def pc_ok(self) -> set[str]:
         """Records whose Partner Central update was written or already held."""
-        return set(self.pc_res.get("updated") or {}) | set(self.pc_res.get("skipped") or [])
+        return (
+            set(self.pc_res.get("updated") or {})
+            | set(self.pc_res.get("skipped") or [])
+            | set(self.pc_res.get("unchanged") or [])
+        )
 
     def written_pc(self, oid: str) -> dict[str, Any]:
         """Field -> value this run wrote (or found already written) to the opportunity."""
@@ -113,6 +117,30 @@ def load_inputs(
         pc_res=env.snapshots.get_json(pc_applied["key"]) if pc_applied.get("key") else {},
         hs_res=env.snapshots.get_json(hs_applied["key"]) if hs_applied.get("key") else {},
     )
+
+
+def _contacts_read(ci: CommitInputs, oid: str) -> dict[str, Any]:
+    """The baseline's ``contact_count`` and ``other_contact_ids`` of a linked record.
+
+    This run's read (``cosell_sync.deal_contacts``) when the plan carried the deal's other contacts and
+    the write did not fail or wait for the review; else the baseline's, so the count still differs next
+    run and the contacts are read and sent again.
+    """
+    from cosell_sync.deal_contacts import CONTACT_COUNT_COLUMN, OTHER_CONTACT_IDS_COLUMN
+
+    kept = {
+        "contact_count": ci.base_value(oid, "contact_count"),
+        "other_contact_ids": ci.base_value(oid, "other_contact_ids"),
+    }
+    held = oid in (ci.pc_res.get("failed") or {}) or oid in (ci.pc_res.get("other_contacts_gated") or {})
+    if oid not in ci.plan.other_contacts or oid in ci.plan.invalid or held:
+        return kept
+    row = ci.hs.get(oid) or {}
+    return {
+        # A deal read only through a changed contact has no count this run: the baseline's stands.
+        "contact_count": clean(row.get(CONTACT_COUNT_COLUMN)) or kept["contact_count"],
+        "other_contact_ids": clean(row.get(OTHER_CONTACT_IDS_COLUMN)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -169,13 +197,15 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
     gated = ci.pc_res.get("gated") or {}
     # Fields the writer held back (review moved, or Partner Central changed after the plan) are deferred.
     held: list[dict[str, Any]] = []
-    for oid, changes in plan.partner_central_updates.items():
+    for oid, changes in plan.partner_central_records().items():
         written = ci.written_pc(oid)
         failed = pc_failed.get(oid)
+        # Other contacts set by the write (cosell_sync.deal_contacts): how many, in the entry's metadata.
+        others = ((ci.pc_res.get("updated") or {}).get(oid) or {}).get("other_contacts")
         # Old values are what Partner Central held when the change was planned (the writer checked
         # them again after any ConflictException).
         before = plan.expected.get(oid) or {}
-        if written or failed:
+        if written or failed or others is not None:
             entry(
                 oid,
                 ci.deal_of(oid),
@@ -186,7 +216,7 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
                 not failed,
                 failed,
                 [] if oid in plan.invalid else ["GetOpportunity", "UpdateOpportunity"],
-                extra=plan.value_notes(oid),
+                extra={**plan.value_notes(oid), **({"otherContacts": others} if others is not None else {})},
             )
         for name, reason in ((gated.get(oid) or {}).get("fields") or {}).items():
             held.append({"opportunity_id": oid, "field": name, "reason": reason, "value": changes.get(name)})
@@ -358,8 +388,12 @@ def retry_set(ci: CommitInputs) -> tuple[list[dict[str, Any]], list[dict[str, An
         key = {"opportunity_id": oid} if oid else {"deal_id": deal_id}
         return {**key, "reason": reason, "error": error, "direction": direction}
 
-    for oid in plan.partner_central_updates:
-        unfinished = (ci.pc_res.get("superseded") or {}).get(oid) or (ci.pc_res.get("gated") or {}).get(oid)
+    for oid in plan.partner_central_records():
+        unfinished = (
+            (ci.pc_res.get("superseded") or {}).get(oid)
+            or (ci.pc_res.get("gated") or {}).get(oid)
+            or (ci.pc_res.get("other_contacts_gated") or {}).get(oid)
+        )
         if oid in pc_failed:
             retry.append(item(oid, "FAILED", pc_failed[oid], Direction.TO_PARTNER_CENTRAL))
         elif unfinished or oid not in pc_ok:
@@ -468,6 +502,7 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
             # deal enter the submit stage again and retries.
             row[stage_field] = ci.base_value(oid, stage_field)
         row["deal_id"] = ci.deal_of(oid)
+        row.update(_contacts_read(ci, oid))
         for col in ("company_id", "contact_id"):
             row[col] = (
                 clean(ci.hs.get(oid, {}).get(f"_{col}"))
@@ -491,10 +526,13 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
     for oid, deal_id in (hs_res.get("created") or {}).items():
         if oid in ci.pc:
             record = ci.pc[oid]
+            related = (hs_res.get("related") or {}).get(oid) or {}
             rows[oid] = {
                 **{f: clean(record.get(f)) for f in names},
                 "deal_id": str(deal_id),
-                **((hs_res.get("related") or {}).get(oid) or {}),
+                **related,
+                # The deal the sync created has the one contact it created with it, or none.
+                "contact_count": "1" if clean(related.get("contact_id")) else "0",
                 "pc_last_modified": clean(record.get("_lm_key")),
                 "review_status": clean(record.get("_review_status")),
             }
@@ -503,7 +541,10 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
     # baseline, the record would be unknown to company/contact changes found through the baseline and to
     # the customer accounts step, until its deal changed.
     planned_related = {
-        str(i["deal_id"]): {col: clean(i.get(col)) for col in ("company_id", "contact_id")}
+        str(i["deal_id"]): {
+            col: clean(i.get(col))
+            for col in ("company_id", "contact_id", "contact_count", "other_contact_ids")
+        }
         for i in plan.create_opportunities
     }
     for deal_id, created in (pc_res.get("created") or {}).items():

@@ -7,7 +7,8 @@ field and detection, so re-opening it in a retried task finds the same item.
 Each conflict has a ``conflict_type`` (:data:`CONFLICT_TYPES`): ``SIMULTANEOUS_UPDATE`` (both sides
 changed the field since the baseline), ``STALE_DATA`` (Partner Central changed it between our read and
 our write), ``LOCKED_FIELD`` (HubSpot changed a field Partner Central locks in the review state) or
-``REJECTED_VALUE`` (Partner Central rejected HubSpot's value). Items stored before types existed read
+``REJECTED_VALUE`` (Partner Central rejected HubSpot's value), or ``SHARED_RECORD`` (opportunities sharing
+one HubSpot company or contact were changed to different values). Items stored before types existed read
 as ``SIMULTANEOUS_UPDATE``.
 
 PII: a conflict holds the two values a person chooses between. Nothing here logs a value.
@@ -45,13 +46,16 @@ STALE_DATA = "STALE_DATA"
 LOCKED_FIELD = "LOCKED_FIELD"
 #: Partner Central rejected HubSpot's value for the field (ValidationException naming it).
 REJECTED_VALUE = "REJECTED_VALUE"
-#: The four conflict types of design feature 5, in the order the README lists them.
-CONFLICT_TYPES = (SIMULTANEOUS_UPDATE, STALE_DATA, LOCKED_FIELD, REJECTED_VALUE)
+#: Opportunities sharing one HubSpot company or contact were changed in Partner Central to different
+#: values of one of its fields: HubSpot holds one value, so a person picks it (``conflicts.unify_shared``).
+SHARED_RECORD = "SHARED_RECORD"
+#: The four conflict types of design feature 5, then the shared-record one (the README lists them so).
+CONFLICT_TYPES = (SIMULTANEOUS_UPDATE, STALE_DATA, LOCKED_FIELD, REJECTED_VALUE, SHARED_RECORD)
 #: The types that freeze their field until a person decides: two values compete and syncing either one
 #: would pick a winner. A locked field (Partner Central's value was written back) and a rejected value
 #: (the record keeps failing and is retried) do not: freezing them would stop a corrected HubSpot value
 #: from ever reaching Partner Central, or a newer AWS value from reaching HubSpot.
-FREEZING_TYPES = (SIMULTANEOUS_UPDATE, STALE_DATA)
+FREEZING_TYPES = (SIMULTANEOUS_UPDATE, STALE_DATA, SHARED_RECORD)
 #: How a rejected-value conflict ends when a later run writes the field to Partner Central.
 SUPERSEDED = "SUPERSEDED"
 

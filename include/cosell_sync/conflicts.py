@@ -121,8 +121,10 @@ def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg
     opportunities would end up holding different values, the last write deciding silently. So within one
     object and field, when every row that writes HubSpot carries one value, the rows that write Partner
     Central take that value too (a row whose opportunity already holds it writes nothing). A group whose
-    HubSpot-bound rows disagree (two opportunities edited to different values) is left as resolved and
-    logged (ids and field, never values).
+    HubSpot-bound rows disagree (two opportunities edited to different values in the console) has no
+    right answer: every row of it that would write becomes a manual conflict (``conflict_type``
+    ``SHARED_RECORD``, a task on each deal, the field frozen until a person picks the value), never a
+    silent last write. The log names the object, the field and the opportunities, never the values.
 
     Args:
         resolved: the output of :func:`resolve`.
@@ -130,8 +132,11 @@ def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg
         cfg: the sync configuration (which fields belong to which object).
 
     Returns:
-        ``resolved`` itself when nothing is shared, else a copy with the rows of shared objects aligned.
+        ``resolved`` itself when nothing is shared, else a copy with the rows of shared objects aligned;
+        rows made manual by a disagreement carry ``conflict_type`` (elsewhere the column is None).
     """
+    from cosell_sync.conflict_store import SHARED_RECORD
+
     objects = {f.name: f.object for f in cfg.fields if f.object in (COMPANY.name, CONTACT.name)}
     if resolved.empty or not objects:
         return resolved
@@ -147,13 +152,24 @@ def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg
             continue
         to_hubspot = {resolved.at[i, "value"] for i in idx if resolved.at[i, "winner"] == PARTNER_CENTRAL}
         if len(to_hubspot) > 1:
+            writing = [i for i in idx if resolved.at[i, "winner"] in (PARTNER_CENTRAL, HUBSPOT)]
             log.warning(
-                "%s %s: %d opportunities send different values of %s to HubSpot; resolved per opportunity",
+                "%s %s: opportunities %s hold different values of %s in Partner Central; a person picks "
+                "HubSpot's one value (SHARED_RECORD conflict, field frozen meanwhile)",
                 obj,
                 rid,
-                len(idx),
+                ", ".join(sorted(str(resolved.at[i, "opportunity_id"]) for i in writing)),
                 name,
             )
+            if out is None:
+                out = resolved.copy()
+                out["conflict_type"] = pd.Series(None, index=out.index, dtype=object)
+            for i in writing:
+                out.at[i, "kind"] = "conflict"
+                out.at[i, "strategy"] = MANUAL
+                out.at[i, "winner"] = MANUAL
+                out.at[i, "value"] = None
+                out.at[i, "conflict_type"] = SHARED_RECORD
             continue
         losing = [i for i in idx if resolved.at[i, "winner"] == HUBSPOT]
         if not to_hubspot or not losing:
@@ -161,6 +177,7 @@ def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg
         (value,) = to_hubspot
         if out is None:
             out = resolved.copy()
+            out["conflict_type"] = pd.Series(None, index=out.index, dtype=object)
         for i in losing:
             if out.at[i, "pc"] == value:
                 out.at[i, "winner"] = None  # the opportunity already holds the winning value

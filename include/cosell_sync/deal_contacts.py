@@ -18,12 +18,20 @@ The mapped ``contact_*`` fields (``sync_config.yaml``) are ``Customer.Contacts[0
   at most ``deal_contacts.max_contacts`` contacts (the primary included), so one deal with hundreds of
   associated contacts cannot make an oversized request.
 
+**Linked deals.** An existing opportunity's other contacts follow its deal too. The extract reads a
+linked deal's associations again only when they can have changed: its ``num_associated_contacts``
+(HubSpot's calculated count, read with the deal) differs from the baseline's ``contact_count``, or one of
+its other contacts (the baseline's ``other_contact_ids``) changed. The update then carries them
+(``PartnerCentralWriter.update(other_contacts=...)``), and only when they differ from Partner Central's.
+Partner Central's own edits of ``Customer.Contacts[1..]`` are kept until the deal's contacts change.
+
 Nothing here calls an API: the extract reads the associations (one v4 batch read per 100 deals, the
 call it already made for the primary) and the contacts (batch reads, 100 per call).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,18 +45,32 @@ if TYPE_CHECKING:
     from cosell_sync.config import FieldMapping, SyncConfig
 
 __all__ = [
+    "CONTACT_COUNT_COLUMN",
+    "NUM_ASSOCIATED_CONTACTS",
     "OTHER_CONTACTS_COLUMN",
+    "OTHER_CONTACT_IDS_COLUMN",
     "AssociatedContact",
     "OtherContacts",
     "contact_members",
     "order_contacts",
+    "other_contacts_of",
     "other_contacts_request",
+    "others_key",
     "with_other_contacts",
 ]
 
-#: Column of HubSpot frames of new deals: the deal's other contacts (``Customer.Contacts[1..]``, ready
-#: for the request), as a JSON list, in order.
+#: Column of HubSpot frames: the deal's other contacts (``Customer.Contacts[1..]``, ready for the
+#: request), as a JSON list, in order. New deals always; linked deals only where they were read this run
+#: (empty elsewhere: the opportunity keeps the ones it has).
 OTHER_CONTACTS_COLUMN = "_other_contacts"
+#: Column of linked HubSpot frames: the ids of the other contacts read this run, ``;``-separated, in order
+#: (the baseline's ``other_contact_ids``: a later change of one of them finds its deal without a call).
+OTHER_CONTACT_IDS_COLUMN = "_other_contact_ids"
+#: Column of HubSpot frames: the deal's ``num_associated_contacts`` (the baseline's ``contact_count``).
+CONTACT_COUNT_COLUMN = "_contact_count"
+#: HubSpot's calculated deal property counting its contacts: an association added or removed changes it
+#: and modifies the deal, so a changed count is when a linked deal's contacts are read again.
+NUM_ASSOCIATED_CONTACTS = "num_associated_contacts"
 
 _CONTACTS_PATH = ("Customer", "Contacts")
 
@@ -216,3 +238,30 @@ def with_other_contacts(request: dict[str, Any], others: list[dict[str, str]] | 
         return False
     request["Customer"]["Contacts"] = [contacts[0], *(dict(c) for c in others)]
     return True
+
+
+def others_key(contacts: Iterable[Mapping[str, Any]]) -> str:
+    """A comparable text of some ``Customer.Contacts`` entries: their non-empty members, in order."""
+    return json.dumps(
+        [{k: str(v) for k, v in sorted(c.items()) if v not in (None, "")} for c in contacts],
+        sort_keys=True,
+    )
+
+
+def other_contacts_of(opportunity: Mapping[str, Any], cfg: SyncConfig) -> list[dict[str, str]]:
+    """An opportunity's ``Customer.Contacts[1..]``, limited to the members the sync writes.
+
+    Args:
+        opportunity: a ``GetOpportunity`` answer.
+        cfg: the sync configuration (which contact members are mapped).
+
+    Returns:
+        The entries after the primary, each with the mapped members it holds.
+    """
+    members = contact_members(cfg)
+    contacts = (opportunity.get("Customer") or {}).get("Contacts") or []
+    return [
+        {m: str(c[m]) for m in members if c.get(m) not in (None, "")}
+        for c in contacts[1:]
+        if isinstance(c, Mapping)
+    ]

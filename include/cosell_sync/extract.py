@@ -22,6 +22,8 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from cosell_sync.common import (
     COLLABORATORS_PROPERTY,
     COMPANY,
@@ -35,6 +37,9 @@ from cosell_sync.common import (
     ts_key,
 )
 from cosell_sync.deal_contacts import (
+    CONTACT_COUNT_COLUMN,
+    NUM_ASSOCIATED_CONTACTS,
+    OTHER_CONTACT_IDS_COLUMN,
     OTHER_CONTACTS_COLUMN,
     AssociatedContact,
     contact_members,
@@ -96,6 +101,9 @@ def hubspot_properties(cfg: SyncConfig, obj: str) -> list[str]:
         if cfg.owners.business_title_property:
             # The team's business title on create, read with the deal (no extra call).
             props.add(cfg.owners.business_title_property)
+        if cfg.deal_contacts.send_all and any(f.object == CONTACT.name for f in cfg.fields):
+            # HubSpot's count of the deal's contacts: tells when a linked deal's contacts changed.
+            props.add(NUM_ASSOCIATED_CONTACTS)
     return sorted(props)
 
 
@@ -254,7 +262,14 @@ def _opportunity_rows(opportunities: list[dict[str, Any]], cfg: SyncConfig) -> p
     from cosell_sync.mapping import opportunities_to_frame
 
     frame = opportunities_to_frame(opportunities, cfg)
-    raw = {o["Id"]: json.dumps(o, default=json_default, sort_keys=True) for o in opportunities}
+    # orjson writes datetimes natively (ISO 8601, microseconds): 5x faster than json.dumps, the larger
+    # part of this task's time on a 100k book; every reader json.loads the text and parses the timestamp.
+    raw = {
+        o["Id"]: orjson.dumps(
+            o, default=json_default, option=orjson.OPT_SORT_KEYS | orjson.OPT_NAIVE_UTC
+        ).decode()
+        for o in opportunities
+    }
     frame["_raw"] = frame.index.map(raw)
     frame["_lm_key"] = frame.index.map({o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities})
     return frame
@@ -319,8 +334,9 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
         found, _ = gw.batch_read(DEAL.plural, retry_deals, deal_props)
         deals.update({d["id"]: d for d in found})
 
+    others_changed: set[str] = set()
     related, related_deals = _changed_companies_and_contacts(
-        env, gw, run, base, base_deal, deal_to_opp, deals, pc_changed=list(pc_frame.index)
+        env, gw, run, base, base_deal, deal_to_opp, deals, list(pc_frame.index), others_changed
     )
     other_contacts: dict[str, list[str]] = {}
     _related_of_new_links(cfg, gw, deals, base_deal, related, related_deals, other_contacts)
@@ -335,12 +351,11 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
     ]
     # Deals touched only through a company/contact change: stand-ins carrying just the link.
     stubs: set[str] = set()
-    for obj in (COMPANY.name, CONTACT.name):
-        for deal_id in related_deals[obj]:
-            if deal_id not in deals and deal_id in deal_to_opp:
-                deals[deal_id] = {"id": deal_id, "properties": {link: deal_to_opp[deal_id]}}
-                stubs.add(deal_id)
-                linked.append(deals[deal_id])
+    for deal_id in [*related_deals[COMPANY.name], *related_deals[CONTACT.name], *sorted(others_changed)]:
+        if deal_id not in deals and deal_id in deal_to_opp:
+            deals[deal_id] = {"id": deal_id, "properties": {link: deal_to_opp[deal_id]}}
+            stubs.add(deal_id)
+            linked.append(deals[deal_id])
     companies = dict(related[COMPANY.name])
     contacts = dict(related[CONTACT.name])
     frame = hubspot_to_frame(
@@ -365,6 +380,9 @@ def extract_hubspot(env: SyncEnv, run: dict[str, Any], pc_result: dict[str, Any]
         cfg,
     )
     _add_other_contacts(new_frame, other_contacts, contacts, cfg)
+    _add_contact_counts(new_frame, unlinked, other_contacts)
+    if cfg.deal_contacts.send_all and any(f.object == CONTACT.name for f in cfg.fields):
+        _other_contacts_of_linked(cfg, gw, frame, base, linked, stubs, others_changed, contacts)
     key = run_key(run["catalog"], run["run_id"], "hubspot")
     new_key = run_key(run["catalog"], run["run_id"], "hubspot_new")
     env.snapshots.put_frame(frame, key)
@@ -396,8 +414,12 @@ def _changed_companies_and_contacts(
     deal_to_opp: dict[str, str],
     deals: dict[str, dict[str, Any]],
     pc_changed: list[str] | None = None,
+    others_changed: set[str] | None = None,
 ) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, str]]]:
     """Companies and contacts changed in the window, and the deals (of synced records) they belong to.
+
+    ``others_changed`` gets the linked deals one of whose *other* contacts (``Customer.Contacts[1..]``,
+    ``cosell_sync.deal_contacts``) changed in the window: their contacts are read again.
 
     Between backstop searches (``webhooks.enabled``), the companies and contacts of the records Partner
     Central changed (``pc_changed``) are read by id instead: the run may write them, and a HubSpot edit
@@ -464,6 +486,15 @@ def _changed_companies_and_contacts(
             for opp_id, rid in base[spec.baseline_column].dropna().items():
                 if str(rid) in changed and opp_id in base_deal:
                     known.setdefault(str(rid), []).append(str(base_deal[opp_id]))
+        if spec is CONTACT and "other_contact_ids" in base.columns and spec.baseline_column in base.columns:
+            # The other contacts each record last sent: their deals are known without a call too (only
+            # behind a known primary, which an other contact's change must never replace).
+            for opp_id, ids in base["other_contact_ids"].dropna().items():
+                if opp_id not in base_deal or clean(base.at[opp_id, spec.baseline_column]) is None:
+                    continue
+                for rid in str(ids).split(";"):
+                    if rid in changed:
+                        known.setdefault(rid, []).append(str(base_deal[opp_id]))
         unknown_ids = [rid for rid in changed if rid not in known]
         owners = {**known, **(gw.associations(spec.plural, DEAL.plural, unknown_ids) if unknown_ids else {})}
         synced = _synced_ids(base, base_deal, spec)
@@ -471,7 +502,10 @@ def _changed_companies_and_contacts(
             for deal_id in deal_ids:
                 if synced.get(deal_id, oid) != oid:
                     # Another company/contact of a deal whose synced one (the primary, Contacts[0]) is
-                    # known: its change is not the record's, and must not take the primary's place.
+                    # known: its change is not the record's, and must not take the primary's place. An
+                    # other contact of a linked deal is sent in Customer.Contacts[1..]: read them again.
+                    if spec is CONTACT and others_changed is not None and deal_id in deal_to_opp:
+                        others_changed.add(deal_id)
                     continue
                 if deal_id in deal_to_opp or deal_id in deals:
                     related[spec.name][oid] = changed[oid]
@@ -570,6 +604,112 @@ def _add_other_contacts(
             log.warning("Deal %s: %s", deal_id, warning)
         cells.append(json.dumps(built.contacts) if built.contacts else None)
     frame[OTHER_CONTACTS_COLUMN] = cells
+
+
+def _add_contact_counts(
+    frame: pd.DataFrame, deals: list[dict[str, Any]], other_contacts: dict[str, list[str]]
+) -> None:
+    """New deals: the count and the other contacts read with them, for the new record's baseline."""
+    if frame.empty:
+        return
+    counts = {d["id"]: clean(d["properties"].get(NUM_ASSOCIATED_CONTACTS)) for d in deals}
+    deal_ids = frame[DEAL.frame_column].astype(str)
+    frame[CONTACT_COUNT_COLUMN] = [counts.get(d) for d in deal_ids]
+    frame[OTHER_CONTACT_IDS_COLUMN] = [";".join(other_contacts.get(d) or []) or None for d in deal_ids]
+
+
+def _other_contacts_of_linked(
+    cfg: SyncConfig,
+    gw: HubSpotGateway,
+    frame: pd.DataFrame,
+    base: pd.DataFrame,
+    linked: list[dict[str, Any]],
+    stubs: set[str],
+    others_changed: set[str],
+    contacts: dict[str, dict[str, Any]],
+) -> None:
+    """Read the contacts of linked deals where they can have changed; add them to ``frame`` in place.
+
+    A linked deal's contacts are read again (one v4 batch read per 100 deals, then the other contacts not
+    read yet, 100 per call) when its ``num_associated_contacts`` differs from the baseline's
+    ``contact_count`` (a contact was added or removed; no count on record counts as a change), or when
+    one of its other contacts changed in the window (``others_changed``). Those rows get
+    ``_other_contacts`` (JSON, ``[]`` for none: the opportunity's are removed), ``_other_contact_ids``
+    and ``_contact_count``; the other rows leave them empty, and their opportunities keep theirs.
+    """
+    if frame.empty:
+        return
+    counts = base["contact_count"] if "contact_count" in base.columns else pd.Series(dtype=object)
+    deal_col = frame[DEAL.frame_column].astype(str)
+    opp_of = dict(zip(deal_col, frame.index, strict=True))
+    read_counts: dict[str, str | None] = {}
+    due: set[str] = set()
+    for deal in linked:
+        deal_id = str(deal["id"])
+        oid = opp_of.get(deal_id)
+        if oid is None:
+            continue
+        if deal_id in others_changed:
+            due.add(deal_id)
+        if deal_id in stubs:
+            continue
+        count = clean(deal["properties"].get(NUM_ASSOCIATED_CONTACTS))
+        read_counts[deal_id] = count
+        if count is not None and oid in base.index and count != clean(counts.get(oid)):
+            due.add(deal_id)
+    frame[CONTACT_COUNT_COLUMN] = [read_counts.get(d) for d in deal_col]
+    if not due:
+        return
+    labelled = gw.labelled_associations(DEAL.plural, CONTACT.plural, sorted(due))
+    # The record's synced contact: this run's read, else the baseline's.
+    synced = _synced_ids(
+        base, base["deal_id"].dropna().to_dict() if "deal_id" in base.columns else {}, CONTACT
+    )
+    primary_of = {
+        d: (
+            clean(frame.at[opp_of[d], CONTACT.frame_column])
+            if CONTACT.frame_column in frame.columns
+            else None
+        )
+        or synced.get(d)
+        for d in due
+    }
+    others: dict[str, list[str]] = {}
+    for deal_id in due:
+        ordered = order_contacts(
+            [AssociatedContact(cid, labels) for cid, labels in labelled.get(deal_id, [])],
+            cfg.deal_contacts.primary_label,
+        )
+        # The record's synced contact stays Contacts[0] (a new primary is not this step's change).
+        primary = primary_of[deal_id] or (ordered[0] if ordered else None)
+        others[deal_id] = [i for i in ordered if i != primary][: max(cfg.deal_contacts.max_contacts - 1, 0)]
+    missing = sorted({i for ids in others.values() for i in ids if i not in contacts})
+    if missing:
+        found, _ = gw.batch_read(CONTACT.plural, missing, hubspot_properties(cfg, CONTACT.name))
+        contacts = {**contacts, **{str(o["id"]): o for o in found}}
+    email_field = contact_members(cfg).get("Email")
+    cells: list[str | None] = []
+    ids_cells: list[str | None] = []
+    for oid, deal_id in zip(frame.index, deal_col, strict=True):
+        if deal_id not in due:
+            cells.append(None)
+            ids_cells.append(None)
+            continue
+        primary_email = (
+            clean(frame.at[oid, email_field.name])
+            if email_field is not None and email_field.name in frame.columns
+            else None
+        )
+        built = other_contacts_request(
+            [contacts[i] for i in others[deal_id] if i in contacts], cfg, primary_email=primary_email
+        )
+        for warning in built.warnings:
+            log.warning("Deal %s: %s", deal_id, warning)
+        cells.append(json.dumps(built.contacts))
+        ids_cells.append(";".join(others[deal_id]) or None)
+    frame[OTHER_CONTACTS_COLUMN] = cells
+    frame[OTHER_CONTACT_IDS_COLUMN] = ids_cells
+    log.info("Contacts of %d linked deals read again (added, removed or changed)", len(due))
 
 
 def fill_unread_from_baseline(

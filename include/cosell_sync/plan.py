@@ -81,6 +81,9 @@ class Plan:
             in a normalised form (phone completed to E.164, country name to code), for the audit.
         baseline_version: the version (S3 ETag) of the baseline the plan was diffed against; None
             before the first commit. A write step refuses a plan whose baseline is no longer current.
+        other_contacts: opportunity id -> the deal's other contacts (``Customer.Contacts[1..]``), for
+            linked deals whose contacts were read this run; the writer sends them when they differ from
+            Partner Central's (``cosell_sync.deal_contacts``).
     """
 
     hubspot_updates: dict[str, dict[str, str | None]] = field(default_factory=dict)
@@ -103,6 +106,7 @@ class Plan:
     invalid: dict[str, dict[str, str]] = field(default_factory=dict)
     normalised: dict[str, dict[str, str]] = field(default_factory=dict)
     baseline_version: str | None = None
+    other_contacts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
     #: The members stored in ``plan.json`` (``converged_values`` stays in memory: commit does not need it).
     DOCUMENT_KEYS = (
@@ -125,6 +129,7 @@ class Plan:
         "submit",
         "solution_ids",
         "diff_rows",
+        "other_contacts",
     )
 
     def to_document(self) -> dict[str, Any]:
@@ -135,6 +140,13 @@ class Plan:
     def from_document(cls, document: dict[str, Any]) -> Plan:
         """Read a stored plan back."""
         return cls(**{k: document[k] for k in cls.DOCUMENT_KEYS if k in document})
+
+    def partner_central_records(self) -> dict[str, dict[str, str | None]]:
+        """Every linked record an UpdateOpportunity may write, with its field updates.
+
+        A record whose deal's other contacts alone may have changed (``other_contacts``) has none.
+        """
+        return {**{oid: {} for oid in self.other_contacts}, **self.partner_central_updates}
 
     def value_notes(self, key: str) -> dict[str, Any]:
         """Audit metadata for a record's Partner Central write: normalised and unwritable fields.
@@ -176,6 +188,7 @@ class Plan:
             "hubspot_fields": sum(len(v) for v in self.hubspot_updates.values()),
             "partner_central_records": len(self.partner_central_updates),
             "partner_central_fields": sum(len(v) for v in self.partner_central_updates.values()),
+            "partner_central_other_contacts": len(self.other_contacts),
             "conflicts": len(self.conflicts),
             "deferred": len(self.deferred),
             "blocked": len(self.blocked),
@@ -314,6 +327,12 @@ def build_plan(diff_resolved: pd.DataFrame, pc: pd.DataFrame, base: pd.DataFrame
 
     manual = winner == MANUAL
     hs_values = diff_resolved["hs"].to_numpy(dtype=object)
+    # conflicts.unify_shared marks a shared company/contact whose opportunities disagree SHARED_RECORD.
+    types = (
+        diff_resolved["conflict_type"].to_numpy(dtype=object)
+        if "conflict_type" in diff_resolved.columns
+        else np.full(len(diff_resolved), None, dtype=object)
+    )
     plan.conflicts = [
         {
             "opportunity_id": oid,
@@ -321,10 +340,10 @@ def build_plan(diff_resolved: pd.DataFrame, pc: pd.DataFrame, base: pd.DataFrame
             "pc": pcv,
             "hs": hsv,
             "conflict_id": conflict_id(oid, name, pcv, hsv),
-            "conflict_type": SIMULTANEOUS_UPDATE,
+            "conflict_type": kind_of if isinstance(kind_of, str) else SIMULTANEOUS_UPDATE,
         }
-        for oid, name, pcv, hsv in zip(
-            oids[manual], fields[manual], pc_values[manual], hs_values[manual], strict=True
+        for oid, name, pcv, hsv, kind_of in zip(
+            oids[manual], fields[manual], pc_values[manual], hs_values[manual], types[manual], strict=True
         )
     ]
 
@@ -356,7 +375,11 @@ def make_plan(
     """
     from cosell_sync.common import COMPANY, CONTACT, Direction, clean, ts_key
     from cosell_sync.conflicts import resolve, unify_shared
-    from cosell_sync.deal_contacts import OTHER_CONTACTS_COLUMN
+    from cosell_sync.deal_contacts import (
+        CONTACT_COUNT_COLUMN,
+        OTHER_CONTACT_IDS_COLUMN,
+        OTHER_CONTACTS_COLUMN,
+    )
     from cosell_sync.diff import three_way_diff
     from cosell_sync.mapping import ERROR_COLUMN, SOLUTIONS_COLUMN, TEAM_COLUMN, TEAM_TITLE_COLUMN
     from cosell_sync.writers.partner_central import parse_solution_ids
@@ -430,6 +453,9 @@ def make_plan(
                 # which later company/contact changes and customer accounts find the record by.
                 "company_id": clean(row.get(COMPANY.frame_column)),
                 "contact_id": clean(row.get(CONTACT.frame_column)),
+                # What the deal's contacts were when read: a later change of them is found by these.
+                "contact_count": clean(row.get(CONTACT_COUNT_COLUMN)),
+                "other_contact_ids": clean(row.get(OTHER_CONTACT_IDS_COLUMN)),
             }
             for _, row in new_deals.iterrows()
         ]
@@ -440,6 +466,11 @@ def make_plan(
                 if ids:
                     deal = frame.at[oid, "_deal_id"] if frame is new_deals else oid
                     plan.solution_ids[key_of(deal)] = ids
+    if direction != Direction.TO_HUBSPOT and OTHER_CONTACTS_COLUMN in hs.columns:
+        # Linked deals whose contacts were read this run ("[]": none left); empty where they were not.
+        for oid, value in hs[OTHER_CONTACTS_COLUMN].dropna().items():
+            if oid in linked and clean(value) is not None:
+                plan.other_contacts[str(oid)] = json.loads(value)
     if cfg.submit_stage and direction != Direction.TO_HUBSPOT:
         _plan_submissions(plan, cfg, base, pc, hs)
     if direction != Direction.TO_HUBSPOT:

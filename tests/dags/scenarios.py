@@ -24,6 +24,30 @@ def with_status(stack: Any, ids: list[str], *statuses: str) -> list[str]:
     return out
 
 
+def approved(stack: Any, ids: list[str]) -> str:
+    """An opportunity AWS has approved (one under review is approved through the emulator if need be)."""
+    found = with_status(stack, ids, "Approved")
+    if found:
+        return found[0]
+    (oid, *_) = with_status(stack, ids, "Submitted", "In review")
+    stack.pc_control("simulate/review", {"catalog": "AWS", "identifier": oid, "review_status": "Approved"})
+    return oid
+
+
+def writes(stack: Any) -> tuple[dict[str, int], list[str]]:
+    """(Partner Central write operations, HubSpot write endpoints) since the last ``reset_calls``."""
+    pc_calls, hs_calls = stack.calls()
+    pc_writes = {
+        k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List", "Search"))
+    }
+    hs_writes = [
+        e
+        for e in hs_calls["by_endpoint"]
+        if not e.startswith("GET") and "batch/read" not in e and "search" not in e
+    ]
+    return pc_writes, hs_writes
+
+
 def editable(stack: Any, ids: list[str]) -> list[str]:
     found = with_status(stack, ids, "Pending Submission")
     assert found, "the seeded book has no opportunity in Pending Submission"

@@ -9,6 +9,7 @@
    Central's value goes back to the company and the deal gets a note saying why;
 4. one company edited on both sides (HubSpot name, the ``CompanyName`` of one of its two opportunities):
    the conflict strategy decides for the company as a whole, never a split between its opportunities;
+   two of its opportunities renamed in the console to different names are a conflict on each deal;
 5. customer accounts (opt-in): created once per company of a co-sell deal, AWS's enrichment written back to
    the company, a duplicate customer match one task on the company.
 """
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from scenarios import canonical_hs, canonical_pc, set_hs, set_pc, synced_book, with_status
+from scenarios import approved, canonical_hs, canonical_pc, set_hs, set_pc, synced_book, writes
 
 from tests.hubspot_reads import deal_notes
 
@@ -101,23 +102,8 @@ def _contact_emails(stack: Any, oid: str) -> list[str]:
     return [c.get("Email") for c in contacts]
 
 
-def _pc_writes(stack: Any) -> dict[str, int]:
-    pc_calls, _ = stack.calls()
-    return {k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List", "Search"))}
-
-
 def _entries(stack: Any, oid: str, run: Any, action: str) -> list[dict[str, Any]]:
     return [e for e in stack.audit(oid) if e["action"] == action and e["metadata"]["runId"] == run.run_id]
-
-
-def _approved(stack: Any, ids: list[str]) -> str:
-    """An opportunity AWS has approved (one under review is approved through the emulator if need be)."""
-    found = with_status(stack, ids, "Approved")
-    if found:
-        return found[0]
-    (oid, *_) = with_status(stack, ids, "Submitted", "In review")
-    stack.pc_control("simulate/review", {"catalog": "AWS", "identifier": oid, "review_status": "Approved"})
-    return oid
 
 
 def _config_with_customer_accounts(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,7 +158,7 @@ def test_a_company_rename_reaches_all_three_opportunities_in_one_run(sync_stack:
         assert entry["success"] is True
         assert set(entry["changes"]) == {"company_name"}
     # One full-record update per opportunity, and nothing else written to Partner Central.
-    assert _pc_writes(sync_stack) == {"UpdateOpportunity": 3}
+    assert writes(sync_stack)[0] == {"UpdateOpportunity": 3}
     # HubSpot's company is not written back (it is where the change came from).
     assert _get(sync_stack, "companies", company, ["name"])["name"] == "Renamed Holdings Inc"
 
@@ -197,7 +183,7 @@ def test_a_contact_email_change_reaches_every_opportunity_with_that_contact(sync
         assert _contact_emails(sync_stack, oid) == ["robin.changed@customer-new.example.com"], oid
         [entry] = _entries(sync_stack, oid, run, "UPDATE_OPPORTUNITY")
         assert set(entry["changes"]) == {"contact_email"}
-    assert _pc_writes(sync_stack) == {"UpdateOpportunity": 2}
+    assert writes(sync_stack)[0] == {"UpdateOpportunity": 2}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -205,7 +191,7 @@ def test_a_contact_email_change_reaches_every_opportunity_with_that_contact(sync
 # ---------------------------------------------------------------------------------------------------
 def test_a_locked_company_field_edited_after_approval_is_written_back_with_a_note(sync_stack: Any) -> None:
     ids = synced_book(sync_stack, 8)
-    oid = _approved(sync_stack, ids)
+    oid = approved(sync_stack, ids)
     website = canonical_pc(sync_stack, oid)["company_website"]
     assert website
     deal_id = sync_stack.deal_by_opportunity(oid)["id"]
@@ -219,7 +205,7 @@ def test_a_locked_company_field_edited_after_approval_is_written_back_with_a_not
     assert canonical_pc(sync_stack, oid)["company_website"] == website
     assert canonical_hs(sync_stack, oid)["company_website"] == website
     assert _get(sync_stack, "companies", company, ["website"])["website"] == website
-    assert "UpdateOpportunity" not in _pc_writes(sync_stack)
+    assert "UpdateOpportunity" not in writes(sync_stack)[0]
     [skipped] = _entries(sync_stack, oid, run, "SKIPPED")
     assert "company_website" in skipped["changes"]
     assert "LOCKED_AFTER_APPROVAL" in str(skipped["metadata"])
@@ -264,6 +250,49 @@ def test_a_company_edited_on_both_sides_is_one_decision_for_all_its_opportunitie
     assert to_pc["changes"]["company_name"]["new"] == "Partner Central Name Inc"
 
 
+def test_opportunities_of_one_company_edited_to_different_values_are_a_conflict(sync_stack: Any) -> None:
+    """Two console edits of one company's name, different values: a person decides, nothing is written.
+
+    HubSpot keeps one name per company. Writing either console value to it would be a silent last write
+    (the other opportunity's edit lost, or sent back over it), so each deal gets a ``SHARED_RECORD``
+    conflict, its task and ``aws_conflict_status = Pending``; the field is frozen until it is resolved, and
+    a second run opens nothing new.
+    """
+    from cosell_sync.config import load_config
+    from cosell_sync.conflict_store import ConflictStore
+
+    seeded = _cosell_deals_of_one_company(sync_stack, deals=2, seed=31)
+    (company,) = seeded["companies"]
+    sync_stack.run()
+    first, second = (_opportunity_of(sync_stack, d) for d in seeded["deals"])
+    name_before = _get(sync_stack, "companies", company, ["name"])["name"]
+
+    set_pc(sync_stack, first, {"company_name": "Console Name One Inc"})
+    set_pc(sync_stack, second, {"company_name": "Console Name Two Inc"})
+    run = sync_stack.run()
+
+    store = ConflictStore(sync_stack.aws("dynamodb"), load_config().storage.state_table, "AWS")
+    pending = {(c["opportunity_id"], c["field"], c["conflict_type"]) for c in store.pending()}
+    assert pending == {(first, "company_name", "SHARED_RECORD"), (second, "company_name", "SHARED_RECORD")}
+    # Nothing written: the company keeps its name, each opportunity its own console edit.
+    assert _get(sync_stack, "companies", company, ["name"])["name"] == name_before
+    assert _account(sync_stack, first)["CompanyName"] == "Console Name One Inc"
+    assert _account(sync_stack, second)["CompanyName"] == "Console Name Two Inc"
+    for oid in (first, second):
+        assert not [
+            e for e in _entries(sync_stack, oid, run, "UPDATE_DEAL") if "company_name" in e["changes"]
+        ]
+    tasks = {d: _associated(sync_stack, "deals", d, "tasks") for d in seeded["deals"]}
+    assert all(len(ids) == 1 for ids in tasks.values()), tasks
+    for deal_id in seeded["deals"]:
+        assert _get(sync_stack, "deals", deal_id, ["aws_conflict_status"])["aws_conflict_status"] == "Pending"
+
+    sync_stack.run()  # the field is frozen: no second task, no write
+    assert {d: _associated(sync_stack, "deals", d, "tasks") for d in seeded["deals"]} == tasks
+    assert _get(sync_stack, "companies", company, ["name"])["name"] == name_before
+    assert len(store.pending()) == 2
+
+
 # ---------------------------------------------------------------------------------------------------
 # 5. customer accounts: created once, enriched, written back; a duplicate match is one task
 # ---------------------------------------------------------------------------------------------------
@@ -299,7 +328,7 @@ def test_customer_accounts_created_once_enriched_and_a_duplicate_match_is_one_ta
 
     sync_stack.reset_calls()
     sync_stack.run()
-    assert _pc_writes(sync_stack).get("CreateCustomerAccount") == 2
+    assert writes(sync_stack)[0].get("CreateCustomerAccount") == 2
     accounts = {
         c: _get(sync_stack, "companies", c, ["aws_customer_account_id", "aws_enrichment_status"])
         for c in companies
@@ -312,7 +341,7 @@ def test_customer_accounts_created_once_enriched_and_a_duplicate_match_is_one_ta
     sync_stack.pc_control("clock", {"advance_seconds": 120})
     sync_stack.reset_calls()
     sync_stack.run()
-    assert "CreateCustomerAccount" not in _pc_writes(sync_stack)
+    assert "CreateCustomerAccount" not in writes(sync_stack)[0]
     props = [
         "aws_customer_account_id",
         "aws_enrichment_status",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from scenarios import (
+    approved,
     canonical_hs,
     canonical_pc,
     config_with,
@@ -19,7 +20,7 @@ from scenarios import (
     set_hs,
     set_pc,
     synced_book,
-    with_status,
+    writes,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
@@ -76,30 +77,6 @@ def _task(stack: Any, task_id: str) -> dict[str, Any]:
     return r.json()["properties"]
 
 
-def _writes(stack: Any) -> tuple[dict[str, int], list[str]]:
-    """(Partner Central write operations, HubSpot write endpoints) since the last reset."""
-    pc_calls, hs_calls = stack.calls()
-    pc_writes = {
-        k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List", "Search"))
-    }
-    hs_writes = [
-        e
-        for e in hs_calls["by_endpoint"]
-        if not e.startswith("GET") and "batch/read" not in e and "search" not in e
-    ]
-    return pc_writes, hs_writes
-
-
-def _approved(stack: Any, ids: list[str]) -> str:
-    """An opportunity AWS has approved (one under review is approved through the emulator if need be)."""
-    found = with_status(stack, ids, "Approved")
-    if found:
-        return found[0]
-    (oid, *_) = with_status(stack, ids, "Submitted", "In review")
-    stack.pc_control("simulate/review", {"catalog": "AWS", "identifier": oid, "review_status": "Approved"})
-    return oid
-
-
 # ---------------------------------------------------------------------------------------------------
 # the four types, tasks and announcements
 # ---------------------------------------------------------------------------------------------------
@@ -123,7 +100,7 @@ def test_each_conflict_type_is_recorded_with_its_task_and_announced_once(
     )
     ids = synced_book(sync_stack)
     simultaneous, rejected, stale = editable(sync_stack, ids)[:3]
-    locked = _approved(sync_stack, ids)
+    locked = approved(sync_stack, ids)
     title_before = canonical_pc(sync_stack, locked)["project_title"]
 
     # SIMULTANEOUS_UPDATE: both sides changed the manual field since the last sync.
@@ -269,7 +246,7 @@ def test_custom_value_is_written_to_both_systems_and_audited(
     run = dag.test(run_conf=conf)
     (ti,) = run.get_task_instances()
     assert (str(getattr(ti.state, "value", ti.state)), ti.try_number) == ("failed", 1)
-    assert _writes(sync_stack) == ({}, [])
+    assert writes(sync_stack) == ({}, [])
     assert store.get(conflict["conflict_id"])["status"] == "PENDING"
 
     # 2. with a custom value: both systems hold it, the baseline moved, audited, task completed
@@ -296,7 +273,7 @@ def test_custom_value_is_written_to_both_systems_and_audited(
     # 3. the next reconcile writes nothing: both sides and the baseline agree on the custom value
     sync_stack.reset_calls()
     sync_stack.run()
-    assert _writes(sync_stack) == ({}, [])
+    assert writes(sync_stack) == ({}, [])
 
 
 # ---------------------------------------------------------------------------------------------------

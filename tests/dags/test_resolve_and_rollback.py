@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from scenarios import canonical_pc, config_with, editable, set_pc, synced_book, with_status, xcom
+from scenarios import canonical_pc, config_with, editable, set_pc, synced_book, with_status, writes, xcom
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -40,20 +40,6 @@ def _conflicts(stack: Any) -> Any:
     from cosell_sync.conflict_store import ConflictStore
 
     return ConflictStore(stack.aws("dynamodb"), load_config().storage.state_table, "AWS")
-
-
-def _writes(stack: Any) -> tuple[dict[str, int], list[str]]:
-    """(Partner Central write operations, HubSpot write endpoints) since the last reset."""
-    pc_calls, hs_calls = stack.calls()
-    pc_writes = {
-        k: v for k, v in pc_calls["by_operation"].items() if not k.startswith(("Get", "List", "Search"))
-    }
-    hs_writes = [
-        e
-        for e in hs_calls["by_endpoint"]
-        if not e.startswith("GET") and "batch/read" not in e and "search" not in e
-    ]
-    return pc_writes, hs_writes
 
 
 def _task_status(stack: Any, task_id: str) -> str:
@@ -108,7 +94,7 @@ def test_resolve_manual_conflicts_each_way(sync_stack: Any, tmp_path: Any, monke
     # 1. refused while Partner Central cannot take the value: nothing written, still pending
     sync_stack.reset_calls()
     sync_stack.run("cosell_resolve_conflict", conf=conf(in_review, "USE_HUBSPOT_VALUE"), expect="failed")
-    assert _writes(sync_stack) == ({}, [])
+    assert writes(sync_stack) == ({}, [])
     assert canonical_pc(sync_stack, in_review)["next_steps"] == f"Partner Central value {in_review}"
     assert store.get(pending[in_review]["conflict_id"])["status"] == "PENDING"
     assert not [e for e in sync_stack.audit(in_review) if e["action"] == "CONFLICT_RESOLVED"]
@@ -137,11 +123,11 @@ def test_resolve_manual_conflicts_each_way(sync_stack: Any, tmp_path: Any, monke
     # 3. a second run for a resolved conflict: "already resolved", nothing written anywhere
     sync_stack.reset_calls()
     sync_stack.run("cosell_resolve_conflict", conf=conf(use_hs, "USE_HUBSPOT_VALUE"))
-    assert _writes(sync_stack) == ({}, [])
+    assert writes(sync_stack) == ({}, [])
 
     # 4. the next reconcile writes nothing for the resolved fields (the refused one stays frozen)
     sync_stack.run()
-    pc_writes, hs_writes = _writes(sync_stack)
+    pc_writes, hs_writes = writes(sync_stack)
     assert pc_writes == {}
     assert hs_writes == []
     assert [p["opportunity_id"] for p in store.pending()] == [in_review]
@@ -165,7 +151,7 @@ def test_rollback_dry_run_then_apply(sync_stack: Any) -> None:
     # 1. dry run (the default): the plan names the field, nothing is written
     sync_stack.reset_calls()
     run = sync_stack.run("cosell_rollback", conf={"opportunity_id": oid, "target_timestamp": target})
-    assert _writes(sync_stack) == ({}, [])
+    assert writes(sync_stack) == ({}, [])
     plan = xcom(run, "rollback")
     rows = {p["field"]: p for p in plan["plan"]}
     assert rows["next_steps"]["partner_central"] == "Changed in Partner Central after T"
@@ -195,4 +181,4 @@ def test_rollback_dry_run_then_apply(sync_stack: Any) -> None:
     # 3. the next reconcile writes nothing
     sync_stack.reset_calls()
     sync_stack.run()
-    assert _writes(sync_stack) == ({}, [])
+    assert writes(sync_stack) == ({}, [])

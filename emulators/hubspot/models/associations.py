@@ -41,10 +41,25 @@ class AssociationsMixin(BackendBase):
             back = self.assoc.setdefault((to_type, to_id, from_type), {}).setdefault(from_id, set())
             if type_id in fwd:
                 continue
+            if not fwd:
+                self._contacts_changed(from_type, from_id, to_type, to_id)
             fwd.add(type_id)
             back.add(atype.inverse_id)
             events += self._assoc_events(atype, from_type, from_id, to_type, to_id, removed=False)
         return events
+
+    def _contacts_changed(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """A deal gained or lost a contact: its calculated ``num_associated_contacts`` changed.
+
+        HubSpot modifies the deal (``hs_lastmodifieddate``) when a calculated property changes, so the
+        deal shows in a search on its modification date (docs/api-rules.md, "Deal contacts").
+        """
+        pair = {from_type: from_id, to_type: to_id}
+        if set(pair) != {"deals", "contacts"}:
+            return
+        deal = self.objects.get("deals", {}).get(str(pair["deals"]))
+        if deal is not None:
+            deal.updated_ms = max(now_ms(), deal.updated_ms + 1)
 
     def _assoc_events(
         self,
@@ -102,6 +117,8 @@ class AssociationsMixin(BackendBase):
             events += self._assoc_events(atype, from_type, from_id, to_type, to_id, removed=True)
         if not fwd:
             self.assoc[(from_type, from_id, to_type)].pop(to_id, None)
+            if remove:
+                self._contacts_changed(from_type, from_id, to_type, to_id)
         if not back:
             self.assoc.get((to_type, to_id, from_type), {}).pop(from_id, None)
         return events

@@ -20,6 +20,8 @@ from emulators.hubspot.exceptions import ValidationError
 
 BATCH_MAX = 100
 BATCH_MAX_WITH_HISTORY = 50
+#: A deal property HubSpot calculates from its contact associations; a change of them modifies the deal.
+NUM_ASSOCIATED_CONTACTS = "num_associated_contacts"
 
 
 def now_ms() -> int:
@@ -214,6 +216,11 @@ class BackendBase:
         if name == ot.created_prop:
             stored = rec.properties.get(name)
             return stored if stored else iso(rec.created_ms)
+        if name == NUM_ASSOCIATED_CONTACTS and rec.object_type == "deals":
+            # Calculated by HubSpot: the deal's live contact associations.
+            linked = self.assoc.get(("deals", rec.id, "contacts"), {})
+            contacts = self.objects.get("contacts", {})
+            return str(sum(1 for cid in linked if cid in contacts and not contacts[cid].archived))
         return rec.properties.get(name)
 
     def check_batch_size(self, inputs: Any, maximum: int = BATCH_MAX) -> list[dict[str, Any]]:

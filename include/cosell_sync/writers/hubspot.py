@@ -102,6 +102,10 @@ CONFLICT_TYPE_TEXT = {
         "approval); Partner Central's value was written back to HubSpot."
     ),
     "REJECTED_VALUE": "AWS Partner Central rejected HubSpot's value for this field.",
+    "SHARED_RECORD": (
+        "Several AWS Partner Central opportunities of this deal's company or contact were changed to "
+        "different values of this field; HubSpot holds one value, so pick it here."
+    ),
 }
 
 

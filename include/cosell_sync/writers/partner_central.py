@@ -66,6 +66,9 @@ class PartnerCentralWrite:
         review_status: the ``ReviewStatus`` the decision was made on.
         attempts: UpdateOpportunity attempts (more than one after ``ConflictException``).
         associated: solution ids associated before the write.
+        other_contacts: how many other contacts (``Customer.Contacts[1..]``) the write set; None when
+            it left them as they were.
+        other_contacts_gated: the reason code the review state gave for not setting them now.
     """
 
     written: dict[str, str | None] = field(default_factory=dict)
@@ -76,6 +79,13 @@ class PartnerCentralWrite:
     review_status: str | None = None
     attempts: int = 0
     associated: list[str] = field(default_factory=list)
+    other_contacts: int | None = None
+    other_contacts_gated: str | None = None
+
+    @property
+    def sent(self) -> bool:
+        """True when the record was written (fields or other contacts), or already held the values."""
+        return bool(self.written) or self.other_contacts is not None
 
 
 def payload_matches(payload: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -309,6 +319,7 @@ class PartnerCentralWriter:
         current: dict[str, Any] | None = None,
         expected: dict[str, str | None] | None = None,
         solution_ids: list[str] | None = None,
+        other_contacts: list[dict[str, str]] | None = None,
     ) -> PartnerCentralWrite:
         """Write canonical field values to an opportunity, journaled (see :meth:`_update`)."""
         from cosell_sync.errors import SyncError
@@ -323,6 +334,7 @@ class PartnerCentralWriter:
                 expected=expected,
                 solution_ids=solution_ids,
                 sent=sent,
+                other_contacts=other_contacts,
             )
         except SyncError as err:
             self._finish(sent.get("key"), FAILED, {"error": err.to_dict()})
@@ -330,8 +342,13 @@ class PartnerCentralWriter:
         if sent.get("key"):
             self._finish(
                 sent["key"],
-                APPLIED if out.written and not out.already_applied else FAILED,
-                {"written": out.written, "last_modified": out.last_modified, "gated": out.gated},
+                APPLIED if out.sent and not out.already_applied else FAILED,
+                {
+                    "written": out.written,
+                    "last_modified": out.last_modified,
+                    "gated": out.gated,
+                    "other_contacts": out.other_contacts,
+                },
             )
         return out
 
@@ -344,6 +361,7 @@ class PartnerCentralWriter:
         expected: dict[str, str | None] | None = None,
         solution_ids: list[str] | None = None,
         sent: dict[str, Any] | None = None,
+        other_contacts: list[dict[str, str]] | None = None,
     ) -> PartnerCentralWrite:
         """Write canonical field values to an opportunity: Get -> gate -> re-diff -> merge -> Update.
 
@@ -356,6 +374,9 @@ class PartnerCentralWriter:
                 value in the record differs is left alone and returned in ``superseded``.
             solution_ids: the deal's solution ids, for a move to a stage that needs a solution.
             sent: filled with the journal ``key`` of the write once one is about to be sent.
+            other_contacts: the deal's other contacts for ``Customer.Contacts[1..]``
+                (``cosell_sync.deal_contacts``); None keeps the record's. Sent only when they differ from
+                the record's and the review state allows contact changes.
 
         Returns:
             What was written, gated and superseded.
@@ -365,6 +386,8 @@ class PartnerCentralWriter:
             SolutionsRequiredError: the change needs a solution and none is known.
             SyncError: any other Partner Central failure.
         """
+        from cosell_sync.deal_contacts import other_contacts_of, others_key, with_other_contacts
+        from cosell_sync.gating import gate_reason
         from cosell_sync.mapping import merge_into_opportunity
 
         result = PartnerCentralWrite()
@@ -389,9 +412,18 @@ class PartnerCentralWriter:
                         ", ".join(sorted(result.superseded)),
                     )
                 allowed = {k: v for k, v in allowed.items() if k not in result.superseded}
-            if not allowed:
+            others_due = False
+            if other_contacts is not None:
+                # HubSpot decides Customer.Contacts[1..] (one way); the review state may hold them back.
+                result.other_contacts_gated = gate_reason(result.review_status, "Customer.Contacts[1].Email")
+                others_due = result.other_contacts_gated is None and others_key(other_contacts) != others_key(
+                    other_contacts_of(current, self.cfg)
+                )
+            if not allowed and not others_due:
+                if not changes and other_contacts is not None and result.other_contacts_gated is None:
+                    result.already_applied = True  # the record already holds the deal's other contacts
                 return result
-            if all(now.get(k) == v for k, v in allowed.items()):
+            if not others_due and all(now.get(k) == v for k, v in allowed.items()):
                 # The record already holds every value (a retried task's second pass, or a cleared
                 # field that is already empty): nothing to send.
                 result.already_applied = True
@@ -405,12 +437,18 @@ class PartnerCentralWriter:
                     current = None
                     continue
             payload = merge_into_opportunity(current, allowed, self.cfg)
+            if others_due and not with_other_contacts(payload, other_contacts):
+                # No primary contact to put them after: the first would be read back as the primary.
+                others_due = False
+                if not allowed:
+                    return result
             if sent is not None and "key" not in sent:
                 # Journal the intent before the first send: a run that dies now still gets audited.
                 sent["key"] = self._begin(
                     "UPDATE_OPPORTUNITY",
                     opportunity_id,
                     changes={k: {"old": now.get(k), "new": v} for k, v in allowed.items()},
+                    **({"other_contacts": len(other_contacts or [])} if others_due else {}),
                 )
             try:
                 self.calls["UpdateOpportunity"] += 1
@@ -445,6 +483,7 @@ class PartnerCentralWriter:
                 rechecked, current = True, fresh
                 continue
             result.written = allowed
+            result.other_contacts = len(other_contacts or []) if others_due else None
             result.last_modified = ts_key(updated.get("LastModifiedDate")) or result.last_modified
             return result
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 from emulators.hubspot import HubSpotEmulator
@@ -341,3 +343,55 @@ def test_owner_control_adds_owners_with_or_without_email(fast) -> None:
     assert [o["id"] for o in found] == [with_email["id"]]
     bad = requests.post(f"{fast.url}/_emulator/owners", json={"email": 42}, timeout=5)
     assert bad.status_code == 400
+
+
+def test_a_deals_contact_count_is_calculated_and_a_change_modifies_the_deal(fast) -> None:
+    """``num_associated_contacts`` follows the deal's contacts; gaining or losing one moves the deal.
+
+    The sync finds a linked deal whose contacts changed by that count, in a search on the deal's
+    modification date (docs/api-rules.md, "Deal contacts").
+    """
+
+    def deal_now(deal_id: str) -> dict[str, Any]:
+        r = fast("GET", f"/crm/v3/objects/deals/{deal_id}?properties=num_associated_contacts")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    deal = fast("POST", "/crm/v3/objects/deals", {"properties": {"dealname": "Count"}}).json()["id"]
+    ann, bo = (
+        fast("POST", "/crm/v3/objects/contacts", {"properties": {"email": f"{n}@customer.example"}}).json()[
+            "id"
+        ]
+        for n in ("ann", "bo")
+    )
+    before = deal_now(deal)
+    assert before["properties"]["num_associated_contacts"] == "0"
+
+    for cid in (ann, bo):
+        assert (
+            fast("PUT", f"/crm/v4/objects/deals/{deal}/associations/default/contacts/{cid}").status_code
+            == 200
+        )
+    added = deal_now(deal)
+    assert added["properties"]["num_associated_contacts"] == "2"
+    assert added["updatedAt"] > before["updatedAt"]
+    found = fast(
+        "POST",
+        "/crm/v3/objects/deals/search",
+        {
+            "filters": [
+                {"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": before["updatedAt"]}
+            ]
+        },
+    ).json()
+    assert [r["id"] for r in found["results"]] == [deal]
+
+    assert fast("DELETE", f"/crm/v4/objects/deals/{deal}/associations/contacts/{ann}").status_code == 204
+    removed = deal_now(deal)
+    assert removed["properties"]["num_associated_contacts"] == "1"
+    assert removed["updatedAt"] > added["updatedAt"]
+
+    # Calculated by HubSpot: a write is refused, naming the property.
+    r = fast("PATCH", f"/crm/v3/objects/deals/{deal}", {"properties": {"num_associated_contacts": "5"}})
+    assert r.status_code == 400
+    assert "num_associated_contacts" in r.text

@@ -494,3 +494,87 @@ def test_audit_keys_are_deterministic_so_a_retried_commit_overwrites_its_entries
         assert entry.user == "airflow:cosell_reconcile"
         assert "#" not in entry.run_id
         assert entry.metadata["runId"] == RUN["run_id"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# other contacts (Customer.Contacts[1..]) of linked deals
+# ---------------------------------------------------------------------------------------------------
+OTHERS = [{"Email": "bo@customer.example"}, {"Email": "cy@customer.example"}]
+
+
+def _contacts_read(**values: Any) -> dict[str, Any]:
+    """A HubSpot record whose deal's contacts were read again this run (three contacts now)."""
+    return record(_contact_count="3", _other_contact_ids="P2;P3", **values)
+
+
+def test_other_contacts_written_alone_are_audited_and_recorded_in_the_baseline(cfg: SyncConfig) -> None:
+    plan = Plan(other_contacts={"O1": OTHERS})
+    pc_res = {"updated": {"O1": {"written": {}, "last_modified": WRITTEN_LM, "other_contacts": 2}}}
+    ci = inputs(
+        cfg,
+        plan,
+        hs={"O1": _contacts_read()},
+        base={"O1": base_row(contact_count="2", other_contact_ids="P2")},
+        pc_res=pc_res,
+    )
+    [entry] = audit_entries(ci)
+    assert (entry.action, entry.success) == (AuditAction.UPDATE_OPPORTUNITY, True)
+    assert entry.metadata["otherContacts"] == 2
+    assert changes(entry) == {}
+    row = next_baseline(ci)["O1"]
+    assert (row["contact_count"], row["other_contact_ids"]) == ("3", "P2;P3")
+    assert retry_set(ci) == ([], [{"opportunity_id": "O1"}])
+
+
+def test_other_contacts_the_opportunity_already_holds_are_neither_audited_nor_retried(
+    cfg: SyncConfig,
+) -> None:
+    plan = Plan(other_contacts={"O1": OTHERS})
+    ci = inputs(
+        cfg,
+        plan,
+        hs={"O1": _contacts_read()},
+        base={"O1": base_row(contact_count="2")},
+        pc_res={"unchanged": ["O1"]},
+    )
+    assert audit_entries(ci) == []
+    assert next_baseline(ci)["O1"]["contact_count"] == "3"
+    assert retry_set(ci) == ([], [{"opportunity_id": "O1"}])
+
+
+@pytest.mark.parametrize(
+    ("pc_res", "reason"),
+    [
+        pytest.param({"failed": {"O1": THROTTLED}}, "FAILED", id="write-failed"),
+        pytest.param(
+            {"other_contacts_gated": {"O1": "REVIEW_IN_PROGRESS"}}, "CHANGED_DURING_WRITE", id="under-review"
+        ),
+    ],
+)
+def test_other_contacts_not_written_keep_the_old_count_so_they_are_read_and_sent_again(
+    cfg: SyncConfig, pc_res: dict[str, Any], reason: str
+) -> None:
+    plan = Plan(other_contacts={"O1": OTHERS})
+    ci = inputs(
+        cfg,
+        plan,
+        hs={"O1": _contacts_read()},
+        base={"O1": base_row(contact_count="2", other_contact_ids="P2")},
+        pc_res=pc_res,
+    )
+    row = next_baseline(ci)["O1"]
+    assert (row["contact_count"], row["other_contact_ids"]) == ("2", "P2")
+    retry, _ = retry_set(ci)
+    assert [(r["opportunity_id"], r["reason"]) for r in retry] == [("O1", reason)]
+
+
+def test_a_deal_created_by_the_sync_is_baselined_with_its_one_contact(cfg: SyncConfig) -> None:
+    # Its count then matches HubSpot's: the deal's first edit reads no associations.
+    plan = Plan(create_deals=["O5", "O6"])
+    pc = {"O5": record(_deal_id=None), "O6": record(_deal_id=None)}
+    hs_res = {
+        "created": {"O5": "D55", "O6": "D66"},
+        "related": {"O5": {"company_id": "C5", "contact_id": "P5"}, "O6": {"company_id": "C6"}},
+    }
+    baseline = next_baseline(inputs(cfg, plan, pc=pc, hs_res=hs_res))
+    assert (baseline["O5"]["contact_count"], baseline["O6"]["contact_count"]) == ("1", "0")

@@ -2,6 +2,7 @@
 
 - ``conflicts.unify_shared``: when one opportunity's console edit wins a conflict with HubSpot's edit of
   the shared company, the company's other opportunities take that value too (not HubSpot's losing one);
+  when its opportunities were edited to different values, each is a ``SHARED_RECORD`` conflict;
 - ``plan.related_objects``: which company and contact each opportunity has (this run's read, else the
   baseline's);
 - ``apply.update_note``: a field written back because Partner Central locks it after approval says why.
@@ -14,8 +15,9 @@ import pytest
 
 from cosell_sync.apply import LOCKED_NOTE, update_note
 from cosell_sync.config import SyncConfig, load_config
+from cosell_sync.conflict_store import SHARED_RECORD, SIMULTANEOUS_UPDATE
 from cosell_sync.conflicts import resolve, unify_shared
-from cosell_sync.plan import related_objects
+from cosell_sync.plan import build_plan, related_objects
 
 EARLY = "2026-01-01T00:00:00Z"
 LATE = "2026-01-02T00:00:00Z"
@@ -98,14 +100,6 @@ def test_an_opportunity_that_already_holds_the_winning_value_writes_nothing(cfg:
         ),
         pytest.param(
             [
-                ("O1", "company_name", "Orig", "PC A", "Orig", "to_hubspot", "pc"),
-                ("O2", "company_name", "Orig", "PC B", "Orig", "to_hubspot", "pc"),
-            ],
-            SHARED,
-            id="opportunities-disagree-left-as-resolved",
-        ),
-        pytest.param(
-            [
                 ("O1", "contact_email", "a@x.example", "b@x.example", "c@x.example", "conflict", "pc"),
                 (
                     "O2",
@@ -143,6 +137,65 @@ def test_nothing_changes_where_nothing_is_split(
 ) -> None:
     resolved = resolve(_rows(*rows), cfg)
     assert _outcome(unify_shared(resolved, related, cfg)) == _outcome(resolved)
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param(
+            [
+                ("O1", "company_name", "Orig", "PC A", "Orig", "to_hubspot", "pc"),
+                ("O2", "company_name", "Orig", "PC B", "Orig", "to_hubspot", "pc"),
+                ("O3", "company_name", "Orig", "Orig", "Orig", "converged", "pc"),
+            ],
+            id="console-edits-only",
+        ),
+        pytest.param(
+            [
+                # HubSpot renamed the company too, but both console edits are later: each wins its own row.
+                ("O1", "company_name", "Orig", "PC A", "HS", "conflict", "pc"),
+                ("O2", "company_name", "Orig", "PC B", "HS", "conflict", "pc"),
+                ("O3", "company_name", "Orig", "Orig", "HS", "to_partner_central", "hs"),
+            ],
+            id="console-edits-after-a-hubspot-edit",
+        ),
+    ],
+)
+def test_opportunities_that_disagree_on_a_shared_company_are_a_conflict(
+    cfg: SyncConfig, rows: list[tuple[str, ...]]
+) -> None:
+    # Per opportunity, the last console edit would reach the company: whichever row is applied last
+    # decides, silently. Unified, no row writes: each writing row waits for a person.
+    resolved = resolve(_rows(*rows), cfg)
+    unified = unify_shared(resolved, {**SHARED, "O3": {"company": "C1"}}, cfg)
+    writing = {r[0] for r in rows if r[5] != "converged"}
+    by_opp = unified.set_index("opportunity_id")
+    for oid in writing:
+        assert by_opp.loc[oid, "winner"] == "manual"
+        assert by_opp.loc[oid, "value"] is None
+        assert by_opp.loc[oid, "conflict_type"] == SHARED_RECORD
+    assert by_opp.loc["O3", "winner"] == "manual" if "O3" in writing else by_opp.loc["O3", "winner"] is None
+
+    plan = build_plan(unified, pd.DataFrame(index=sorted(writing)), pd.DataFrame(), cfg)
+    assert plan.hubspot_updates == {}
+    assert plan.partner_central_updates == {}
+    assert {(c["opportunity_id"], c["conflict_type"]) for c in plan.conflicts} == {
+        (oid, SHARED_RECORD) for oid in writing
+    }
+    # Each conflict shows the opportunity's own console value against HubSpot's.
+    assert {c["opportunity_id"]: c["pc"] for c in plan.conflicts}["O2"] == "PC B"
+
+
+def test_a_plain_manual_conflict_keeps_its_type(cfg: SyncConfig) -> None:
+    manual_field = next(iter(cfg.conflicts.manual_resolution), None)
+    if manual_field is None:
+        cfg = cfg.model_copy(
+            update={"conflicts": cfg.conflicts.model_copy(update={"manual_resolution": ["next_steps"]})}
+        )
+        manual_field = "next_steps"
+    resolved = resolve(_rows(("O1", manual_field, "Orig", "PC", "HS", "conflict", "pc")), cfg)
+    plan = build_plan(unify_shared(resolved, SHARED, cfg), pd.DataFrame(index=["O1"]), pd.DataFrame(), cfg)
+    assert [c["conflict_type"] for c in plan.conflicts] == [SIMULTANEOUS_UPDATE]
 
 
 def test_related_objects_prefer_this_runs_read_over_the_baseline() -> None:

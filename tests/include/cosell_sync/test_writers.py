@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -647,6 +647,83 @@ class TestPartnerCentralUpdate:
 # ---------------------------------------------------------------------------------------------------
 # PartnerCentralWriter: solutions
 # ---------------------------------------------------------------------------------------------------
+class TestPartnerCentralOtherContacts:
+    """``Customer.Contacts[1..]`` of an existing opportunity follow the deal's contacts (one way)."""
+
+    PRIMARY: ClassVar[dict[str, str | None]] = {
+        "contact_email": "ann@customer.example",
+        "contact_first_name": "Ann",
+    }
+    OTHERS: ClassVar[list[dict[str, str]]] = [
+        {"Email": "bo@customer.example", "FirstName": "Bo"},
+        {"Email": "cy@customer.example"},
+    ]
+
+    def _emails(self, pc: PcEmulator, oid: str) -> list[str | None]:
+        return [c.get("Email") for c in pc.read(oid)["Customer"].get("Contacts") or []]
+
+    def test_contacts_alone_are_one_update_and_a_repeat_sends_nothing(
+        self, cfg: SyncConfig, pc: PcEmulator
+    ) -> None:
+        oid = new_opportunity(cfg, pc, **self.PRIMARY)
+        writer, api = pc_writer(cfg, pc)
+        out = writer.update(oid, {}, other_contacts=self.OTHERS)
+        assert api.operations() == ["get_opportunity", "update_opportunity"]
+        assert out.other_contacts == 2
+        assert out.written == {}
+        assert self._emails(pc, oid) == ["ann@customer.example", "bo@customer.example", "cy@customer.example"]
+
+        writer, api = pc_writer(cfg, pc)
+        again = writer.update(oid, {}, other_contacts=self.OTHERS)
+        assert api.operations() == ["get_opportunity"]  # the record holds them: nothing sent
+        assert again.already_applied
+        assert again.other_contacts is None
+
+        # Removed on the deal: an empty list leaves the primary alone.
+        writer, _ = pc_writer(cfg, pc)
+        writer.update(oid, {}, other_contacts=[])
+        assert self._emails(pc, oid) == ["ann@customer.example"]
+
+    def test_a_field_change_and_the_contacts_go_in_one_write(self, cfg: SyncConfig, pc: PcEmulator) -> None:
+        oid = new_opportunity(cfg, pc, **self.PRIMARY)
+        writer, api = pc_writer(cfg, pc)
+        out = writer.update(oid, {"next_steps": "Workshop booked"}, other_contacts=self.OTHERS[:1])
+        assert api.operations().count("update_opportunity") == 1
+        assert out.written == {"next_steps": "Workshop booked"}
+        opp = pc.read(oid)
+        assert opp["LifeCycle"]["NextSteps"] == "Workshop booked"
+        assert self._emails(pc, oid) == ["ann@customer.example", "bo@customer.example"]
+
+    def test_a_console_edit_during_the_write_is_kept_and_the_contacts_still_sent(
+        self, cfg: SyncConfig, pc: PcEmulator
+    ) -> None:
+        oid = new_opportunity(cfg, pc, **self.PRIMARY)
+        writer, _api = pc_writer(
+            cfg,
+            pc,
+            {
+                "update_opportunity": [
+                    lambda: pc.console_edit(oid, LifeCycle={"NextSteps": "Console meanwhile"})
+                ]
+            },
+        )
+        out = writer.update(oid, {}, other_contacts=self.OTHERS)
+        assert out.attempts == 2  # ConflictException, re-read, merged again
+        opp = pc.read(oid)
+        assert opp["LifeCycle"]["NextSteps"] == "Console meanwhile"
+        assert self._emails(pc, oid)[1:] == ["bo@customer.example", "cy@customer.example"]
+
+    def test_under_review_the_contacts_wait_with_a_reason(self, cfg: SyncConfig, pc: PcEmulator) -> None:
+        oid = submitted_opportunity(cfg, pc)
+        before = pc.read(oid)["Customer"].get("Contacts")
+        writer, api = pc_writer(cfg, pc)
+        out = writer.update(oid, {}, other_contacts=self.OTHERS)
+        assert "update_opportunity" not in api.operations()
+        assert out.other_contacts_gated == "REVIEW_IN_PROGRESS"
+        assert not out.already_applied
+        assert pc.read(oid)["Customer"].get("Contacts") == before
+
+
 class TestPartnerCentralSolutions:
     def test_committed_associates_deal_solutions_first(self, cfg: SyncConfig, pc: PcEmulator) -> None:
         oid = new_opportunity(cfg, pc)
