@@ -141,6 +141,8 @@ def apply_partner_central(
         "other_contacts_gated": {},
         # Records read for their other contacts alone that already held them.
         "unchanged": [],
+        # Records whose other contacts the writer settled this run (see commit: the baseline's count).
+        "other_contacts_done": [],
     }
     # Line items of solution products name a deal's solutions first (before submissions are listed).
     _prefer_line_items(env, plan, calls)
@@ -221,6 +223,9 @@ def apply_partner_central(
             results["superseded_at"][oid] = out.last_modified
         if out.other_contacts_gated:
             results["other_contacts_gated"][oid] = out.other_contacts_gated
+        elif oid in plan.other_contacts:
+            # Sent, already held, or never to be taken (Rejected): commit records the contacts as read.
+            results["other_contacts_done"].append(oid)
         if out.already_applied and not changes:
             # The opportunity already holds the deal's other contacts: nothing written, nothing to report.
             results["unchanged"].append(oid)

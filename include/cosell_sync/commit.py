@@ -122,9 +122,10 @@ def load_inputs(
 def _contacts_read(ci: CommitInputs, oid: str) -> dict[str, Any]:
     """The baseline's ``contact_count`` and ``other_contact_ids`` of a linked record.
 
-    This run's read (``cosell_sync.deal_contacts``) when the plan carried the deal's other contacts and
-    the write did not fail or wait for the review; else the baseline's, so the count still differs next
-    run and the contacts are read and sent again.
+    This run's read (``cosell_sync.deal_contacts``) when the writer settled the deal's other contacts
+    (sent, already held, or refused for good by a ``Rejected`` review); else the baseline's (the write
+    failed, waits for the review, or went in a bulk job, which does not carry them), so the count still
+    differs when the deal is read again and the contacts are read and sent then.
     """
     from cosell_sync.deal_contacts import CONTACT_COUNT_COLUMN, OTHER_CONTACT_IDS_COLUMN
 
@@ -132,8 +133,7 @@ def _contacts_read(ci: CommitInputs, oid: str) -> dict[str, Any]:
         "contact_count": ci.base_value(oid, "contact_count"),
         "other_contact_ids": ci.base_value(oid, "other_contact_ids"),
     }
-    held = oid in (ci.pc_res.get("failed") or {}) or oid in (ci.pc_res.get("other_contacts_gated") or {})
-    if oid not in ci.plan.other_contacts or oid in ci.plan.invalid or held:
+    if oid not in (ci.pc_res.get("other_contacts_done") or []):
         return kept
     row = ci.hs.get(oid) or {}
     return {

@@ -387,7 +387,7 @@ class PartnerCentralWriter:
             SyncError: any other Partner Central failure.
         """
         from cosell_sync.deal_contacts import other_contacts_of, others_key, with_other_contacts
-        from cosell_sync.gating import gate_reason
+        from cosell_sync.gating import DEFERRED_REASONS, gate_reason
         from cosell_sync.mapping import merge_into_opportunity
 
         result = PartnerCentralWrite()
@@ -415,8 +415,10 @@ class PartnerCentralWriter:
             others_due = False
             if other_contacts is not None:
                 # HubSpot decides Customer.Contacts[1..] (one way); the review state may hold them back.
-                result.other_contacts_gated = gate_reason(result.review_status, "Customer.Contacts[1].Email")
-                others_due = result.other_contacts_gated is None and others_key(other_contacts) != others_key(
+                # A state that will never take them (Rejected) is no wait: nothing is retried for it.
+                reason = gate_reason(result.review_status, "Customer.Contacts[1].Email")
+                result.other_contacts_gated = reason if reason in DEFERRED_REASONS else None
+                others_due = reason is None and others_key(other_contacts) != others_key(
                     other_contacts_of(current, self.cfg)
                 )
             if not allowed and not others_due:

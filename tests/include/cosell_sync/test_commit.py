@@ -509,7 +509,10 @@ def _contacts_read(**values: Any) -> dict[str, Any]:
 
 def test_other_contacts_written_alone_are_audited_and_recorded_in_the_baseline(cfg: SyncConfig) -> None:
     plan = Plan(other_contacts={"O1": OTHERS})
-    pc_res = {"updated": {"O1": {"written": {}, "last_modified": WRITTEN_LM, "other_contacts": 2}}}
+    pc_res = {
+        "updated": {"O1": {"written": {}, "last_modified": WRITTEN_LM, "other_contacts": 2}},
+        "other_contacts_done": ["O1"],
+    }
     ci = inputs(
         cfg,
         plan,
@@ -535,7 +538,7 @@ def test_other_contacts_the_opportunity_already_holds_are_neither_audited_nor_re
         plan,
         hs={"O1": _contacts_read()},
         base={"O1": base_row(contact_count="2")},
-        pc_res={"unchanged": ["O1"]},
+        pc_res={"unchanged": ["O1"], "other_contacts_done": ["O1"]},
     )
     assert audit_entries(ci) == []
     assert next_baseline(ci)["O1"]["contact_count"] == "3"

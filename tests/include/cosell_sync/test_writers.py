@@ -713,14 +713,24 @@ class TestPartnerCentralOtherContacts:
         assert opp["LifeCycle"]["NextSteps"] == "Console meanwhile"
         assert self._emails(pc, oid)[1:] == ["bo@customer.example", "cy@customer.example"]
 
-    def test_under_review_the_contacts_wait_with_a_reason(self, cfg: SyncConfig, pc: PcEmulator) -> None:
-        oid = submitted_opportunity(cfg, pc)
+    @pytest.mark.parametrize(
+        ("review", "reason"),
+        [
+            pytest.param(None, "REVIEW_IN_PROGRESS", id="submitted-waits"),
+            # Rejected records never take a change: no reason, so nothing is retried run after run.
+            pytest.param("Rejected", None, id="rejected-never"),
+        ],
+    )
+    def test_under_review_the_contacts_are_not_sent(
+        self, cfg: SyncConfig, pc: PcEmulator, review: str | None, reason: str | None
+    ) -> None:
+        oid = submitted_opportunity(cfg, pc, review)
         before = pc.read(oid)["Customer"].get("Contacts")
         writer, api = pc_writer(cfg, pc)
         out = writer.update(oid, {}, other_contacts=self.OTHERS)
         assert "update_opportunity" not in api.operations()
-        assert out.other_contacts_gated == "REVIEW_IN_PROGRESS"
-        assert not out.already_applied
+        assert out.other_contacts_gated == reason
+        assert out.already_applied is (reason is None)
         assert pc.read(oid)["Customer"].get("Contacts") == before
 
 
