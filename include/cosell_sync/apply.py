@@ -210,6 +210,7 @@ def apply_partner_central(
                 expected=plan.expected.get(oid),
                 solution_ids=plan.solution_ids.get(oid),
                 other_contacts=plan.other_contacts.get(oid),
+                dropped_contacts=plan.dropped_contacts.get(oid),
             )
         except SyncError as err:
             log.error("UpdateOpportunity %s failed: %s", oid, err.message)

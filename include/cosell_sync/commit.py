@@ -127,11 +127,12 @@ def _contacts_read(ci: CommitInputs, oid: str) -> dict[str, Any]:
     failed, waits for the review, or went in a bulk job, which does not carry them), so the count still
     differs when the deal is read again and the contacts are read and sent then.
     """
-    from cosell_sync.deal_contacts import CONTACT_COUNT_COLUMN, OTHER_CONTACT_IDS_COLUMN
+    from cosell_sync.deal_contacts import CONTACT_COUNT_COLUMN, OTHER_CONTACT_IDS_COLUMN, emails_of
 
     kept = {
         "contact_count": ci.base_value(oid, "contact_count"),
         "other_contact_ids": ci.base_value(oid, "other_contact_ids"),
+        "other_contact_emails": ci.base_value(oid, "other_contact_emails"),
     }
     if oid not in (ci.pc_res.get("other_contacts_done") or []):
         return kept
@@ -140,6 +141,8 @@ def _contacts_read(ci: CommitInputs, oid: str) -> dict[str, Any]:
         # A deal read only through a changed contact has no count this run: the baseline's stands.
         "contact_count": clean(row.get(CONTACT_COUNT_COLUMN)) or kept["contact_count"],
         "other_contact_ids": clean(row.get(OTHER_CONTACT_IDS_COLUMN)),
+        # What the sync now stands behind: a later removal on the deal removes exactly these.
+        "other_contact_emails": ";".join(emails_of(ci.plan.other_contacts[oid])) or None,
     }
 
 
@@ -540,10 +543,15 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
     # The new record's company and contact, as the plan read them with the deal: without them in the
     # baseline, the record would be unknown to company/contact changes found through the baseline and to
     # the customer accounts step, until its deal changed.
+    from cosell_sync.deal_contacts import emails_of
+
     planned_related = {
         str(i["deal_id"]): {
-            col: clean(i.get(col))
-            for col in ("company_id", "contact_id", "contact_count", "other_contact_ids")
+            **{
+                col: clean(i.get(col))
+                for col in ("company_id", "contact_id", "contact_count", "other_contact_ids")
+            },
+            "other_contact_emails": ";".join(emails_of(i.get("other_contacts") or [])) or None,
         }
         for i in plan.create_opportunities
     }

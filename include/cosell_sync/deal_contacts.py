@@ -23,7 +23,9 @@ linked deal's associations again only when they can have changed: its ``num_asso
 (HubSpot's calculated count, read with the deal) differs from the baseline's ``contact_count``, or one of
 its other contacts (the baseline's ``other_contact_ids``) changed. The update then carries them
 (``PartnerCentralWriter.update(other_contacts=...)``), and only when they differ from Partner Central's.
-Partner Central's own edits of ``Customer.Contacts[1..]`` are kept until the deal's contacts change.
+Partner Central's own other contacts (AWS's, a console user's) are kept after the deal's: only contacts the
+sync sent before and the deal no longer has are removed (:func:`merge_other_contacts`, the baseline's
+``other_contact_emails``).
 
 Nothing here calls an API: the extract reads the associations (one v4 batch read per 100 deals, the
 call it already made for the primary) and the contacts (batch reads, 100 per call).
@@ -52,6 +54,8 @@ __all__ = [
     "AssociatedContact",
     "OtherContacts",
     "contact_members",
+    "emails_of",
+    "merge_other_contacts",
     "order_contacts",
     "other_contacts_of",
     "other_contacts_request",
@@ -246,6 +250,39 @@ def others_key(contacts: Iterable[Mapping[str, Any]]) -> str:
         [{k: str(v) for k, v in sorted(c.items()) if v not in (None, "")} for c in contacts],
         sort_keys=True,
     )
+
+
+def emails_of(contacts: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The e-mails of some ``Customer.Contacts`` entries, case-folded, in order (none: skipped)."""
+    return [str(c["Email"]).casefold() for c in contacts if c.get("Email")]
+
+
+def merge_other_contacts(
+    hubspot: list[dict[str, str]],
+    current: list[dict[str, str]],
+    dropped: Iterable[str] = (),
+    primary_email: str | None = None,
+) -> list[dict[str, str]]:
+    """``Customer.Contacts[1..]`` to send: HubSpot's, then Partner Central's own that are kept.
+
+    Partner Central's other contacts are people too (AWS's, or a console user's): one is removed only when
+    the sync sent it earlier and the deal no longer has it (``dropped``, by e-mail). So the first time a
+    record's contacts are read nothing is removed, and an e-mail edited in HubSpot replaces the old one.
+
+    Args:
+        hubspot: the deal's other contacts, in order (``other_contacts_request``).
+        current: the opportunity's ``Customer.Contacts[1..]`` now (``other_contacts_of``).
+        dropped: e-mails the sync sent before that the deal no longer has.
+        primary_email: the primary's e-mail; a kept contact repeating it is left out.
+
+    Returns:
+        HubSpot's contacts, then Partner Central's whose e-mail is neither HubSpot's nor dropped.
+    """
+    skip = {*emails_of(hubspot), *(e.casefold() for e in dropped)}
+    if primary_email:
+        skip.add(primary_email.casefold())
+    kept = [c for c in current if not c.get("Email") or str(c["Email"]).casefold() not in skip]
+    return [*(dict(c) for c in hubspot), *kept]
 
 
 def other_contacts_of(opportunity: Mapping[str, Any], cfg: SyncConfig) -> list[dict[str, str]]:

@@ -639,7 +639,7 @@ def _other_contacts_of_linked(
     """
     if frame.empty:
         return
-    counts = base["contact_count"] if "contact_count" in base.columns else pd.Series(dtype=object)
+    counts = base["contact_count"].to_dict() if "contact_count" in base.columns else {}
     deal_col = frame[DEAL.frame_column].astype(str)
     opp_of = dict(zip(deal_col, frame.index, strict=True))
     read_counts: dict[str, str | None] = {}

@@ -84,6 +84,8 @@ class Plan:
         other_contacts: opportunity id -> the deal's other contacts (``Customer.Contacts[1..]``), for
             linked deals whose contacts were read this run; the writer sends them when they differ from
             Partner Central's (``cosell_sync.deal_contacts``).
+        dropped_contacts: opportunity id -> e-mails of other contacts the sync sent before (the
+            baseline's ``other_contact_emails``) that the deal no longer has: only these are removed.
     """
 
     hubspot_updates: dict[str, dict[str, str | None]] = field(default_factory=dict)
@@ -107,6 +109,7 @@ class Plan:
     normalised: dict[str, dict[str, str]] = field(default_factory=dict)
     baseline_version: str | None = None
     other_contacts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    dropped_contacts: dict[str, list[str]] = field(default_factory=dict)
 
     #: The members stored in ``plan.json`` (``converged_values`` stays in memory: commit does not need it).
     DOCUMENT_KEYS = (
@@ -130,6 +133,7 @@ class Plan:
         "solution_ids",
         "diff_rows",
         "other_contacts",
+        "dropped_contacts",
     )
 
     def to_document(self) -> dict[str, Any]:
@@ -379,6 +383,7 @@ def make_plan(
         CONTACT_COUNT_COLUMN,
         OTHER_CONTACT_IDS_COLUMN,
         OTHER_CONTACTS_COLUMN,
+        emails_of,
     )
     from cosell_sync.diff import three_way_diff
     from cosell_sync.mapping import ERROR_COLUMN, SOLUTIONS_COLUMN, TEAM_COLUMN, TEAM_TITLE_COLUMN
@@ -471,6 +476,15 @@ def make_plan(
         for oid, value in hs[OTHER_CONTACTS_COLUMN].dropna().items():
             if oid in linked and clean(value) is not None:
                 plan.other_contacts[str(oid)] = json.loads(value)
+                sent = (
+                    clean(base.at[oid, "other_contact_emails"])
+                    if "other_contact_emails" in base.columns and oid in base.index
+                    else None
+                )
+                now = set(emails_of(plan.other_contacts[str(oid)]))
+                dropped = [e for e in (sent or "").split(";") if e and e not in now]
+                if dropped:
+                    plan.dropped_contacts[str(oid)] = dropped
     if cfg.submit_stage and direction != Direction.TO_HUBSPOT:
         _plan_submissions(plan, cfg, base, pc, hs)
     if direction != Direction.TO_HUBSPOT:

@@ -320,6 +320,7 @@ class PartnerCentralWriter:
         expected: dict[str, str | None] | None = None,
         solution_ids: list[str] | None = None,
         other_contacts: list[dict[str, str]] | None = None,
+        dropped_contacts: list[str] | None = None,
     ) -> PartnerCentralWrite:
         """Write canonical field values to an opportunity, journaled (see :meth:`_update`)."""
         from cosell_sync.errors import SyncError
@@ -335,6 +336,7 @@ class PartnerCentralWriter:
                 solution_ids=solution_ids,
                 sent=sent,
                 other_contacts=other_contacts,
+                dropped_contacts=dropped_contacts,
             )
         except SyncError as err:
             self._finish(sent.get("key"), FAILED, {"error": err.to_dict()})
@@ -362,6 +364,7 @@ class PartnerCentralWriter:
         solution_ids: list[str] | None = None,
         sent: dict[str, Any] | None = None,
         other_contacts: list[dict[str, str]] | None = None,
+        dropped_contacts: list[str] | None = None,
     ) -> PartnerCentralWrite:
         """Write canonical field values to an opportunity: Get -> gate -> re-diff -> merge -> Update.
 
@@ -375,8 +378,10 @@ class PartnerCentralWriter:
             solution_ids: the deal's solution ids, for a move to a stage that needs a solution.
             sent: filled with the journal ``key`` of the write once one is about to be sent.
             other_contacts: the deal's other contacts for ``Customer.Contacts[1..]``
-                (``cosell_sync.deal_contacts``); None keeps the record's. Sent only when they differ from
-                the record's and the review state allows contact changes.
+                (``cosell_sync.deal_contacts``); None keeps the record's. Merged with the record's own
+                (``merge_other_contacts``: only ``dropped_contacts``, e-mails the sync sent before, are
+                removed) and sent only when that differs from the record's and the review state allows.
+            dropped_contacts: e-mails of other contacts the sync sent before that the deal no longer has.
 
         Returns:
             What was written, gated and superseded.
@@ -386,7 +391,12 @@ class PartnerCentralWriter:
             SolutionsRequiredError: the change needs a solution and none is known.
             SyncError: any other Partner Central failure.
         """
-        from cosell_sync.deal_contacts import other_contacts_of, others_key, with_other_contacts
+        from cosell_sync.deal_contacts import (
+            merge_other_contacts,
+            other_contacts_of,
+            others_key,
+            with_other_contacts,
+        )
         from cosell_sync.gating import DEFERRED_REASONS, gate_reason
         from cosell_sync.mapping import merge_into_opportunity
 
@@ -413,14 +423,18 @@ class PartnerCentralWriter:
                     )
                 allowed = {k: v for k, v in allowed.items() if k not in result.superseded}
             others_due = False
+            merged: list[dict[str, str]] = []
             if other_contacts is not None:
                 # HubSpot decides Customer.Contacts[1..] (one way); the review state may hold them back.
                 # A state that will never take them (Rejected) is no wait: nothing is retried for it.
                 reason = gate_reason(result.review_status, "Customer.Contacts[1].Email")
                 result.other_contacts_gated = reason if reason in DEFERRED_REASONS else None
-                others_due = reason is None and others_key(other_contacts) != others_key(
-                    other_contacts_of(current, self.cfg)
+                held = other_contacts_of(current, self.cfg)
+                primary = ((current.get("Customer") or {}).get("Contacts") or [{}])[0] or {}
+                merged = merge_other_contacts(
+                    other_contacts, held, dropped_contacts or [], primary.get("Email")
                 )
+                others_due = reason is None and others_key(merged) != others_key(held)
             if not allowed and not others_due:
                 if not changes and other_contacts is not None and result.other_contacts_gated is None:
                     result.already_applied = True  # the record already holds the deal's other contacts
@@ -439,7 +453,7 @@ class PartnerCentralWriter:
                     current = None
                     continue
             payload = merge_into_opportunity(current, allowed, self.cfg)
-            if others_due and not with_other_contacts(payload, other_contacts):
+            if others_due and not with_other_contacts(payload, merged):
                 # No primary contact to put them after: the first would be read back as the primary.
                 others_due = False
                 if not allowed:
@@ -450,7 +464,7 @@ class PartnerCentralWriter:
                     "UPDATE_OPPORTUNITY",
                     opportunity_id,
                     changes={k: {"old": now.get(k), "new": v} for k, v in allowed.items()},
-                    **({"other_contacts": len(other_contacts or [])} if others_due else {}),
+                    **({"other_contacts": len(merged)} if others_due else {}),
                 )
             try:
                 self.calls["UpdateOpportunity"] += 1
@@ -485,7 +499,7 @@ class PartnerCentralWriter:
                 rechecked, current = True, fresh
                 continue
             result.written = allowed
-            result.other_contacts = len(other_contacts or []) if others_due else None
+            result.other_contacts = len(merged) if others_due else None
             result.last_modified = ts_key(updated.get("LastModifiedDate")) or result.last_modified
             return result
 

@@ -526,6 +526,8 @@ def test_other_contacts_written_alone_are_audited_and_recorded_in_the_baseline(c
     assert changes(entry) == {}
     row = next_baseline(ci)["O1"]
     assert (row["contact_count"], row["other_contact_ids"]) == ("3", "P2;P3")
+    # The e-mails sent: a later removal on the deal removes exactly these, never Partner Central's own.
+    assert row["other_contact_emails"] == "bo@customer.example;cy@customer.example"
     assert retry_set(ci) == ([], [{"opportunity_id": "O1"}])
 
 
@@ -567,6 +569,7 @@ def test_other_contacts_not_written_keep_the_old_count_so_they_are_read_and_sent
     )
     row = next_baseline(ci)["O1"]
     assert (row["contact_count"], row["other_contact_ids"]) == ("2", "P2")
+    assert row["other_contact_emails"] is None
     retry, _ = retry_set(ci)
     assert [(r["opportunity_id"], r["reason"]) for r in retry] == [("O1", reason)]
 

@@ -15,6 +15,8 @@ from cosell_sync.config import load_config
 from cosell_sync.deal_contacts import (
     AssociatedContact,
     contact_members,
+    emails_of,
+    merge_other_contacts,
     order_contacts,
     other_contacts_request,
     with_other_contacts,
@@ -223,3 +225,30 @@ def test_other_contacts_replace_those_after_the_primary_only() -> None:
     ]
     assert with_other_contacts(request, []) is True
     assert request["Customer"]["Contacts"] == [{"Email": "ann@example.com", "FirstName": "Ann"}]
+
+
+# --- merge with Partner Central's own -----------------------------------------------------------------
+def test_a_first_read_adds_the_deals_contacts_and_removes_none() -> None:
+    # AWS's referral contact and a console addition are people the deal never had: they stay, after.
+    current = [{"Email": "aws.ref@example.com"}, {"Email": "Bo@Example.com", "FirstName": "Old"}]
+    hubspot = [{"Email": "bo@example.com", "FirstName": "Bo"}, {"Email": "cy@example.com"}]
+    merged = merge_other_contacts(hubspot, current, primary_email="ann@example.com")
+    assert merged == [
+        {"Email": "bo@example.com", "FirstName": "Bo"},  # HubSpot's values win for its own contacts
+        {"Email": "cy@example.com"},
+        {"Email": "aws.ref@example.com"},
+    ]
+
+
+def test_only_contacts_the_sync_sent_and_the_deal_lost_are_removed() -> None:
+    current = [
+        {"Email": "old.mo@example.com"},
+        {"Email": "olga@example.com"},
+        {"Email": "aws.ref@example.com"},
+    ]
+    # Mo's e-mail was edited in HubSpot (old one dropped), Olga left the deal (dropped).
+    merged = merge_other_contacts(
+        [{"Email": "new.mo@example.com"}], current, dropped=["old.mo@example.com", "olga@example.com"]
+    )
+    assert [c["Email"] for c in merged] == ["new.mo@example.com", "aws.ref@example.com"]
+    assert emails_of([{"Email": "A@X.example"}, {"FirstName": "no e-mail"}]) == ["a@x.example"]

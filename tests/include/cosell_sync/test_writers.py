@@ -679,10 +679,35 @@ class TestPartnerCentralOtherContacts:
         assert again.already_applied
         assert again.other_contacts is None
 
-        # Removed on the deal: an empty list leaves the primary alone.
+        # Removed on the deal: the contacts the sync sent before go, the primary stays.
         writer, _ = pc_writer(cfg, pc)
-        writer.update(oid, {}, other_contacts=[])
+        writer.update(
+            oid, {}, other_contacts=[], dropped_contacts=["bo@customer.example", "cy@customer.example"]
+        )
         assert self._emails(pc, oid) == ["ann@customer.example"]
+
+    def test_partner_centrals_own_contacts_are_kept_behind_hubspots(
+        self, cfg: SyncConfig, pc: PcEmulator
+    ) -> None:
+        # AWS (or a console user) added a contact the deal never had: the sync adds HubSpot's, never drops it.
+        oid = new_opportunity(cfg, pc, **self.PRIMARY)
+        contacts = [
+            {"Email": "ann@customer.example", "FirstName": "Ann"},
+            {"Email": "aws.added@customer.example"},
+        ]
+        pc.console_edit(oid, Customer={"Contacts": contacts})
+        writer, _ = pc_writer(cfg, pc)
+        out = writer.update(oid, {}, other_contacts=self.OTHERS[:1])
+        assert out.other_contacts == 2
+        assert self._emails(pc, oid) == [
+            "ann@customer.example",
+            "bo@customer.example",
+            "aws.added@customer.example",
+        ]
+        # Nothing new on the deal: the merged list is what the record holds, so nothing is sent.
+        writer, api = pc_writer(cfg, pc)
+        assert writer.update(oid, {}, other_contacts=self.OTHERS[:1]).already_applied
+        assert "update_opportunity" not in api.operations()
 
     def test_a_field_change_and_the_contacts_go_in_one_write(self, cfg: SyncConfig, pc: PcEmulator) -> None:
         oid = new_opportunity(cfg, pc, **self.PRIMARY)
