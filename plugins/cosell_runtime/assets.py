@@ -133,9 +133,9 @@ def acknowledge_queued(run: Mapping[str, Any], ledger: Any) -> dict[str, list[st
     Returns:
         ``{"deleted": [message ids], "failed": [...], "kept": [...]}``; empty without queue messages.
     """
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from cosell_hooks.aws import aws_client
     from cosell_sync.event_queue import acknowledge, messages_to_acknowledge
 
     events = run.get("events") or {}
@@ -149,7 +149,7 @@ def acknowledge_queued(run: Mapping[str, Any], ledger: Any) -> dict[str, list[st
     delete = messages_to_acknowledge(queue["messages"], settled, unsettled)
     kept = [m["message_id"] for m in queue["messages"] if m not in delete]
     try:
-        client = AwsBaseHook(aws_conn_id=queue["conn_id"], client_type="sqs").get_conn()
+        client = aws_client("sqs", queue["conn_id"])
         result = acknowledge(client, queue["queue_url"], delete)
     except (BotoCoreError, ClientError) as err:
         log.warning("SQS messages not acknowledged (%s); they are delivered again", type(err).__name__)

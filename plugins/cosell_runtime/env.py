@@ -25,8 +25,7 @@ def build_env(catalog: str | None = None) -> SyncEnv:
     Returns:
         The environment, every part bound to one catalog.
     """
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    from cosell_hooks.aws import aws_client
     from cosell_hooks.hubspot import HubSpotHook
     from cosell_hooks.partner_central import PartnerCentralHook
     from cosell_sync.audit import AuditTrail
@@ -51,7 +50,7 @@ def build_env(catalog: str | None = None) -> SyncEnv:
         requests_per_10s=quotas.hubspot_requests_per_10s,
         search_requests_per_s=quotas.hubspot_search_per_second,
     )
-    s3 = S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
+    s3 = aws_client("s3", AWS_CONN_ID)
     dynamodb = _dynamodb_client()
     run_catalog = pc.catalog
     snapshots = SnapshotStore(s3, cfg.storage.bucket, cfg.storage.prefix)
@@ -119,22 +118,19 @@ def _dynamodb_client() -> Any:
     check buys nothing; ``parameter_validation=False`` is botocore's documented switch for this. The
     connection's own botocore config (retries, timeouts) is kept.
     """
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
     from botocore.config import Config
 
-    hook = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb")
-    return hook.get_client_type(
-        region_name=hook.region_name, config=hook.config.merge(Config(parameter_validation=False))
-    )
+    from cosell_hooks.aws import aws_client
+
+    return aws_client("dynamodb", AWS_CONN_ID, Config(parameter_validation=False))
 
 
 def build_lease(catalog: str) -> CatalogLease:
     """The catalog's run lease in the state table (``cosell_sync.lease``), from the AWS connection."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
+    from cosell_hooks.aws import aws_client
     from cosell_sync.config import load_config
     from cosell_sync.lease import CatalogLease
 
     cfg = load_config()
-    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    dynamodb = aws_client("dynamodb", AWS_CONN_ID)
     return CatalogLease(dynamodb, cfg.storage.state_table, catalog, ttl_seconds=cfg.lease.ttl_seconds)

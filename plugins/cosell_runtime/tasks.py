@@ -509,13 +509,12 @@ def _push_run_note(note: str | None) -> None:
 # decide which steps a run's events call for, build its run description and record the events.
 def _event_ledger() -> Any:
     """The processed-event ids in the state table (``cosell_sync.events.EventLedger``)."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
+    from cosell_hooks.aws import aws_client
     from cosell_sync.config import load_config
     from cosell_sync.events import EventLedger
 
     cfg = load_config()
-    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    dynamodb = aws_client("dynamodb", AWS_CONN_ID)
     return EventLedger(dynamodb, cfg.storage.state_table, claim_seconds=cfg.lease.ttl_seconds)
 
 
@@ -761,14 +760,12 @@ def events_finish(
 # -- cosell_hubspot_setup ------------------------------------------------------------------------------
 def setup_ensure_storage() -> dict[str, Any]:
     """Create the S3 bucket and the DynamoDB tables when missing."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    from cosell_hooks.aws import aws_client
     from cosell_sync import setup
     from cosell_sync.config import load_config
 
-    s3 = S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
-    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    s3 = aws_client("s3", AWS_CONN_ID)
+    dynamodb = aws_client("dynamodb", AWS_CONN_ID)
     return setup.ensure_storage(load_config(), s3, dynamodb)
 
 
@@ -871,8 +868,7 @@ def audit_export(context: dict[str, Any]) -> dict[str, Any]:
     """
     from datetime import timedelta
 
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+    from cosell_hooks.aws import aws_client
     from cosell_runtime.env import _dynamodb_client
     from cosell_sync import audit_export as export
     from cosell_sync.config import load_config
@@ -892,9 +888,7 @@ def audit_export(context: dict[str, Any]) -> dict[str, Any]:
             reference = context.get("data_interval_end") or context.get("logical_date") or datetime.now(UTC)
             day = export.parse_day(reference - timedelta(days=1))
         cfg = load_config()
-    snapshots = SnapshotStore(
-        S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(), cfg.storage.bucket, cfg.storage.prefix
-    )
+    snapshots = SnapshotStore(aws_client("s3", AWS_CONN_ID), cfg.storage.bucket, cfg.storage.prefix)
     return export.export_day(_dynamodb_client(), cfg.storage.audit_table, snapshots, day)
 
 

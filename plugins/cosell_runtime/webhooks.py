@@ -52,16 +52,15 @@ def _client_secret() -> str:
 
 def _stores() -> tuple[Any, Any]:
     """The state bucket's store and the event ledger, from the ``aws_default`` connection."""
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
+    from cosell_hooks.aws import aws_client
     from cosell_runtime.env import AWS_CONN_ID
     from cosell_sync.config import load_config
     from cosell_sync.events import EventLedger
     from cosell_sync.storage import SnapshotStore
 
     cfg = load_config()
-    s3 = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="s3").get_conn()
-    dynamodb = AwsBaseHook(aws_conn_id=AWS_CONN_ID, client_type="dynamodb").get_conn()
+    s3 = aws_client("s3", AWS_CONN_ID)
+    dynamodb = aws_client("dynamodb", AWS_CONN_ID)
     ledger = EventLedger(dynamodb, cfg.storage.state_table, claim_seconds=cfg.lease.ttl_seconds)
     return SnapshotStore(s3, cfg.storage.bucket, cfg.storage.prefix), ledger
 

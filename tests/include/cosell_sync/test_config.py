@@ -195,6 +195,23 @@ def test_missing_file_is_a_config_error(tmp_path: Path):
         load_config(tmp_path / "absent.yaml")
 
 
+def test_an_edited_file_is_read_again_and_a_changed_config_stays_the_callers_own(tmp_path: Path):
+    """load_config() keeps what it validated; an edit of the file, or of a returned config, must not leak."""
+    path = tmp_path / "sync.yaml"
+    text = DEFAULT_CONFIG_PATH.read_text()
+    path.write_text(text)
+    first = load_config(path)
+    first.conflicts.manual_resolution = ["next_steps"]  # a caller changing its own copy
+    assert load_config(path).conflicts.manual_resolution != ["next_steps"]
+
+    path.write_text(text.replace("catalog: AWS", "catalog: Sandbox", 1))
+    assert load_config(path).catalog == "Sandbox"
+
+    path.write_text("catalog: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
 @pytest.mark.parametrize(
     ("path", "keys", "stripped"),
     [
