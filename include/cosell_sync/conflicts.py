@@ -111,6 +111,13 @@ def resolve(diff: pd.DataFrame, cfg: SyncConfig) -> pd.DataFrame:
     return out
 
 
+def _with_conflict_type(resolved: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``resolved`` with an empty ``conflict_type`` column (set on rows made manual)."""
+    out = resolved.copy()
+    out["conflict_type"] = pd.Series(None, index=out.index, dtype=object)
+    return out
+
+
 def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg: SyncConfig) -> pd.DataFrame:
     """One outcome per field of a company or contact shared by several opportunities.
 
@@ -161,9 +168,7 @@ def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg
                 ", ".join(sorted(str(resolved.at[i, "opportunity_id"]) for i in writing)),
                 name,
             )
-            if out is None:
-                out = resolved.copy()
-                out["conflict_type"] = pd.Series(None, index=out.index, dtype=object)
+            out = out if out is not None else _with_conflict_type(resolved)
             for i in writing:
                 out.at[i, "kind"] = "conflict"
                 out.at[i, "strategy"] = MANUAL
@@ -175,9 +180,7 @@ def unify_shared(resolved: pd.DataFrame, related: dict[str, dict[str, str]], cfg
         if not to_hubspot or not losing:
             continue
         (value,) = to_hubspot
-        if out is None:
-            out = resolved.copy()
-            out["conflict_type"] = pd.Series(None, index=out.index, dtype=object)
+        out = out if out is not None else _with_conflict_type(resolved)
         for i in losing:
             if out.at[i, "pc"] == value:
                 out.at[i, "winner"] = None  # the opportunity already holds the winning value

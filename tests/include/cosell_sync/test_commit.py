@@ -507,19 +507,23 @@ def _contacts_read(**values: Any) -> dict[str, Any]:
     return record(_contact_count="3", _other_contact_ids="P2;P3", **values)
 
 
+def _contacts_commit(cfg: SyncConfig, pc_res: dict[str, Any], **baseline: Any) -> Any:
+    """Commit inputs of a run that planned O1's other contacts (``OTHERS``) and got ``pc_res`` back."""
+    return inputs(
+        cfg,
+        Plan(other_contacts={"O1": OTHERS}),
+        hs={"O1": _contacts_read()},
+        base={"O1": base_row(**baseline)},
+        pc_res=pc_res,
+    )
+
+
 def test_other_contacts_written_alone_are_audited_and_recorded_in_the_baseline(cfg: SyncConfig) -> None:
-    plan = Plan(other_contacts={"O1": OTHERS})
     pc_res = {
         "updated": {"O1": {"written": {}, "last_modified": WRITTEN_LM, "other_contacts": 2}},
         "other_contacts_done": ["O1"],
     }
-    ci = inputs(
-        cfg,
-        plan,
-        hs={"O1": _contacts_read()},
-        base={"O1": base_row(contact_count="2", other_contact_ids="P2")},
-        pc_res=pc_res,
-    )
+    ci = _contacts_commit(cfg, pc_res, contact_count="2", other_contact_ids="P2")
     [entry] = audit_entries(ci)
     assert (entry.action, entry.success) == (AuditAction.UPDATE_OPPORTUNITY, True)
     assert entry.metadata["otherContacts"] == 2
@@ -534,14 +538,7 @@ def test_other_contacts_written_alone_are_audited_and_recorded_in_the_baseline(c
 def test_other_contacts_the_opportunity_already_holds_are_neither_audited_nor_retried(
     cfg: SyncConfig,
 ) -> None:
-    plan = Plan(other_contacts={"O1": OTHERS})
-    ci = inputs(
-        cfg,
-        plan,
-        hs={"O1": _contacts_read()},
-        base={"O1": base_row(contact_count="2")},
-        pc_res={"unchanged": ["O1"], "other_contacts_done": ["O1"]},
-    )
+    ci = _contacts_commit(cfg, {"unchanged": ["O1"], "other_contacts_done": ["O1"]}, contact_count="2")
     assert audit_entries(ci) == []
     assert next_baseline(ci)["O1"]["contact_count"] == "3"
     assert retry_set(ci) == ([], [{"opportunity_id": "O1"}])
@@ -559,14 +556,7 @@ def test_other_contacts_the_opportunity_already_holds_are_neither_audited_nor_re
 def test_other_contacts_not_written_keep_the_old_count_so_they_are_read_and_sent_again(
     cfg: SyncConfig, pc_res: dict[str, Any], reason: str
 ) -> None:
-    plan = Plan(other_contacts={"O1": OTHERS})
-    ci = inputs(
-        cfg,
-        plan,
-        hs={"O1": _contacts_read()},
-        base={"O1": base_row(contact_count="2", other_contact_ids="P2")},
-        pc_res=pc_res,
-    )
+    ci = _contacts_commit(cfg, pc_res, contact_count="2", other_contact_ids="P2")
     row = next_baseline(ci)["O1"]
     assert (row["contact_count"], row["other_contact_ids"]) == ("2", "P2")
     assert row["other_contact_emails"] is None
