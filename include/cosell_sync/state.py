@@ -298,10 +298,12 @@ def _upsert(base: pa.Table | None, updates: pd.DataFrame) -> pa.Table:
     import pyarrow.compute as pc
 
     upd = pa.Table.from_pandas(updates, preserve_index=True)
-    # An all-None column has Arrow's null type; the baseline's values are strings.
+    # The baseline's values are strings. A column without a value has Arrow's null type, or double when
+    # pandas filled it with NaN (a key only some rows have): typed as string either way, or a later run's
+    # strings could not be merged with it ("Field other_contact_ids has incompatible types").
     upd = upd.cast(
         pa.schema(
-            [pa.field(f.name, pa.large_string()) if pa.types.is_null(f.type) else f for f in upd.schema],
+            [pa.field(f.name, pa.large_string()) if _valueless(upd[f.name]) else f for f in upd.schema],
             metadata=upd.schema.metadata,
         )
     )
@@ -318,7 +320,8 @@ def _upsert(base: pa.Table | None, updates: pd.DataFrame) -> pa.Table:
         if name == BASELINE_INDEX or name not in upd.column_names:
             columns[name] = current
             continue
-        target = upd.schema.field(name).type if pa.types.is_null(current.type) else current.type
+        # A valueless baseline column (null type, or double from an older commit) takes the update's type.
+        target = upd.schema.field(name).type if _valueless(current) else current.type
         aligned = upd.column(name).take(position).cast(target)
         columns[name] = pc.if_else(updated, aligned, current.cast(target))
     for name in upd.column_names:
@@ -330,6 +333,11 @@ def _upsert(base: pa.Table | None, updates: pd.DataFrame) -> pa.Table:
     merged = pa.concat_tables([existing, new_pairs], promote_options="permissive")
     # The pandas metadata makes opportunity_id the index again on read.
     return merged.replace_schema_metadata(base.schema.metadata)
+
+
+def _valueless(column: Any) -> bool:
+    """An Arrow column holding no value at all (every entry null), whatever type it was given."""
+    return bool(column.null_count == len(column))
 
 
 def _isna(value: Any) -> bool:

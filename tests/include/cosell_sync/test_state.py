@@ -76,6 +76,21 @@ class TestBaselineStore:
         assert baseline.get("O2")["stage"] == "Qualified"
         assert baseline.get("O9") is None
 
+    def test_a_column_first_committed_without_values_takes_strings_later(self, baseline):
+        """A key only some rows have is NaN (double) in pandas; a later run's strings still merge with it."""
+        first = frame({"O1": {"deal_id": "1", "other_contact_ids": None}, "O2": {"deal_id": "2"}})
+        first["other_contact_ids"] = first["other_contact_ids"].astype(float)  # all NaN, as pandas makes it
+        baseline.commit(first, "run1")
+        baseline.commit(
+            frame({"O1": {"deal_id": "1", "other_contact_ids": "P2;P3"}, "O3": {"deal_id": "3"}}), "run2"
+        )
+        baseline.commit(frame({"O2": {"other_contact_ids": "P7"}}), "run3")
+        df = baseline.load()
+        assert df.loc["O1", "other_contact_ids"] == "P2;P3"
+        assert df.loc["O2", "other_contact_ids"] == "P7"
+        assert pd.isna(df.loc["O3", "other_contact_ids"])
+        assert (df.loc["O1", "deal_id"], df.loc["O2", "deal_id"]) == ("1", "2")
+
     def test_commit_accepts_opportunity_id_column(self, baseline):
         updates = pd.DataFrame([{"opportunity_id": "O1", "stage": "Prospect"}])
         baseline.commit(updates, "run1")
