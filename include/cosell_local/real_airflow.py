@@ -425,10 +425,20 @@ class RealAirflow:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, every: float = 0.25) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned); TimeoutError after ``timeout``."""
+    """Poll ``predicate`` until it returns something truthy (returned); TimeoutError after ``timeout``.
+
+    A poll whose own request timed out or found the server unreachable counts as "not yet": an API
+    server busy with a scheduler, a worker and the DAG processor on two cores may take longer than one
+    request's 30 s now and then, and the wait as a whole still has its deadline.
+    """
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except (TimeoutError, ConnectionError, urllib.error.URLError) as err:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what} ({err})") from err
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
