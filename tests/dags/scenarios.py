@@ -243,3 +243,68 @@ def xcom(run: Any, task_id: str) -> Any:
             .one()
         )
         return ti.xcom_pull(task_ids=task_id, session=session)
+
+
+# ---------------------------------------------------------------------------------------------------
+def hs_call(stack: Any, method: str, path: str, body: Any = None) -> Any:
+    """One call to the HubSpot emulator's API (checked): its JSON answer, None when empty."""
+    import requests
+
+    r = requests.request(
+        method, f"{stack.hs_url}{path}", headers={"Authorization": "Bearer test-token"}, json=body, timeout=30
+    )
+    assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text[:300]}"
+    return r.json() if r.content else None
+
+
+def new_contact(stack: Any, email: str, first: str, last: str) -> str:
+    """A new HubSpot contact (job title ``Buyer``): its id."""
+    made = hs_call(
+        stack,
+        "POST",
+        "/crm/v3/objects/contacts",
+        {"properties": {"email": email, "firstname": first, "lastname": last, "jobtitle": "Buyer"}},
+    )
+    return str(made["id"])
+
+
+def contact_ids_of(stack: Any, deal_id: str) -> list[str]:
+    """The ids of a deal's associated contacts."""
+    page = hs_call(stack, "GET", f"/crm/v4/objects/deals/{deal_id}/associations/contacts")
+    return [str(r["toObjectId"]) for r in page["results"]]
+
+
+def pc_contact_emails(stack: Any, oid: str) -> list[str]:
+    """The e-mails of an opportunity's ``Customer.Contacts``, in order."""
+    opp = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)
+    return [c.get("Email") for c in opp["Customer"].get("Contacts") or []]
+
+
+def deal_with_three_contacts(sync_stack: Any) -> tuple[str, dict[str, str]]:
+    """A co-sell deal with three contacts, the newest on the ``Primary`` label: (deal id, name -> id)."""
+    deal_id = sync_stack.hs_control("seed", {"deals": 1, "contacts": 1, "companies": 1, "seed": 11})["deals"][
+        0
+    ]
+    # Start from a known set: the seed's contact(s) off the deal, then three contacts in creation order.
+    for cid in contact_ids_of(sync_stack, deal_id):
+        hs_call(sync_stack, "DELETE", f"/crm/v4/objects/deals/{deal_id}/associations/contacts/{cid}")
+    oldest = new_contact(sync_stack, "olga.oldest@customer.example", "Olga", "Oldest")
+    middle = new_contact(sync_stack, "mo.middle@customer.example", "Mo", "Middle")
+    chosen = new_contact(sync_stack, "pia.primary@customer.example", "Pia", "Primary")
+    label = hs_call(
+        sync_stack,
+        "POST",
+        "/crm/v4/associations/deals/contacts/labels",
+        {"label": "Primary", "name": "primary"},
+    )
+    primary_type = next(t["typeId"] for t in label["results"] if t.get("label") == "Primary")
+    for cid in (oldest, middle):
+        hs_call(sync_stack, "PUT", f"/crm/v4/objects/deals/{deal_id}/associations/default/contacts/{cid}")
+    hs_call(
+        sync_stack,
+        "PUT",
+        f"/crm/v4/objects/deals/{deal_id}/associations/contacts/{chosen}",
+        [{"associationCategory": "USER_DEFINED", "associationTypeId": primary_type}],
+    )
+    sync_stack.update_deal(deal_id, {"aws_sync_enabled": "true"})
+    return str(deal_id), {"oldest": oldest, "middle": middle, "chosen": chosen}

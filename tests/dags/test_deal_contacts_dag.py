@@ -12,68 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import requests
-from scenarios import writes
+from scenarios import deal_with_three_contacts, hs_call, new_contact, pc_contact_emails, writes
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
-
-AUTH = {"Authorization": "Bearer test-token"}
-
-
-def _hs(stack: Any, method: str, path: str, body: Any = None) -> Any:
-    r = requests.request(method, f"{stack.hs_url}{path}", headers=AUTH, json=body, timeout=30)
-    assert r.status_code < 300, f"{method} {path}: {r.status_code} {r.text[:300]}"
-    return r.json() if r.content else None
-
-
-def _contact(stack: Any, email: str, first: str, last: str) -> str:
-    made = _hs(
-        stack,
-        "POST",
-        "/crm/v3/objects/contacts",
-        {"properties": {"email": email, "firstname": first, "lastname": last, "jobtitle": "Buyer"}},
-    )
-    return str(made["id"])
-
-
-def _contacts_of(stack: Any, deal_id: str) -> list[str]:
-    page = _hs(stack, "GET", f"/crm/v4/objects/deals/{deal_id}/associations/contacts")
-    return [str(r["toObjectId"]) for r in page["results"]]
-
-
-def _pc_contacts(stack: Any, oid: str) -> list[str]:
-    opp = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)
-    return [c.get("Email") for c in opp["Customer"].get("Contacts") or []]
-
-
-def _deal_with_three_contacts(sync_stack: Any) -> tuple[str, dict[str, str]]:
-    """A co-sell deal with three contacts, the newest on the ``Primary`` label: (deal id, name -> id)."""
-    deal_id = sync_stack.hs_control("seed", {"deals": 1, "contacts": 1, "companies": 1, "seed": 11})["deals"][
-        0
-    ]
-    # Start from a known set: the seed's contact(s) off the deal, then three contacts in creation order.
-    for cid in _contacts_of(sync_stack, deal_id):
-        _hs(sync_stack, "DELETE", f"/crm/v4/objects/deals/{deal_id}/associations/contacts/{cid}")
-    oldest = _contact(sync_stack, "olga.oldest@customer.example", "Olga", "Oldest")
-    middle = _contact(sync_stack, "mo.middle@customer.example", "Mo", "Middle")
-    chosen = _contact(sync_stack, "pia.primary@customer.example", "Pia", "Primary")
-    label = _hs(
-        sync_stack,
-        "POST",
-        "/crm/v4/associations/deals/contacts/labels",
-        {"label": "Primary", "name": "primary"},
-    )
-    primary_type = next(t["typeId"] for t in label["results"] if t.get("label") == "Primary")
-    for cid in (oldest, middle):
-        _hs(sync_stack, "PUT", f"/crm/v4/objects/deals/{deal_id}/associations/default/contacts/{cid}")
-    _hs(
-        sync_stack,
-        "PUT",
-        f"/crm/v4/objects/deals/{deal_id}/associations/contacts/{chosen}",
-        [{"associationCategory": "USER_DEFINED", "associationTypeId": primary_type}],
-    )
-    sync_stack.update_deal(deal_id, {"aws_sync_enabled": "true"})
-    return str(deal_id), {"oldest": oldest, "middle": middle, "chosen": chosen}
 
 
 def _audit_of(stack: Any, oid: str, run: Any) -> list[dict[str, Any]]:
@@ -85,7 +26,7 @@ def _audit_of(stack: Any, oid: str, run: Any) -> list[dict[str, Any]]:
 
 
 def test_a_new_deal_sends_all_its_contacts_primary_first(sync_stack: Any) -> None:
-    deal_id, _ = _deal_with_three_contacts(sync_stack)
+    deal_id, _ = deal_with_three_contacts(sync_stack)
 
     report = sync_stack.report(sync_stack.run())
     assert report["hubspot_to_partner_central"]["created"] == 1
@@ -105,7 +46,7 @@ def test_a_new_deal_sends_all_its_contacts_primary_first(sync_stack: Any) -> Non
     sync_stack.reset_calls()
     sync_stack.run()
     assert writes(sync_stack) == ({}, [])
-    assert _pc_contacts(sync_stack, oid)[0] == "pia.primary@customer.example"
+    assert pc_contact_emails(sync_stack, oid)[0] == "pia.primary@customer.example"
 
     # A later deal edit is one UpdateOpportunity of the full record: the other contacts stay.
     sync_stack.reset_calls()
@@ -113,7 +54,7 @@ def test_a_new_deal_sends_all_its_contacts_primary_first(sync_stack: Any) -> Non
     sync_stack.run()
     pc_writes, _ = writes(sync_stack)
     assert pc_writes.get("UpdateOpportunity") == 1
-    assert _pc_contacts(sync_stack, oid) == [
+    assert pc_contact_emails(sync_stack, oid) == [
         "pia.primary@customer.example",
         "olga.oldest@customer.example",
         "mo.middle@customer.example",
@@ -127,7 +68,7 @@ def test_contacts_added_edited_and_removed_on_a_linked_deal_reach_its_opportunit
     removed contact changes the deal's ``num_associated_contacts`` (and so the deal), an edited one is a
     contact change in the window.
     """
-    deal_id, ids = _deal_with_three_contacts(sync_stack)
+    deal_id, ids = deal_with_three_contacts(sync_stack)
     sync_stack.run()
     listed = sync_stack.pc.list_opportunities(Catalog="AWS", MaxResults=100)["OpportunitySummaries"]
     oid = next(s["Id"] for s in listed if s.get("PartnerOpportunityIdentifier") == deal_id)
@@ -136,20 +77,20 @@ def test_contacts_added_edited_and_removed_on_a_linked_deal_reach_its_opportunit
         "olga.oldest@customer.example",
         "mo.middle@customer.example",
     )
-    assert _pc_contacts(sync_stack, oid) == [pia, olga, mo]
+    assert pc_contact_emails(sync_stack, oid) == [pia, olga, mo]
 
     # Added: a fourth contact on the deal.
-    newest = _contact(sync_stack, "nia.newest@customer.example", "Nia", "Newest")
-    _hs(sync_stack, "PUT", f"/crm/v4/objects/deals/{deal_id}/associations/default/contacts/{newest}")
+    newest = new_contact(sync_stack, "nia.newest@customer.example", "Nia", "Newest")
+    hs_call(sync_stack, "PUT", f"/crm/v4/objects/deals/{deal_id}/associations/default/contacts/{newest}")
     sync_stack.reset_calls()
     run = sync_stack.run()
-    assert _pc_contacts(sync_stack, oid) == [pia, olga, mo, "nia.newest@customer.example"]
+    assert pc_contact_emails(sync_stack, oid) == [pia, olga, mo, "nia.newest@customer.example"]
     assert writes(sync_stack)[0] == {"UpdateOpportunity": 1}
     [entry] = _audit_of(sync_stack, oid, run)
     assert entry["metadata"]["otherContacts"] == 3
 
     # Edited: the middle contact's e-mail (a contact change, the deal itself untouched).
-    _hs(
+    hs_call(
         sync_stack,
         "PATCH",
         f"/crm/v3/objects/contacts/{ids['middle']}",
@@ -157,7 +98,7 @@ def test_contacts_added_edited_and_removed_on_a_linked_deal_reach_its_opportunit
     )
     sync_stack.reset_calls()
     sync_stack.run()
-    assert _pc_contacts(sync_stack, oid) == [
+    assert pc_contact_emails(sync_stack, oid) == [
         pia,
         olga,
         "mo.new@customer.example",
@@ -166,14 +107,22 @@ def test_contacts_added_edited_and_removed_on_a_linked_deal_reach_its_opportunit
     assert writes(sync_stack)[0] == {"UpdateOpportunity": 1}
 
     # Removed: the oldest contact off the deal.
-    _hs(sync_stack, "DELETE", f"/crm/v4/objects/deals/{deal_id}/associations/contacts/{ids['oldest']}")
+    hs_call(sync_stack, "DELETE", f"/crm/v4/objects/deals/{deal_id}/associations/contacts/{ids['oldest']}")
     sync_stack.reset_calls()
     sync_stack.run()
-    assert _pc_contacts(sync_stack, oid) == [pia, "mo.new@customer.example", "nia.newest@customer.example"]
+    assert pc_contact_emails(sync_stack, oid) == [
+        pia,
+        "mo.new@customer.example",
+        "nia.newest@customer.example",
+    ]
 
     # Nothing changed since: no write on either side (the contacts of this test, all made minutes ago,
     # may still be in the search's overlapping window: at most a read, never a write).
     sync_stack.reset_calls()
     sync_stack.run()
     assert writes(sync_stack) == ({}, [])
-    assert _pc_contacts(sync_stack, oid) == [pia, "mo.new@customer.example", "nia.newest@customer.example"]
+    assert pc_contact_emails(sync_stack, oid) == [
+        pia,
+        "mo.new@customer.example",
+        "nia.newest@customer.example",
+    ]
