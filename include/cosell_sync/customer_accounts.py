@@ -33,6 +33,9 @@ run (paced by the client's read limiter). With more than one waiting, ``SearchCu
 others are read, so waiting accounts cost a page per 100, not a read each. ``ENRICHED`` writes
 ``AwsEnrichment`` to the company; ``NO_MATCH_FOUND`` and ``ACTION_REQUIRED`` are recorded and not read
 again until the company changes (an update matches again), so nothing is polled in a loop.
+An account found deleted in Partner Central (``ResourceNotFoundException`` to the update or the read) is
+forgotten (``CUSTOMER_ACCOUNT_GONE`` on the audit) and the company gets a new one the next run, under a
+ClientToken of its own (the company's ``generation``), since the first token names the deleted account.
 ``ACTION_REQUIRED`` with ``DUPLICATE_CUSTOMER_MATCH`` creates one HubSpot task on the company naming the
 existing account: the task body carries a marker that is looked for before creating
 (``HubSpotWriter.create_marked_tasks``) and the state remembers the account the task was made for, so it
@@ -102,10 +105,13 @@ STATE_COLUMNS = [
     "base_digest",  # digest of the baseline's company values when the company was last read
     "checked_at",  # when the account was last created, updated or read (ISO)
     "error",
+    "generation",  # how many of the company's accounts were found deleted (its ClientToken's suffix)
 ]
 CREATE_ACTION = "CREATE_CUSTOMER_ACCOUNT"
 UPDATE_ACTION = "UPDATE_CUSTOMER_ACCOUNT"
 MATCH_ACTION = "CUSTOMER_ACCOUNT_MATCH"
+#: An account found deleted in Partner Central (outside the sync): the company gets a new one next run.
+GONE_ACTION = "CUSTOMER_ACCOUNT_GONE"
 DUPLICATE_REASON = "DUPLICATE_CUSTOMER_MATCH"
 PENDING = "PENDING"
 
@@ -133,13 +139,24 @@ class CompanyDataError(ValidationError):
 
 
 # -- pure helpers (unit-tested) ------------------------------------------------------------------------
-def client_token(catalog: str, company_id: str) -> str:
-    """The ``CreateCustomerAccount`` ClientToken of a company: derived, never random (at most 255 chars)."""
-    token = f"cosell-sync:{catalog}:hubspot-company:{company_id}"
+def client_token(catalog: str, company_id: str, generation: int = 0) -> str:
+    """The ``CreateCustomerAccount`` ClientToken of a company: derived, never random (at most 255 chars).
+
+    ``generation`` counts the company's accounts found deleted in Partner Central: the account made after
+    one is a new create, so it gets its own token (the first token would name the deleted account).
+    """
+    suffix = f":{generation}" if generation else ""
+    token = f"cosell-sync:{catalog}:hubspot-company:{company_id}{suffix}"
     if len(token) > 255:
         hashed = hashlib.sha256(company_id.encode()).hexdigest()
-        token = f"cosell-sync:{catalog}:hubspot-company-sha256:{hashed}"
+        token = f"cosell-sync:{catalog}:hubspot-company-sha256:{hashed}{suffix}"
     return token
+
+
+def generation_of(row: dict[str, Any]) -> int:
+    """How many of the company's accounts were found deleted (the state's ``generation``; 0 if none)."""
+    value = clean(row.get("generation"))
+    return int(float(value)) if value is not None else 0
 
 
 def digest(value: Any) -> str:
@@ -354,14 +371,14 @@ class _Step:
             self.denied = err
             raise
 
-    def create(self, company: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, company: str, body: dict[str, Any], generation: int = 0) -> dict[str, Any]:
         """``CreateCustomerAccount`` with the company's derived token; returns the response."""
         return self._call(
             "CreateCustomerAccount",
             "create_customer_account",
             Account=body,
             PartnerAccountIdentifier=company,
-            ClientToken=client_token(self.catalog, company),
+            ClientToken=client_token(self.catalog, company, generation),
         )
 
     def update(self, company: str, row: dict[str, Any], body: dict[str, Any]) -> dict[str, Any] | None:
@@ -446,7 +463,7 @@ class _Step:
         creating: dict[str, dict[str, Any]],
     ) -> None:
         try:
-            resp = self.create(cid, sent)
+            resp = self.create(cid, sent, generation_of(row))
         except SyncError as err:
             if isinstance(err, ValidationError):
                 # Refused, so nothing was created: the next run sends the company's data as it is then.
@@ -475,6 +492,9 @@ class _Step:
         old = json.loads(row.get("sent") or "{}")
         try:
             resp = self.update(cid, row, body)
+        except NotFoundError as err:
+            self._gone(cid, row, err)
+            return
         except SyncError as err:
             self._fail(cid, row, err, UPDATE_ACTION, called=True)
             return
@@ -549,6 +569,9 @@ class _Step:
             row = state[cid]
             try:
                 acc = self.get(row["account_id"])
+            except NotFoundError as err:
+                self._gone(cid, row, err)
+                continue
             except SyncError as err:
                 # Still PENDING, so read again next run; no error on the row (that would re-read the company).
                 log.error("Company %s: customer account not read: %s", cid, without_values(err.message))
@@ -621,6 +644,47 @@ class _Step:
         return sum(1 for t in tasks if t["marker"] in made)
 
     # -- audit -----------------------------------------------------------------------------------------
+    def _gone(self, cid: str, row: dict[str, Any], err: NotFoundError) -> None:
+        """The company's account no longer exists (deleted in Partner Central): forget it, create anew.
+
+        The row loses the account and AWS's view of it, and the company is read again next run, which
+        creates a new account under the next ``generation``'s token (the first token would name the
+        deleted account). Audited once, as ``CUSTOMER_ACCOUNT_GONE``.
+        """
+        gone = row.get("account_id")
+        log.warning(
+            "Company %s: customer account %s no longer exists in Partner Central (%s); a new one is "
+            "created next run",
+            cid,
+            gone,
+            err.code,
+        )
+        self._audit(
+            row,
+            cid,
+            GONE_ACTION,
+            {"account": {"old": gone, "new": None}},
+            None,
+            True,
+            direction=Direction.TO_HUBSPOT.value,
+            source="PARTNER_CENTRAL",
+        )
+        row.update(
+            account_id=None,
+            arn=None,
+            sent=None,
+            status=None,
+            reason_code=None,
+            existing_arn=None,
+            message=None,
+            last_modified=None,
+            enrichment=None,
+            error=None,
+            base_digest=None,
+            generation=generation_of(row) + 1,
+        )
+        self.out.touched.add(cid)
+
     def _fail(
         self,
         cid: str,
@@ -778,8 +842,8 @@ def sync_customer_accounts(
     # AWS's view on the companies: only what differs from the last write (a failed write is retried).
     updates: dict[str, dict[str, str]] = {}
     for cid, row in state.items():
-        if not row.get("account_id"):
-            continue
+        if not row.get("account_id") and not row.get("written"):
+            continue  # no account yet, nothing shown (an account found gone is cleared from the company)
         wanted = company_properties(row)
         if digest(wanted) != row.get("written"):
             updates[cid] = wanted

@@ -229,6 +229,36 @@ def test_created_once_enriched_and_written_back(stack: Stack) -> None:
     assert stack.pc_calls()["CreateCustomerAccount"] == 2  # the first run and its retry, one account
 
 
+def test_an_account_deleted_in_partner_central_is_replaced_once(stack: Stack) -> None:
+    """Someone deletes the company's account in Partner Central: the sync's next update finds it gone,
+    records that, and the run after creates one new account (its own token), written to the company."""
+    cid = stack.new_company("Example Corp", "example-corp.com")
+    stack.link("O700", cid, "Example Corp")
+    sync_customer_accounts(stack.env, _run("manual__d1"))
+    sync_customer_accounts(stack.env, _run("manual__d2"))
+    [first] = stack.accounts()
+    stack.env.partner_central.call("delete_customer_account", Catalog="AWS", Identifier=first["Id"])
+
+    stack.rename(cid, "Example Corporation")
+    stack.links["O700"] = (stack.links["O700"][0], cid, "Example Corporation")
+    stack.commit()
+    found_gone = sync_customer_accounts(stack.env, _run("manual__d3"))
+    assert (found_gone["updated"], found_gone["failed"]) == (0, 0)
+    assert "CUSTOMER_ACCOUNT_GONE" in stack.audit_actions("O700")
+    assert stack.company(cid)["aws_customer_account_id"] in ("", None)
+
+    replaced = sync_customer_accounts(stack.env, _run("manual__d4"))
+    assert (replaced["created"], replaced["failed"]) == (1, 0)
+    [second] = stack.accounts()
+    assert second["Id"] != first["Id"]
+    assert second["Account"]["CompanyName"] == "Example Corporation"
+    assert stack.company(cid)["aws_customer_account_id"] == second["Id"]
+    # Then quiet: no second replacement, no failure.
+    again = sync_customer_accounts(stack.env, _run("manual__d5"))
+    assert (again["created"], again["failed"]) == (0, 0)
+    assert [a["Id"] for a in stack.accounts()] == [second["Id"]]
+
+
 def test_a_duplicate_match_becomes_one_task_on_the_company(stack: Stack) -> None:
     first = stack.new_company("Example Corp", "example.com")
     second = stack.new_company("Example Corporation", "example.com")
