@@ -375,6 +375,23 @@ def apply_hubspot(
             plural = HUBSPOT_OBJECTS[obj].plural
             per_object[plural].setdefault(target, {}).update(props)
             owner_of[(plural, target)] = oid
+    # 1b. other contacts edited in Partner Central: their HubSpot contacts, found by e-mail (one batch
+    # read per 100), written in the same batch stream as the record's other contact updates
+    contact_targets = _other_contact_targets(gw, plan)
+    for oid, per_email in plan.contacts_to_hubspot.items():
+        for email, changes in per_email.items():
+            target = contact_targets.get(email)
+            if target is None:
+                log.warning(
+                    "Opportunity %s: contact %s has no HubSpot contact with its e-mail; not written",
+                    oid,
+                    plan.contact_positions.get(oid, {}).get(email),
+                )
+                continue
+            props = changes_to_hubspot(changes, cfg).get(CONTACT.name, {})
+            per_object[CONTACT.plural].setdefault(target, {}).update(props)
+            owner_of[(CONTACT.plural, target)] = oid
+            results.setdefault("other_contacts_written", {}).setdefault(oid, []).append(email)
     # 2. link deals to the opportunities created for them; record sync errors on deals, clear old ones
     sent_values = {i["deal_id"]: i["values"] for i in plan.create_opportunities}
     for deal_id, created in (pc_results.get("created") or {}).items():
@@ -471,6 +488,10 @@ def apply_hubspot(
             notes[deal_id] = auto_revert.note(cfg, reverted[oid])
         elif deal_id and oid not in results["failed"]:
             notes[deal_id] = update_note(cfg, changes, locked.get(oid, set()))
+    for oid, emails in (results.get("other_contacts_written") or {}).items():
+        deal_id = object_id(oid, DEAL.name)
+        if deal_id and oid not in results["failed"]:
+            notes[deal_id] = notes.get(deal_id, "") + _contacts_note(plan, oid, emails)
     for deal_id, opp_id in results["linked"].items():
         notes[deal_id] = f"<p>Linked to AWS Partner Central opportunity {opp_id}.</p>"
     results["notes"] = writer.write_notes(notes, ref=run["run_id"])
@@ -503,6 +524,29 @@ def apply_hubspot(
     }
     log.info("HubSpot writes: %s (%d API calls)", counts, gw.total_calls)
     return {"key": key, "counts": counts}
+
+
+def _contacts_note(plan: Plan, oid: str, emails: list[str]) -> str:
+    """The deal note's line for other contacts edited in Partner Central (positions and fields)."""
+    positions = plan.contact_positions.get(oid, {})
+    parts = [
+        f"contact {positions.get(e, '?')} ({', '.join(sorted(plan.contacts_to_hubspot[oid][e]))})"
+        for e in emails
+    ]
+    return f"<p>Edited in AWS Partner Central, written to the HubSpot contacts: {'; '.join(parts)}.</p>"
+
+
+def _other_contact_targets(gw: Any, plan: Plan) -> dict[str, str]:
+    """E-mail (case-folded) -> HubSpot contact id, for the other contacts Partner Central edited."""
+    emails = sorted({e for per in plan.contacts_to_hubspot.values() for e in per})
+    if not emails:
+        return {}
+    found, _ = gw.batch_read(CONTACT.plural, emails, ["email"], id_property="email")
+    return {
+        str(o["properties"]["email"]).casefold(): str(o["id"])
+        for o in found
+        if (o.get("properties") or {}).get("email")
+    }
 
 
 def _close_superseded(env: SyncEnv, gw: Any, pc_results: dict[str, Any], run_id: str) -> list[str]:

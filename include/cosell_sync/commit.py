@@ -17,12 +17,15 @@ deferred and unread records go to the retry queue so they are read again even if
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
+from cosell_sync.conflicts import conflict_id
+from cosell_sync.deal_contacts import contact_members
 from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, INTENT
 from cosell_sync.polling import advance_related
 
@@ -127,22 +130,58 @@ def _contacts_read(ci: CommitInputs, oid: str) -> dict[str, Any]:
     failed, waits for the review, or went in a bulk job, which does not carry them), so the count still
     differs when the deal is read again and the contacts are read and sent then.
     """
-    from cosell_sync.deal_contacts import CONTACT_COUNT_COLUMN, OTHER_CONTACT_IDS_COLUMN, emails_of
+    from cosell_sync.deal_contacts import (
+        AGREED_COLUMN,
+        CONTACT_COUNT_COLUMN,
+        OTHER_CONTACT_IDS_COLUMN,
+        agreed_of,
+        emails_of,
+    )
 
     kept = {
         "contact_count": ci.base_value(oid, "contact_count"),
         "other_contact_ids": ci.base_value(oid, "other_contact_ids"),
         "other_contact_emails": ci.base_value(oid, "other_contact_emails"),
+        AGREED_COLUMN: ci.base_value(oid, AGREED_COLUMN),
     }
-    if oid not in (ci.pc_res.get("other_contacts_done") or []):
-        return kept
-    row = ci.hs.get(oid) or {}
+    if oid in (ci.pc_res.get("other_contacts_done") or []):
+        row = ci.hs.get(oid) or {}
+        kept = {
+            # A deal read only through a changed contact has no count this run: the baseline's stands.
+            "contact_count": clean(row.get(CONTACT_COUNT_COLUMN)) or kept["contact_count"],
+            "other_contact_ids": clean(row.get(OTHER_CONTACT_IDS_COLUMN)),
+            # What the sync now stands behind: a later removal on the deal removes exactly these.
+            "other_contact_emails": ";".join(emails_of(ci.plan.other_contacts[oid])) or None,
+            # What both sides now hold (the plan set Partner Central's winning edits in them).
+            AGREED_COLUMN: agreed_of(ci.plan.other_contacts[oid]),
+        }
+    written = _contacts_written_back(ci, oid)
+    if written:
+        agreed = json.loads(kept[AGREED_COLUMN] or "{}")
+        for email, members in written.items():
+            if email in agreed:
+                agreed[email] = {
+                    **{m: v for m, v in agreed[email].items() if m not in members},
+                    **{m: v for m, v in members.items() if v is not None},
+                }
+        kept[AGREED_COLUMN] = json.dumps(agreed, sort_keys=True) if agreed else None
+    return kept
+
+
+def _contacts_written_back(ci: CommitInputs, oid: str) -> dict[str, dict[str, str | None]]:
+    """Other contacts' members apply_hubspot wrote from Partner Central: e-mail -> member -> value as read."""
+    from cosell_sync.deal_contacts import PC_OTHER_CONTACTS_COLUMN
+
+    emails = (ci.hs_res.get("other_contacts_written") or {}).get(oid)
+    if not emails or oid in (ci.hs_res.get("failed") or {}):
+        return {}
+    member_of = {f.name: m for m, f in contact_members(ci.cfg).items()}
+    read = json.loads(clean((ci.pc.get(oid) or {}).get(PC_OTHER_CONTACTS_COLUMN)) or "[]")
+    by_email = {str(c.get("Email") or "").casefold(): c for c in read}
+    planned = ci.plan.contacts_to_hubspot.get(oid) or {}
     return {
-        # A deal read only through a changed contact has no count this run: the baseline's stands.
-        "contact_count": clean(row.get(CONTACT_COUNT_COLUMN)) or kept["contact_count"],
-        "other_contact_ids": clean(row.get(OTHER_CONTACT_IDS_COLUMN)),
-        # What the sync now stands behind: a later removal on the deal removes exactly these.
-        "other_contact_emails": ";".join(emails_of(ci.plan.other_contacts[oid])) or None,
+        e: {member_of[name]: by_email.get(e, {}).get(member_of[name]) for name in planned.get(e, {})}
+        for e in emails
     }
 
 
@@ -260,6 +299,27 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
             hs_failed.get(oid),
             ["crm.objects.batch.update"],
         )
+    for oid, emails in (ci.hs_res.get("other_contacts_written") or {}).items():
+        # Other contacts edited in Partner Central, written to their HubSpot contacts: keys name the
+        # contact's position and the field (old = the value both sides had agreed on).
+        positions = plan.contact_positions.get(oid) or {}
+        agreed = json.loads(ci.base_value(oid, "other_contacts_agreed") or "{}")
+        member_of = {f.name: m for m, f in contact_members(ci.cfg).items()}
+        entry(
+            oid,
+            ci.deal_of(oid),
+            Direction.TO_HUBSPOT,
+            AuditAction.UPDATE_CONTACT,
+            FROM_PARTNER_CENTRAL,
+            {
+                f"{name} (contact {positions.get(e)})": ((agreed.get(e) or {}).get(member_of[name]), v)
+                for e in emails
+                for name, v in (plan.contacts_to_hubspot.get(oid) or {}).get(e, {}).items()
+            },
+            oid not in hs_failed,
+            hs_failed.get(oid),
+            ["crm.objects.batch.read", "crm.objects.batch.update"],
+        )
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]
         created = (ci.pc_res.get("created") or {}).get(deal_id)
@@ -347,6 +407,19 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
                 "hs": item.get("hubspot_value"),
                 "conflict_id": item["conflict_id"],
                 "conflict_type": item["conflict_type"],
+            }
+        )
+    for item in plan.contact_conflicts:
+        # An other contact's member changed on both sides (cosell_sync.deal_contacts): decided by the
+        # field's strategy, recorded here (no pending conflict: the kept value is already on both sides).
+        name = f"{item['field']} (contact {item['position']})"
+        detected.setdefault(item["opportunity_id"], []).append(
+            {
+                "field": name,
+                "pc": item.get("pc"),
+                "hs": item.get("hs"),
+                "conflict_id": conflict_id(item["opportunity_id"], name, item.get("pc"), item.get("hs")),
+                "conflict_type": "OTHER_CONTACT_EDITED_ON_BOTH_SIDES",
             }
         )
     for oid, items in detected.items():
@@ -543,7 +616,7 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
     # The new record's company and contact, as the plan read them with the deal: without them in the
     # baseline, the record would be unknown to company/contact changes found through the baseline and to
     # the customer accounts step, until its deal changed.
-    from cosell_sync.deal_contacts import emails_of
+    from cosell_sync.deal_contacts import agreed_of, emails_of
 
     planned_related = {
         str(i["deal_id"]): {
@@ -552,6 +625,7 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
                 for col in ("company_id", "contact_id", "contact_count", "other_contact_ids")
             },
             "other_contact_emails": ";".join(emails_of(i.get("other_contacts") or [])) or None,
+            "other_contacts_agreed": agreed_of(i.get("other_contacts") or []),
         }
         for i in plan.create_opportunities
     }

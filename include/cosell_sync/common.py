@@ -51,6 +51,8 @@ class AuditAction(StrEnum):
     ASSOCIATE_OPPORTUNITY = "ASSOCIATE_OPPORTUNITY"
     CREATE_DEAL = "CREATE_DEAL"
     UPDATE_DEAL = "UPDATE_DEAL"
+    #: A HubSpot contact written from an other contact (``Customer.Contacts[1..]``) edited in Partner Central.
+    UPDATE_CONTACT = "UPDATE_CONTACT"
     CONFLICT_DETECTED = "CONFLICT_DETECTED"
     CONFLICT_RESOLVED = "CONFLICT_RESOLVED"
     DEFERRED = "DEFERRED"

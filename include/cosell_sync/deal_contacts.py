@@ -2,7 +2,8 @@
 
 The mapped ``contact_*`` fields (``sync_config.yaml``) are ``Customer.Contacts[0]``: the deal's
 *primary* contact, diffed both ways like any field. This module chooses that contact and builds the
-*other* contacts, ``Customer.Contacts[1..]``, which travel one way, HubSpot to Partner Central:
+*other* contacts, ``Customer.Contacts[1..]``: which contacts a record has follows the deal (HubSpot to
+Partner Central), and edits of their details come back (see the end of this doc):
 
 - **Order.** The primary is the deal -> contact association carrying ``deal_contacts.primary_label``
   (HubSpot defines no primary label between deals and contacts, so this is a label the portal creates,
@@ -27,6 +28,16 @@ Partner Central's own other contacts (AWS's, a console user's) are kept after th
 sync sent before and the deal no longer has are removed (:func:`merge_other_contacts`, the baseline's
 ``other_contact_emails``).
 
+**Partner Central's edits come back.** The baseline's ``other_contacts_agreed`` holds, per e-mail, the
+members both sides last agreed on (what the sync sent, or wrote back). When a console user or AWS edits
+one of those contacts (a name, a phone, a title: the e-mail is how Partner Central tells contacts apart,
+so it is the key, not a value that comes back), the change is found with the same three-way rule as
+deal fields (:func:`partner_central_contact_changes`): changed in Partner Central only, it is written to
+the HubSpot contact (found by its e-mail, one batch read); changed on both sides to different values, it
+is a conflict, decided by the field's strategy (``partner_central_wins`` takes Partner Central's value;
+the others keep HubSpot's, which the next update sends). Contacts Partner Central added itself stay
+Partner Central's: they have no HubSpot contact to write to.
+
 Nothing here calls an API: the extract reads the associations (one v4 batch read per 100 deals, the
 call it already made for the primary) and the contacts (batch reads, 100 per call).
 """
@@ -47,12 +58,16 @@ if TYPE_CHECKING:
     from cosell_sync.config import FieldMapping, SyncConfig
 
 __all__ = [
+    "AGREED_COLUMN",
     "CONTACT_COUNT_COLUMN",
     "NUM_ASSOCIATED_CONTACTS",
     "OTHER_CONTACTS_COLUMN",
     "OTHER_CONTACT_IDS_COLUMN",
+    "PC_OTHER_CONTACTS_COLUMN",
     "AssociatedContact",
+    "ContactChanges",
     "OtherContacts",
+    "agreed_of",
     "contact_members",
     "emails_of",
     "merge_other_contacts",
@@ -60,6 +75,7 @@ __all__ = [
     "other_contacts_of",
     "other_contacts_request",
     "others_key",
+    "partner_central_contact_changes",
     "with_other_contacts",
 ]
 
@@ -70,6 +86,11 @@ OTHER_CONTACTS_COLUMN = "_other_contacts"
 #: Column of linked HubSpot frames: the ids of the other contacts read this run, ``;``-separated, in order
 #: (the baseline's ``other_contact_ids``: a later change of one of them finds its deal without a call).
 OTHER_CONTACT_IDS_COLUMN = "_other_contact_ids"
+#: Column of Partner Central frames: the opportunity's ``Customer.Contacts[1..]`` as read (JSON list,
+#: the mapped members only; None when it has no other contact).
+PC_OTHER_CONTACTS_COLUMN = "_pc_other_contacts"
+#: Baseline column: e-mail (case-folded) -> the other contact's members both sides last agreed on (JSON).
+AGREED_COLUMN = "other_contacts_agreed"
 #: Column of HubSpot frames: the deal's ``num_associated_contacts`` (the baseline's ``contact_count``).
 CONTACT_COUNT_COLUMN = "_contact_count"
 #: HubSpot's calculated deal property counting its contacts: an association added or removed changes it
@@ -302,3 +323,92 @@ def other_contacts_of(opportunity: Mapping[str, Any], cfg: SyncConfig) -> list[d
         for c in contacts[1:]
         if isinstance(c, Mapping)
     ]
+
+
+def agreed_of(contacts: Iterable[Mapping[str, Any]]) -> str | None:
+    """The baseline's ``other_contacts_agreed`` for some ``Customer.Contacts`` entries (JSON; None: none)."""
+    agreed = {str(c["Email"]).casefold(): dict(c) for c in contacts if c.get("Email")}
+    return json.dumps(agreed, sort_keys=True) if agreed else None
+
+
+@dataclass
+class ContactChanges:
+    """What Partner Central changed in the other contacts of one opportunity since they were agreed.
+
+    Attributes:
+        to_hubspot: e-mail (case-folded) -> field name -> canonical value, for the HubSpot contact.
+        positions: e-mail -> the contact's position in ``Customer.Contacts`` (for audit keys and notes).
+        conflicts: ``{"email", "position", "field", "pc", "hs", "kept"}``: members changed on both sides
+            to different values; ``kept`` is ``partner_central`` or ``hubspot``.
+        warnings: members whose Partner Central value has no HubSpot form (field and rule, no value).
+    """
+
+    to_hubspot: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def partner_central_contact_changes(
+    agreed: Mapping[str, Mapping[str, str]],
+    pc_now: list[dict[str, str]],
+    hubspot_now: list[dict[str, str]] | None,
+    cfg: SyncConfig,
+) -> ContactChanges:
+    """The three-way diff of an opportunity's other contacts, Partner Central's side.
+
+    Args:
+        agreed: the baseline's ``other_contacts_agreed`` (e-mail -> members).
+        pc_now: the opportunity's ``Customer.Contacts[1..]`` now (``other_contacts_of``).
+        hubspot_now: the deal's other contacts as read this run (``other_contacts_request``); None when
+            they were not read (no HubSpot contact of the deal changed in the window).
+        cfg: the sync configuration (the members' field mappings, conflict strategies and transforms).
+
+    Returns:
+        The members to write to HubSpot, the conflicts and the warnings. Only contacts on both the
+        baseline and the record are compared (a contact added or removed is membership, which follows
+        the deal), and only members whose mapping writes HubSpot; the e-mail is the key, never a change.
+    """
+    from cosell_sync.config import WRITES_HUBSPOT
+
+    members = {
+        m: f for m, f in contact_members(cfg).items() if m != "Email" and f.direction in WRITES_HUBSPOT
+    }
+    convs = converters_for(cfg)
+    hubspot = {str(c["Email"]).casefold(): c for c in hubspot_now or [] if c.get("Email")}
+    out = ContactChanges()
+    for position, entry in enumerate(pc_now, start=2):
+        email = str(entry.get("Email") or "").casefold()
+        was = agreed.get(email)
+        if not email or was is None:
+            continue
+        for member, f in members.items():
+            pc_value, old = entry.get(member), was.get(member)
+            if pc_value == old:
+                continue
+            hs_value = hubspot[email].get(member) if email in hubspot else old
+            if hs_value == pc_value:
+                continue  # both sides made the same change: agreed, nothing to write
+            if hs_value != old:
+                kept = "partner_central" if cfg.strategy_for(f.name) == "partner_central_wins" else "hubspot"
+                out.conflicts.append(
+                    {
+                        "email": email,
+                        "position": position,
+                        "field": f.name,
+                        "pc": pc_value,
+                        "hs": hs_value,
+                        "kept": kept,
+                    }
+                )
+                if kept == "hubspot":
+                    continue
+            try:
+                canonical = convs[f.name].from_partner_central(pc_value)
+                convs[f.name].to_hubspot(canonical)  # a value HubSpot cannot take is a warning, not a write
+            except TransformError as err:
+                out.warnings.append(f"contact {position}: {err.message}; not written to HubSpot")
+                continue
+            out.to_hubspot.setdefault(email, {})[f.name] = canonical
+            out.positions[email] = position
+    return out

@@ -41,9 +41,11 @@ from cosell_sync.deal_contacts import (
     NUM_ASSOCIATED_CONTACTS,
     OTHER_CONTACT_IDS_COLUMN,
     OTHER_CONTACTS_COLUMN,
+    PC_OTHER_CONTACTS_COLUMN,
     AssociatedContact,
     contact_members,
     order_contacts,
+    other_contacts_of,
     other_contacts_request,
 )
 from cosell_sync.errors import NotFoundError, SyncError, UnknownOpportunitiesError
@@ -272,6 +274,12 @@ def _opportunity_rows(opportunities: list[dict[str, Any]], cfg: SyncConfig) -> p
     }
     frame["_raw"] = frame.index.map(raw)
     frame["_lm_key"] = frame.index.map({o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities})
+    # Customer.Contacts[1..] as read: plan compares them with the baseline's agreed values (an edit made
+    # in Partner Central goes back to the HubSpot contact: cosell_sync.deal_contacts).
+    others = {o["Id"]: other_contacts_of(o, cfg) for o in opportunities}
+    frame[PC_OTHER_CONTACTS_COLUMN] = frame.index.map(
+        {k: json.dumps(v) if v else None for k, v in others.items()}
+    )
     return frame
 
 

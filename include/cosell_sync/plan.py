@@ -86,6 +86,12 @@ class Plan:
             Partner Central's (``cosell_sync.deal_contacts``).
         dropped_contacts: opportunity id -> e-mails of other contacts the sync sent before (the
             baseline's ``other_contact_emails``) that the deal no longer has: only these are removed.
+        contacts_to_hubspot: opportunity id -> e-mail -> field -> canonical value: other contacts
+            (``Customer.Contacts[1..]``) edited in Partner Central, for their HubSpot contacts
+            (``cosell_sync.deal_contacts.partner_central_contact_changes``).
+        contact_positions: opportunity id -> e-mail -> position in ``Customer.Contacts`` (audit, notes).
+        contact_conflicts: other-contact members changed on both sides: ``opportunity_id``, ``email``,
+            ``position``, ``field``, ``pc``, ``hs``, ``kept``.
     """
 
     hubspot_updates: dict[str, dict[str, str | None]] = field(default_factory=dict)
@@ -110,6 +116,9 @@ class Plan:
     baseline_version: str | None = None
     other_contacts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     dropped_contacts: dict[str, list[str]] = field(default_factory=dict)
+    contacts_to_hubspot: dict[str, dict[str, dict[str, str | None]]] = field(default_factory=dict)
+    contact_positions: dict[str, dict[str, int]] = field(default_factory=dict)
+    contact_conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     #: The members stored in ``plan.json`` (``converged_values`` stays in memory: commit does not need it).
     DOCUMENT_KEYS = (
@@ -134,6 +143,9 @@ class Plan:
         "diff_rows",
         "other_contacts",
         "dropped_contacts",
+        "contacts_to_hubspot",
+        "contact_positions",
+        "contact_conflicts",
     )
 
     def to_document(self) -> dict[str, Any]:
@@ -193,6 +205,7 @@ class Plan:
             "partner_central_records": len(self.partner_central_updates),
             "partner_central_fields": sum(len(v) for v in self.partner_central_updates.values()),
             "partner_central_other_contacts": len(self.other_contacts),
+            "hubspot_other_contacts": sum(len(v) for v in self.contacts_to_hubspot.values()),
             "conflicts": len(self.conflicts),
             "deferred": len(self.deferred),
             "blocked": len(self.blocked),
@@ -485,6 +498,8 @@ def make_plan(
                 dropped = [e for e in (sent or "").split(";") if e and e not in now]
                 if dropped:
                     plan.dropped_contacts[str(oid)] = dropped
+    if direction != Direction.TO_PARTNER_CENTRAL:
+        _plan_contacts_back(plan, cfg, base, pc)
     if cfg.submit_stage and direction != Direction.TO_HUBSPOT:
         _plan_submissions(plan, cfg, base, pc, hs)
     if direction != Direction.TO_HUBSPOT:
@@ -512,6 +527,60 @@ def _deals_with_journaled_create(env: SyncEnv) -> set[str]:
     if env.journal is None:
         return set()
     return {str(e["deal_id"]) for e in env.journal.creates_to_recover()}
+
+
+def _plan_contacts_back(plan: Plan, cfg: SyncConfig, base: pd.DataFrame, pc: pd.DataFrame) -> None:
+    """Other contacts edited in Partner Central: their HubSpot contacts' updates (three-way, in place).
+
+    Compares each opportunity read this run (``_pc_other_contacts``) with the baseline's
+    ``other_contacts_agreed``; the deal's contacts as HubSpot holds them now are ``plan.other_contacts``
+    where they were read. A member Partner Central's value wins is also set in the deal's contacts the
+    update sends (``plan.other_contacts``), so that write does not put HubSpot's old value back.
+    """
+    from cosell_sync.common import clean
+    from cosell_sync.deal_contacts import (
+        AGREED_COLUMN,
+        PC_OTHER_CONTACTS_COLUMN,
+        contact_members,
+        partner_central_contact_changes,
+    )
+
+    if PC_OTHER_CONTACTS_COLUMN not in pc.columns or AGREED_COLUMN not in base.columns:
+        return
+    member_of = {f.name: m for m, f in contact_members(cfg).items()}
+    agreed_col = base[AGREED_COLUMN]
+    for oid, value in pc[PC_OTHER_CONTACTS_COLUMN].items():
+        oid = str(oid)
+        if clean(value) is None or oid not in base.index or clean(agreed_col.get(oid)) is None:
+            continue
+        now = json.loads(value)
+        found = partner_central_contact_changes(
+            json.loads(agreed_col[oid]), now, plan.other_contacts.get(oid), cfg
+        )
+        for warning in found.warnings:
+            log.warning("Opportunity %s: %s", oid, warning)
+        for item in found.conflicts:
+            log.warning(
+                "Opportunity %s: contact %d %s changed on both sides; %s's value kept",
+                oid,
+                item["position"],
+                item["field"],
+                "Partner Central" if item["kept"] == "partner_central" else "HubSpot",
+            )
+            plan.contact_conflicts.append({"opportunity_id": oid, **item})
+        if not found.to_hubspot:
+            continue
+        plan.contacts_to_hubspot[oid] = found.to_hubspot
+        plan.contact_positions[oid] = found.positions
+        pc_entries = {str(c.get("Email") or "").casefold(): c for c in now}
+        for entry in plan.other_contacts.get(oid) or []:
+            email = str(entry.get("Email") or "").casefold()
+            for name in found.to_hubspot.get(email, {}):
+                member = member_of[name]
+                if pc_entries[email].get(member) is None:
+                    entry.pop(member, None)
+                else:
+                    entry[member] = pc_entries[email][member]
 
 
 def _plan_value_checks(plan: Plan, cfg: SyncConfig, hs: pd.DataFrame, new_deals: pd.DataFrame) -> None:

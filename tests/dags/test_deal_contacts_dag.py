@@ -126,3 +126,79 @@ def test_contacts_added_edited_and_removed_on_a_linked_deal_reach_its_opportunit
         "mo.new@customer.example",
         "nia.newest@customer.example",
     ]
+
+
+def _console_edit(stack: Any, oid: str, email: str, members: dict[str, str]) -> None:
+    """A Partner Central console edit of one of the opportunity's contacts (found by e-mail)."""
+    customer = stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["Customer"]
+    contact = next(c for c in customer["Contacts"] if c.get("Email") == email)
+    contact.update(members)
+    stack.pc_control("simulate/aws-update", {"catalog": "AWS", "identifier": oid, "Customer": customer})
+
+
+def _hs_contact(stack: Any, contact_id: str) -> dict[str, Any]:
+    return hs_call(stack, "GET", f"/crm/v3/objects/contacts/{contact_id}?properties=jobtitle,phone")[
+        "properties"
+    ]
+
+
+def test_an_other_contact_edited_in_partner_central_reaches_its_hubspot_contact(sync_stack: Any) -> None:
+    """``Customer.Contacts[1..]`` edited in the console come back to HubSpot (three-way, like deal fields).
+
+    Changed in Partner Central only: written to the HubSpot contact, audited, noted on the deal, and the
+    next run writes nothing. Changed on both sides: a conflict, on the audit trail, decided by the field's
+    strategy (``last_write_wins`` here keeps HubSpot's, which reaches the opportunity).
+    """
+    deal_id, ids = deal_with_three_contacts(sync_stack)
+    sync_stack.run()
+    listed = sync_stack.pc.list_opportunities(Catalog="AWS", MaxResults=100)["OpportunitySummaries"]
+    oid = next(s["Id"] for s in listed if s.get("PartnerOpportunityIdentifier") == deal_id)
+    olga, mo = "olga.oldest@customer.example", "mo.middle@customer.example"
+
+    _console_edit(sync_stack, oid, olga, {"BusinessTitle": "Head of Data", "Phone": "+14155550123"})
+    sync_stack.reset_calls()
+    run = sync_stack.run()
+    written = _hs_contact(sync_stack, ids["oldest"])
+    assert (written["jobtitle"], written["phone"]) == ("Head of Data", "+14155550123")
+    assert _hs_contact(sync_stack, ids["middle"])["jobtitle"] == "Buyer"  # the other contacts untouched
+    pc_writes, hs_writes = writes(sync_stack)
+    assert pc_writes == {}
+    assert "POST /crm/v3/objects/contacts/batch/update" in hs_writes
+    [entry] = [
+        e
+        for e in sync_stack.audit(oid)
+        if e["action"] == "UPDATE_CONTACT" and e["metadata"]["runId"] == run.run_id
+    ]
+    assert entry["success"]
+    assert entry["changes"]["contact_job_title (contact 2)"] == {"old": "Buyer", "new": "Head of Data"}
+    assert entry["changes"]["contact_phone (contact 2)"]["new"] == "+14155550123"
+    deal_notes = hs_call(sync_stack, "GET", f"/crm/v4/objects/deals/{deal_id}/associations/notes")["results"]
+    assert deal_notes, "the deal has a note saying what changed"
+
+    # Nothing changed since: the next run writes nothing on either side.
+    sync_stack.reset_calls()
+    sync_stack.run()
+    assert writes(sync_stack) == ({}, [])
+
+    # The same member edited on both sides: a conflict; HubSpot's value is kept on both sides.
+    _console_edit(sync_stack, oid, mo, {"BusinessTitle": "VP Engineering"})
+    hs_call(
+        sync_stack,
+        "PATCH",
+        f"/crm/v3/objects/contacts/{ids['middle']}",
+        {"properties": {"jobtitle": "Director"}},
+    )
+    run = sync_stack.run()
+    assert _hs_contact(sync_stack, ids["middle"])["jobtitle"] == "Director"
+    contacts = sync_stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["Customer"]["Contacts"]
+    assert next(c for c in contacts if c["Email"] == mo)["BusinessTitle"] == "Director"
+    assert next(c for c in contacts if c["Email"] == olga)["BusinessTitle"] == "Head of Data"
+    [conflict] = [
+        e
+        for e in sync_stack.audit(oid)
+        if e["action"] == "CONFLICT_DETECTED" and e["metadata"]["runId"] == run.run_id
+    ]
+    assert conflict["changes"]["contact_job_title (contact 3)"] == {
+        "old": "VP Engineering",
+        "new": "Director",
+    }

@@ -252,3 +252,102 @@ def test_only_contacts_the_sync_sent_and_the_deal_lost_are_removed() -> None:
     )
     assert [c["Email"] for c in merged] == ["new.mo@example.com", "aws.ref@example.com"]
     assert emails_of([{"Email": "A@X.example"}, {"FirstName": "no e-mail"}]) == ["a@x.example"]
+
+
+# -- Partner Central's edits of other contacts, back to HubSpot (three-way) --------------------------
+_OLGA = {"Email": "olga@example.com", "FirstName": "Olga", "LastName": "Oldest", "BusinessTitle": "Buyer"}
+
+
+def test_a_member_edited_in_partner_central_only_goes_to_the_hubspot_contact() -> None:
+    from cosell_sync.deal_contacts import partner_central_contact_changes
+
+    now = [{**_OLGA, "BusinessTitle": "CTO", "Phone": "+14155550100"}]
+    found = partner_central_contact_changes({"olga@example.com": _OLGA}, now, None, load_config())
+    assert found.to_hubspot == {
+        "olga@example.com": {"contact_job_title": "CTO", "contact_phone": "+14155550100"}
+    }
+    assert found.positions == {"olga@example.com": 2}
+    assert found.conflicts == []
+
+
+def test_a_member_cleared_in_partner_central_clears_the_hubspot_property() -> None:
+    from cosell_sync.deal_contacts import partner_central_contact_changes
+    from cosell_sync.mapping import changes_to_hubspot
+
+    now = [{k: v for k, v in _OLGA.items() if k != "BusinessTitle"}]
+    found = partner_central_contact_changes({"olga@example.com": _OLGA}, now, None, load_config())
+    changes = found.to_hubspot["olga@example.com"]
+    assert changes == {"contact_job_title": None}
+    assert changes_to_hubspot(changes, load_config()) == {"contact": {"jobtitle": ""}}
+
+
+def test_unchanged_new_or_agreed_the_same_way_contacts_write_nothing() -> None:
+    from cosell_sync.deal_contacts import partner_central_contact_changes
+
+    cfg = load_config()
+    agreed = {"olga@example.com": _OLGA}
+    added_by_aws = {"Email": "aws.rep@amazon.example", "FirstName": "Ann"}
+    assert not partner_central_contact_changes(agreed, [_OLGA, added_by_aws], None, cfg).to_hubspot
+    same_both_ways = {**_OLGA, "BusinessTitle": "CTO"}
+    found = partner_central_contact_changes(agreed, [same_both_ways], [same_both_ways], cfg)
+    assert found.to_hubspot == {}
+    assert found.conflicts == []
+    # The e-mail is the key: an e-mail edited in the console is another contact, not a change.
+    moved = {**_OLGA, "Email": "olga.new@example.com", "FirstName": "Olgaa"}
+    assert not partner_central_contact_changes(agreed, [moved], None, cfg).to_hubspot
+
+
+@pytest.mark.parametrize(
+    ("strategy", "kept", "written"),
+    [
+        ("last_write_wins", "hubspot", {}),
+        ("partner_central_wins", "partner_central", {"contact_job_title": "CTO"}),
+    ],
+)
+def test_a_member_changed_on_both_sides_is_a_conflict_decided_by_the_fields_strategy(
+    strategy: str, kept: str, written: dict[str, str]
+) -> None:
+    from cosell_sync.deal_contacts import partner_central_contact_changes
+
+    cfg = load_config(overrides={"conflicts": {"field_strategies": {"contact_job_title": strategy}}})
+    found = partner_central_contact_changes(
+        {"olga@example.com": _OLGA},
+        [{**_OLGA, "BusinessTitle": "CTO"}],
+        [{**_OLGA, "BusinessTitle": "CEO"}],
+        cfg,
+    )
+    assert found.conflicts == [
+        {
+            "email": "olga@example.com",
+            "position": 2,
+            "field": "contact_job_title",
+            "pc": "CTO",
+            "hs": "CEO",
+            "kept": kept,
+        }
+    ]
+    assert found.to_hubspot.get("olga@example.com", {}) == written
+
+
+def test_a_partner_central_edit_is_kept_in_the_contacts_the_same_run_sends_back() -> None:
+    """The deal's contacts were read this run (one was added in HubSpot): the update sends them, and
+    must carry the console's edit of another contact rather than HubSpot's old value."""
+    import json
+
+    import pandas as pd
+
+    from cosell_sync.deal_contacts import AGREED_COLUMN, PC_OTHER_CONTACTS_COLUMN, agreed_of
+    from cosell_sync.plan import Plan, _plan_contacts_back
+
+    cfg = load_config()
+    edited = {**_OLGA, "BusinessTitle": "CTO"}
+    added = {"Email": "nia@example.com", "FirstName": "Nia"}
+    base = pd.DataFrame({AGREED_COLUMN: [agreed_of([_OLGA])]}, index=["O1"])
+    pc = pd.DataFrame({PC_OTHER_CONTACTS_COLUMN: [json.dumps([edited])]}, index=["O1"])
+    plan = Plan(other_contacts={"O1": [dict(_OLGA), added]})
+
+    _plan_contacts_back(plan, cfg, base, pc)
+
+    assert plan.contacts_to_hubspot == {"O1": {"olga@example.com": {"contact_job_title": "CTO"}}}
+    assert plan.other_contacts["O1"] == [edited, added]
+    assert plan.contact_conflicts == []

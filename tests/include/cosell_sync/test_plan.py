@@ -196,6 +196,7 @@ def test_summary_and_frame(cfg):
         "partner_central_records": 1,
         "partner_central_fields": 1,
         "partner_central_other_contacts": 0,
+        "hubspot_other_contacts": 0,
         "conflicts": 0,
         "deferred": 0,
         "blocked": 1,
