@@ -154,15 +154,20 @@ def apply_partner_central(
     # Deals found by search and the records of bulk jobs: linked like single creates, never sent again.
     prepared = load_prepared(env, creates)
     recovered |= apply_prepared_creates(env, writer, plan, prepared, results, submissions, calls)
-    # The deals' owners and collaborators become OpportunityTeam: one owners read for the step's creates.
+    # The deals' owners and collaborators become OpportunityTeam: one owners read for the step's creates,
+    # none for the deals whose teams a bulk start resolved before it fell back to single creates.
+    covered = set((prepared or {}).get("teams_for") or [])
     teams, team_calls = resolve_teams(
         env,
         [
             i
             for i in plan.create_opportunities
-            if i["deal_id"] not in recovered and f"deal:{i['deal_id']}" not in plan.invalid
+            if i["deal_id"] not in recovered
+            and f"deal:{i['deal_id']}" not in plan.invalid
+            and str(i["deal_id"]) not in covered
         ],
     )
+    teams.update({d: t for d, t in ((prepared or {}).get("teams") or {}).items() if d in covered})
     calls.update(team_calls)
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]

@@ -90,9 +90,12 @@ def prepare_creates(env: SyncEnv, run: dict[str, Any], planned: dict[str, Any]) 
     to_create = [d for d in candidates if d not in found]
     bulk = env.config.bulk
     if bulk.enabled and len(to_create) > bulk.min_records:
-        job = _start_job(env, run, writer, plan, to_create, calls)
+        teams: dict[str, list[dict[str, str]]] = {}
+        job = _start_job(env, run, writer, plan, to_create, calls, teams)
         if job is None:
             out["bulk"] = "not_enabled"
+            # The single creates that follow send the same teams: apply reuses them, no second owners read.
+            out["teams"], out["teams_for"] = teams, to_create
         else:
             out["jobs"].append(job)
             out["bulk"] = "started"
@@ -180,20 +183,23 @@ def _start_job(
     plan: Plan,
     deal_ids: list[str],
     calls: Counter[str],
+    teams: dict[str, list[dict[str, str]]],
 ) -> dict[str, Any] | None:
     """Write the CSV, start one bulk job; None when the account has no bulk jobs.
 
     Each record carries its deal's team (``OpportunityTeam[n].*`` columns, as a single create would):
-    one owners read for the job (:func:`cosell_sync.team.resolve_teams`).
+    one owners read for the job (:func:`cosell_sync.team.resolve_teams`), left in ``teams`` (deal id ->
+    team) for the single creates of a fallback.
     """
     from cosell_sync.team import resolve_teams
 
     values = {str(i["deal_id"]): i["values"] for i in plan.create_opportunities}
     others = {str(i["deal_id"]): i.get("other_contacts") for i in plan.create_opportunities}
     wanted = set(deal_ids)
-    teams, team_calls = resolve_teams(
+    resolved, team_calls = resolve_teams(
         env, [i for i in plan.create_opportunities if str(i["deal_id"]) in wanted]
     )
+    teams.update(resolved)
     calls.update(team_calls)
     rows = []
     for deal_id in deal_ids:

@@ -111,10 +111,14 @@ def test_account_without_bulk_jobs_falls_back_to_single_creates(
     deals = _cosell_deals(sync_stack)
     sync_stack.reset_calls()
     with caplog.at_level("WARNING"):
-        sync_stack.run()
+        run = sync_stack.run()
     calls = _calls(sync_stack)
     assert calls.get("StartOpportunityBulkJob") == 1  # asked once, refused
     assert calls.get("CreateOpportunity") == DEALS
+    # The deals' owners were read once, for the job; the single creates reuse those teams (the apply
+    # step's calls include the prepare step's).
+    assert sync_stack.artefact(run, "creates.json")["api_calls"].get("owners") == 1
+    assert sync_stack.artefact(run, "apply_partner_central.json")["api_calls"].get("owners") == 1
     _assert_each_deal_has_one_opportunity(sync_stack, deals)
     said = [r for r in caplog.records if "bulk jobs are not enabled" in r.getMessage()]
     assert len(said) == 1
