@@ -397,6 +397,9 @@ def apply_hubspot(
             per_object[CONTACT.plural].setdefault(target, {}).update(props)
             owner_of[(CONTACT.plural, target)] = oid
             results.setdefault("other_contacts_written", {}).setdefault(oid, []).append(email)
+            # By position (no e-mail): the audit entry names the HubSpot contact each change went to.
+            position = str(plan.contact_positions.get(oid, {}).get(email))
+            results.setdefault("other_contact_ids", {}).setdefault(oid, {})[f"contact {position}"] = target
     # 2. link deals to the opportunities created for them; record sync errors on deals, clear old ones
     sent_values = {i["deal_id"]: i["values"] for i in plan.create_opportunities}
     for deal_id, created in (pc_results.get("created") or {}).items():

@@ -319,6 +319,7 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
             oid not in hs_failed,
             hs_failed.get(oid),
             ["crm.objects.batch.read", "crm.objects.batch.update"],
+            extra={"contactIds": (ci.hs_res.get("other_contact_ids") or {}).get(oid) or {}},
         )
     for item in plan.create_opportunities:
         deal_id = item["deal_id"]

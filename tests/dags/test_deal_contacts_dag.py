@@ -172,6 +172,7 @@ def test_an_other_contact_edited_in_partner_central_reaches_its_hubspot_contact(
     assert entry["success"]
     assert entry["changes"]["contact_job_title (contact 2)"] == {"old": "Buyer", "new": "Head of Data"}
     assert entry["changes"]["contact_phone (contact 2)"]["new"] == "+14155550123"
+    assert entry["metadata"]["contactIds"] == {"contact 2": ids["oldest"]}  # a person can find the contact
     deal_notes = hs_call(sync_stack, "GET", f"/crm/v4/objects/deals/{deal_id}/associations/notes")["results"]
     assert deal_notes, "the deal has a note saying what changed"
 
