@@ -306,17 +306,20 @@ def merge_other_contacts(
     return [*(dict(c) for c in hubspot), *kept]
 
 
-def other_contacts_of(opportunity: Mapping[str, Any], cfg: SyncConfig) -> list[dict[str, str]]:
+def other_contacts_of(
+    opportunity: Mapping[str, Any], cfg: SyncConfig, members: Mapping[str, FieldMapping] | None = None
+) -> list[dict[str, str]]:
     """An opportunity's ``Customer.Contacts[1..]``, limited to the members the sync writes.
 
     Args:
         opportunity: a ``GetOpportunity`` answer.
         cfg: the sync configuration (which contact members are mapped).
+        members: ``contact_members(cfg)``, when the caller converts many records (computed once).
 
     Returns:
         The entries after the primary, each with the mapped members it holds.
     """
-    members = contact_members(cfg)
+    members = contact_members(cfg) if members is None else members
     contacts = (opportunity.get("Customer") or {}).get("Contacts") or []
     return [
         {m: str(c[m]) for m in members if c.get(m) not in (None, "")}

@@ -276,10 +276,14 @@ def _opportunity_rows(opportunities: list[dict[str, Any]], cfg: SyncConfig) -> p
     frame["_lm_key"] = frame.index.map({o["Id"]: ts_key(o.get("LastModifiedDate")) for o in opportunities})
     # Customer.Contacts[1..] as read: plan compares them with the baseline's agreed values (an edit made
     # in Partner Central goes back to the HubSpot contact: cosell_sync.deal_contacts).
-    others = {o["Id"]: other_contacts_of(o, cfg) for o in opportunities}
-    frame[PC_OTHER_CONTACTS_COLUMN] = frame.index.map(
-        {k: json.dumps(v) if v else None for k, v in others.items()}
-    )
+    members = contact_members(cfg)
+    cells: dict[str, str | None] = {}
+    for o in opportunities:
+        # Most records have one contact: no work for them.
+        many = len((o.get("Customer") or {}).get("Contacts") or []) > 1
+        others = other_contacts_of(o, cfg, members) if many else []
+        cells[o["Id"]] = json.dumps(others) if others else None
+    frame[PC_OTHER_CONTACTS_COLUMN] = [cells.get(i) for i in frame.index]
     return frame
 
 
