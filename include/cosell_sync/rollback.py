@@ -33,6 +33,10 @@ its value over to the other side like a person's edit (review-state gating and c
 apply; a field that also changed on the other side meanwhile is a conflict). A field the sync never
 carries that way (a one-way field owned by the other side) is skipped, since the next run would undo it.
 
+A run rollback also restores the HubSpot contacts the run wrote from other contacts edited in Partner
+Central (``UPDATE_CONTACT`` entries; :func:`_restore_other_contacts`), unless ``systems`` is
+``partner_central``; the opportunity follows at the next reconcile.
+
 A dry run writes nothing and returns the plan. Otherwise Partner Central is written first (one merged
 UpdateOpportunity under the optimistic lock, re-gated on the fresh read), then HubSpot (one batch per
 object) for the fields Partner Central accepted, then one ``ROLLBACK`` audit entry per side written, then
@@ -813,6 +817,7 @@ def rollback_run(
         if errs:
             failed[oid] = errs[0].to_dict()
     _commit_rows(env, rows, run_id)
+    contacts = _restore_other_contacts(env, call, sync_run_id, wanted) if systems != "partner_central" else {}
     written = sum(len(r["written"][PC]) + len(r["written"][HS]) for r in records.values())
     log.info(
         "Rollback of run %s%s: %d record(s) planned, %d field write(s), %d record(s) failed, "
@@ -831,7 +836,125 @@ def rollback_run(
         "records": records,
         "created": created,
         "failed": failed,
+        "other_contacts": contacts,
     }
     if errors:
         raise errors[0]
+    return out
+
+
+#: An ``UPDATE_CONTACT`` audit key: ``contact_job_title (contact 3)``.
+_CONTACT_KEY = re.compile(r"^(?P<field>\w+) \(contact (?P<position>\d+)\)$")
+
+
+def _restore_other_contacts(
+    env: SyncEnv, call: _Call, sync_run_id: str, wanted: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Undo the run's writes to other contacts' HubSpot contacts (``UPDATE_CONTACT`` entries).
+
+    Each value is restored on the HubSpot contact the entry names (``metadata.contactIds``) unless the
+    contact changed again since (``CHANGED_SINCE_RUN``). The opportunity follows at the next reconcile:
+    its deal's contacts changed in HubSpot and are sent, like a person's edit. One ``ROLLBACK_CONTACT``
+    audit entry per record.
+
+    Returns:
+        Opportunity id -> ``{"restore": [keys], "skipped": {key: reason}}`` (``restore``: restored, or
+        to restore in a dry run).
+    """
+    from cosell_sync.audit import AuditEntry, RunReport
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.mapping import changes_to_hubspot
+    from cosell_sync.transforms import TransformError, converters_for
+
+    frame = RunReport(env.snapshots, env.catalog, sync_run_id).read_changes()
+    if frame.empty or "action" not in frame.columns:
+        return {}
+    oids = sorted(
+        {str(o) for o in frame.loc[frame["action"] == AuditAction.UPDATE_CONTACT, "opportunity_id"]}
+    )
+    wanted_run = sync_run_id.replace("#", "_")
+    todo: list[tuple[str, str, str, str, Any, Any]] = []  # oid, key, field, contact id, old, new
+    for oid in oids:
+        for item in env.audit.history(oid, limit=None):
+            meta = item.get("metadata") or {}
+            if (
+                item.get("action") != AuditAction.UPDATE_CONTACT
+                or not item.get("success")
+                or str(meta.get("runId") or "").replace("#", "_") != wanted_run
+            ):
+                continue
+            for key, change in (item.get("changes") or {}).items():
+                found = _CONTACT_KEY.match(key)
+                target = (meta.get("contactIds") or {}).get(f"contact {found['position']}") if found else None
+                if found and target and found["field"] in wanted:
+                    todo.append((oid, key, found["field"], str(target), change.get("old"), change.get("new")))
+    if not todo:
+        return {}
+    cfg = env.config
+    convs = converters_for(cfg)
+    gw = HubSpotGateway(env.hubspot)
+    props = sorted({cfg.field(f).hubspot for _, _, f, _, _, _ in todo})
+    current, _ = gw.batch_read(CONTACT.plural, sorted({t for _, _, _, t, _, _ in todo}), props)
+    now = {str(c["id"]): c.get("properties") or {} for c in current}
+    out: dict[str, dict[str, Any]] = {}
+    writes: dict[str, dict[str, str]] = {}
+    audited: dict[str, dict[str, dict[str, Any]]] = {}
+    for oid, key, name, target, old, new in todo:
+        result = out.setdefault(oid, {"restore": [], "skipped": {}})
+        conv = convs[name]
+        try:
+            held = conv.from_hubspot(now.get(target, {}).get(cfg.field(name).hubspot))
+            restore = conv.from_partner_central(old)
+        except TransformError as err:
+            result["skipped"][key] = err.message
+            continue
+        if target not in now:
+            result["skipped"][key] = NO_HUBSPOT_OBJECT
+        elif held != clean(new):
+            result["skipped"][key] = CHANGED_SINCE_RUN  # a newer edit: not the run's value any more
+        else:
+            writes.setdefault(target, {}).update(changes_to_hubspot({name: restore}, cfg)[CONTACT.name])
+            audited.setdefault(oid, {})[key] = {"old": held, "new": restore}
+            result["restore"].append(key)
+    log.info(
+        "Rollback of run %s: %d other-contact value(s) to restore on HubSpot contacts%s; the opportunities "
+        "follow at the next reconcile",
+        sync_run_id,
+        sum(len(r["restore"]) for r in out.values()),
+        " (DRY RUN: nothing written)" if call.dry_run else "",
+    )
+    if call.dry_run or not writes:
+        return out
+    error: SyncError | None = None
+    try:
+        outcome = gw.batch_update(CONTACT.plural, writes)
+        ok = not outcome.errors
+        if not ok:
+            log.error(
+                "Rollback of run %s: HubSpot refused %d contact update(s)", sync_run_id, len(outcome.errors)
+            )
+    except SyncError as err:
+        # Audited as failed (HubSpot may have applied it: a re-run finds the value and skips it), then raised.
+        ok, error = False, err
+    entries = [
+        AuditEntry(
+            opportunity_id=oid,
+            deal_id=None,
+            run_id=call.run_id.replace("#", "_"),
+            run_timestamp=call.run_timestamp,
+            direction=Direction.TO_HUBSPOT,
+            action="ROLLBACK_CONTACT",
+            source="PARTNER_CENTRAL",
+            user=call.user,
+            changes=changes,
+            success=ok,
+            error=error.to_dict() if error else None,
+            api_calls=["crm.objects.batch.update"],
+            metadata={"runId": call.run_id, "dagId": call.dag_id, "rolledBackRun": sync_run_id},
+        )
+        for oid, changes in audited.items()
+    ]
+    env.audit.write(entries)
+    if error is not None:
+        raise error
     return out

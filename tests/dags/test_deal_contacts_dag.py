@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from scenarios import deal_with_three_contacts, hs_call, new_contact, pc_contact_emails, writes
+from scenarios import deal_with_three_contacts, hs_call, new_contact, pc_contact_emails, writes, xcom
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -142,6 +142,22 @@ def _hs_contact(stack: Any, contact_id: str) -> dict[str, Any]:
     ]
 
 
+def _olga_edited_in_the_console(stack: Any) -> tuple[str, dict[str, str], str, Any]:
+    """A synced deal with three contacts; the console edits Olga's (contact 2) title and phone; one run.
+
+    Returns (deal id, contact ids by name, opportunity id, the run that carried the edit to HubSpot).
+    """
+    deal_id, ids = deal_with_three_contacts(stack)
+    stack.run()
+    listed = stack.pc.list_opportunities(Catalog="AWS", MaxResults=100)["OpportunitySummaries"]
+    oid = next(s["Id"] for s in listed if s.get("PartnerOpportunityIdentifier") == deal_id)
+    _console_edit(
+        stack, oid, "olga.oldest@customer.example", {"BusinessTitle": "Head of Data", "Phone": "+14155550123"}
+    )
+    stack.reset_calls()
+    return deal_id, ids, oid, stack.run()
+
+
 def test_an_other_contact_edited_in_partner_central_reaches_its_hubspot_contact(sync_stack: Any) -> None:
     """``Customer.Contacts[1..]`` edited in the console come back to HubSpot (three-way, like deal fields).
 
@@ -149,15 +165,8 @@ def test_an_other_contact_edited_in_partner_central_reaches_its_hubspot_contact(
     next run writes nothing. Changed on both sides: a conflict, on the audit trail, decided by the field's
     strategy (``last_write_wins`` here keeps HubSpot's, which reaches the opportunity).
     """
-    deal_id, ids = deal_with_three_contacts(sync_stack)
-    sync_stack.run()
-    listed = sync_stack.pc.list_opportunities(Catalog="AWS", MaxResults=100)["OpportunitySummaries"]
-    oid = next(s["Id"] for s in listed if s.get("PartnerOpportunityIdentifier") == deal_id)
+    deal_id, ids, oid, run = _olga_edited_in_the_console(sync_stack)
     olga, mo = "olga.oldest@customer.example", "mo.middle@customer.example"
-
-    _console_edit(sync_stack, oid, olga, {"BusinessTitle": "Head of Data", "Phone": "+14155550123"})
-    sync_stack.reset_calls()
-    run = sync_stack.run()
     written = _hs_contact(sync_stack, ids["oldest"])
     assert (written["jobtitle"], written["phone"]) == ("Head of Data", "+14155550123")
     assert _hs_contact(sync_stack, ids["middle"])["jobtitle"] == "Buyer"  # the other contacts untouched
@@ -203,3 +212,32 @@ def test_an_other_contact_edited_in_partner_central_reaches_its_hubspot_contact(
         "old": "VP Engineering",
         "new": "Director",
     }
+
+
+def test_a_rollback_of_that_run_restores_the_hubspot_contact_and_the_opportunity_follows(
+    sync_stack: Any,
+) -> None:
+    """``cosell_rollback`` by run id undoes the run's write to an other contact's HubSpot contact."""
+    _, ids, oid, undone = _olga_edited_in_the_console(sync_stack)
+
+    sync_stack.reset_calls()
+    dry = sync_stack.run("cosell_rollback", conf={"run_id": undone.run_id})
+    assert writes(sync_stack) == ({}, [])
+    planned = xcom(dry, "rollback")["other_contacts"][oid]
+    assert sorted(planned["restore"]) == ["contact_job_title (contact 2)", "contact_phone (contact 2)"]
+
+    sync_stack.run("cosell_rollback", conf={"run_id": undone.run_id, "dry_run": False})
+    restored = _hs_contact(sync_stack, ids["oldest"])
+    assert (restored["jobtitle"], restored.get("phone") or None) == ("Buyer", None)
+    [entry] = [e for e in sync_stack.audit(oid) if e["action"] == "ROLLBACK_CONTACT"]
+    assert entry["changes"]["contact_job_title (contact 2)"] == {"old": "Head of Data", "new": "Buyer"}
+    assert entry["metadata"]["rolledBackRun"] == undone.run_id
+
+    # The next reconcile carries the restored contact to the opportunity, like a person's edit in HubSpot.
+    sync_stack.run()
+    contacts = sync_stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["Customer"]["Contacts"]
+    olga = next(c for c in contacts if c["Email"] == "olga.oldest@customer.example")
+    assert (olga.get("BusinessTitle"), olga.get("Phone")) == ("Buyer", None)
+    # Rolled back again: nothing left to restore (the contact no longer holds the run's value).
+    again = sync_stack.run("cosell_rollback", conf={"run_id": undone.run_id})
+    assert xcom(again, "rollback")["other_contacts"][oid]["restore"] == []
