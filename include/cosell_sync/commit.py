@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
 from cosell_sync.conflicts import conflict_id
-from cosell_sync.deal_contacts import contact_members
+from cosell_sync.deal_contacts import AGREED_COLUMN, member_of_field
 from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, INTENT
 from cosell_sync.polling import advance_related
 
@@ -131,7 +131,6 @@ def _contacts_read(ci: CommitInputs, oid: str) -> dict[str, Any]:
     differs when the deal is read again and the contacts are read and sent then.
     """
     from cosell_sync.deal_contacts import (
-        AGREED_COLUMN,
         CONTACT_COUNT_COLUMN,
         OTHER_CONTACT_IDS_COLUMN,
         agreed_of,
@@ -175,7 +174,7 @@ def _contacts_written_back(ci: CommitInputs, oid: str) -> dict[str, dict[str, st
     emails = (ci.hs_res.get("other_contacts_written") or {}).get(oid)
     if not emails or oid in (ci.hs_res.get("failed") or {}):
         return {}
-    member_of = {f.name: m for m, f in contact_members(ci.cfg).items()}
+    member_of = member_of_field(ci.cfg)
     read = json.loads(clean((ci.pc.get(oid) or {}).get(PC_OTHER_CONTACTS_COLUMN)) or "[]")
     by_email = {str(c.get("Email") or "").casefold(): c for c in read}
     planned = ci.plan.contacts_to_hubspot.get(oid) or {}
@@ -299,12 +298,12 @@ def audit_entries(ci: CommitInputs) -> list[AuditEntry]:
             hs_failed.get(oid),
             ["crm.objects.batch.update"],
         )
+    member_of = member_of_field(ci.cfg)
     for oid, emails in (ci.hs_res.get("other_contacts_written") or {}).items():
         # Other contacts edited in Partner Central, written to their HubSpot contacts: keys name the
         # contact's position and the field (old = the value both sides had agreed on).
         positions = plan.contact_positions.get(oid) or {}
-        agreed = json.loads(ci.base_value(oid, "other_contacts_agreed") or "{}")
-        member_of = {f.name: m for m, f in contact_members(ci.cfg).items()}
+        agreed = json.loads(ci.base_value(oid, AGREED_COLUMN) or "{}")
         entry(
             oid,
             ci.deal_of(oid),
@@ -626,7 +625,7 @@ def next_baseline(ci: CommitInputs) -> dict[str, dict[str, Any]]:
                 for col in ("company_id", "contact_id", "contact_count", "other_contact_ids")
             },
             "other_contact_emails": ";".join(emails_of(i.get("other_contacts") or [])) or None,
-            "other_contacts_agreed": agreed_of(i.get("other_contacts") or []),
+            AGREED_COLUMN: agreed_of(i.get("other_contacts") or []),
         }
         for i in plan.create_opportunities
     }

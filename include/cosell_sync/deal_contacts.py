@@ -70,6 +70,7 @@ __all__ = [
     "agreed_of",
     "contact_members",
     "emails_of",
+    "member_of_field",
     "merge_other_contacts",
     "order_contacts",
     "other_contacts_of",
@@ -174,6 +175,11 @@ def contact_members(cfg: SyncConfig) -> dict[str, FieldMapping]:
         ):
             out[keys[3]] = f
     return out
+
+
+def member_of_field(cfg: SyncConfig) -> dict[str, str]:
+    """Mapping name -> its ``Customer.Contacts`` member (``contact_job_title`` -> ``BusinessTitle``)."""
+    return {f.name: m for m, f in contact_members(cfg).items()}
 
 
 def other_contacts_request(

@@ -541,13 +541,13 @@ def _plan_contacts_back(plan: Plan, cfg: SyncConfig, base: pd.DataFrame, pc: pd.
     from cosell_sync.deal_contacts import (
         AGREED_COLUMN,
         PC_OTHER_CONTACTS_COLUMN,
-        contact_members,
+        member_of_field,
         partner_central_contact_changes,
     )
 
     if PC_OTHER_CONTACTS_COLUMN not in pc.columns or AGREED_COLUMN not in base.columns:
         return
-    member_of = {f.name: m for m, f in contact_members(cfg).items()}
+    member_of = member_of_field(cfg)
     agreed_col = base[AGREED_COLUMN]
     for oid, value in pc[PC_OTHER_CONTACTS_COLUMN].items():
         oid = str(oid)
