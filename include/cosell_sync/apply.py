@@ -24,6 +24,7 @@ from cosell_sync.creates import apply_prepared_creates, apply_prepared_updates, 
 from cosell_sync.errors import StalePlanError, SyncError
 from cosell_sync.gating import LOCKED
 from cosell_sync.hubspot_api import HubSpotGateway
+from cosell_sync.journal import APPLIED, HUBSPOT_WRITES
 from cosell_sync.plan import Plan
 from cosell_sync.storage import run_key
 from cosell_sync.team import TeamMirror, resolve_teams, teams_from_records
@@ -323,6 +324,21 @@ def apply_hubspot(
         return {"key": None, "dry_run": True, "counts": {}}
     cfg = env.config
     gw = HubSpotGateway(env.hubspot)
+    # Journaled before the first write: if the run dies before its commit, the next commit audits these
+    # writes from the plan (and from the results, once stored) under this run's id (commit.py).
+    journal_key = (
+        env.journal.begin(
+            run["run_id"],
+            HUBSPOT_WRITES,
+            "run",
+            run_started_at=run["started_at"],
+            run=run,
+            planned=planned,
+            pc_results_key=pc_applied.get("key"),
+        )
+        if env.journal is not None
+        else None
+    )
 
     def marker(name: str) -> str:
         return run_key(run["catalog"], run["run_id"], f"{name}_done.json")
@@ -522,6 +538,8 @@ def apply_hubspot(
     results["api_calls"] = dict(gw.calls)
     key = run_key(run["catalog"], run["run_id"], "apply_hubspot.json")
     env.snapshots.put_json(results, key)
+    if env.journal is not None and journal_key is not None:
+        env.journal.finish(journal_key, APPLIED, {"results_key": key})
     counts = {
         "updated": len(results["updated"]),
         "created": len(results["created"]),

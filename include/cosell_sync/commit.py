@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
 from cosell_sync.conflicts import conflict_id
 from cosell_sync.deal_contacts import AGREED_COLUMN, member_of_field
-from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, INTENT
+from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, HUBSPOT_WRITES, INTENT
 from cosell_sync.polling import advance_related
 
 if TYPE_CHECKING:
@@ -684,8 +684,9 @@ def journal_audit_entries(ci: CommitInputs, journal: list[dict[str, Any]]) -> li
             expanded.append(item)
     for item in expanded:
         kind = str(item.get("kind"))
-        if kind == BULK_CREATE_JOB:
-            # The job's records are audited one by one, as creates, by the run that applies its results.
+        if kind in (BULK_CREATE_JOB, HUBSPOT_WRITES):
+            # A bulk job's records are audited one by one, as creates, by the run that applies its
+            # results; a run's HubSpot writes by hubspot_journal_entries.
             continue
         record = str(item.get("record"))
         changes = {k: dict(v) for k, v in (item.get("changes") or {}).items()}
@@ -732,6 +733,88 @@ def journal_audit_entries(ci: CommitInputs, journal: list[dict[str, Any]]) -> li
     return out
 
 
+def hubspot_journal_entries(
+    env: SyncEnv, ci: CommitInputs, journal: list[dict[str, Any]]
+) -> list[AuditEntry]:
+    """Audit entries for the HubSpot writes of runs that died before their commit.
+
+    The run's ``HUBSPOT_WRITES`` journal entry names its plan and, once ``apply_hubspot`` finished, its
+    results: the entries are then exactly those the dead run's commit would have written (same keys, same
+    content: a commit that died half-way through its audit adds no copy). An ``apply_hubspot`` that died
+    during its writes left no results: each deal update and create of its plan is judged against HubSpot
+    as this run read it (every planned value there: applied; else failed with ``OUTCOME_UNKNOWN``, and
+    the record is diffed again like any other).
+
+    Args:
+        env: clients and stores (the dead run's plan, snapshots and results are read from S3).
+        ci: this run's commit inputs.
+        journal: the journal entries of other runs.
+
+    Returns:
+        The entries, keyed by the dead runs' ids.
+    """
+    from cosell_sync.apply import load_plan
+    from cosell_sync.errors import NotFoundError
+
+    out: list[AuditEntry] = []
+    for item in journal:
+        if item.get("kind") != HUBSPOT_WRITES or not item.get("run") or not item.get("planned"):
+            continue
+        finished = item.get("status") == APPLIED
+        results_key = (item.get("outcome") or {}).get("results_key") if finished else None
+        try:
+            dead = load_inputs(
+                env,
+                item["run"],
+                load_plan(env, item["planned"], check=False),
+                {"key": item.get("pc_results_key")},
+                {"key": results_key},
+            )
+        except NotFoundError as err:
+            # Its plan or snapshots are gone (expired): nothing left to audit from; said, not hidden.
+            log.error("HubSpot writes of dead run %s cannot be audited: %s", item.get("run_id"), err)
+            continue
+        for entry in audit_entries(dead):
+            if entry.direction != Direction.TO_HUBSPOT:
+                continue  # Partner Central writes have journal entries of their own
+            if not finished:
+                entry = _judged_by_hubspot(entry, ci, item)
+                if entry is None:
+                    continue
+            out.append(entry)
+    return out
+
+
+def _judged_by_hubspot(entry: AuditEntry, ci: CommitInputs, item: dict[str, Any]) -> AuditEntry | None:
+    """A dead ``apply_hubspot``'s planned write, judged against HubSpot as this run read it."""
+    oid = entry.opportunity_id
+    now = ci.hs.get(oid) if oid else None
+    if entry.action == AuditAction.CREATE_DEAL:
+        success = now is not None  # the deal the upsert made is linked to the opportunity
+        deal_id = ci.deal_of(oid) if oid else None
+    elif entry.action == AuditAction.UPDATE_DEAL:
+        success = now is not None and all(clean(now.get(f)) == c.new for f, c in entry.changes.items())
+        deal_id = entry.deal_id
+    else:
+        return None  # other HubSpot writes are only known from the results the run did not store
+    error = (
+        None
+        if success
+        else {
+            "code": "OUTCOME_UNKNOWN",
+            "message": "the run died during its HubSpot writes; the record is compared again by the next run",
+        }
+    )
+    metadata = {
+        **entry.metadata,
+        "journalStatus": item.get("status"),
+        "auditedByRun": ci.run["run_id"],
+    }
+    return entry.model_copy(
+        update={"success": success, "error": error, "deal_id": deal_id, "metadata": metadata}
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
     """Write the audit, then the baseline, the retry queue and, last, the watermark.
@@ -750,7 +833,9 @@ def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
     entries = audit_entries(ci)
     journal = env.journal.entries() if env.journal is not None else []
     # Writes of runs that died before their commit: audited now, under their own run id.
-    entries += journal_audit_entries(ci, [e for e in journal if e.get("run_id") != run["run_id"]])
+    others = [e for e in journal if e.get("run_id") != run["run_id"]]
+    entries += journal_audit_entries(ci, others)
+    entries += hubspot_journal_entries(env, ci, others)
     rows = next_baseline(ci)
     retry, done = retry_set(ci)
     written = env.audit.write(entries)

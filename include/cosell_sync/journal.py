@@ -1,4 +1,4 @@
-"""The write journal: every Partner Central write is recorded before it is sent and after it answers.
+"""The write journal: every write is recorded before it is sent and after it answers.
 
 The audit trail is written by ``commit``, at the end of a run. A run that dies after a write and before
 its commit (a killed worker, a failed ``apply_hubspot``) would leave that write unaudited, and the next
@@ -7,6 +7,12 @@ run would find both systems agreeing and call the record "converged". So the wri
 - an **intent** before each call (kind, record, the planned changes, and for a create the exact request:
   resending it with its ClientToken returns the same opportunity instead of a second one);
 - the **outcome** after the call (``APPLIED`` with what was written, or ``FAILED`` with the error).
+
+HubSpot writes are journaled once per run (``HUBSPOT_WRITES``): ``apply_hubspot`` records its intent
+(the run, its plan's key and the Partner Central results it works from) before its first write and the
+key of its results after its last. A later commit audits a dead run's HubSpot writes from them: from the
+results when ``apply_hubspot`` finished, else from the plan, each write judged against HubSpot as that
+commit's run read it.
 
 ``commit`` turns the journal into audit entries: its own run's entries are covered by the apply results
 and are cleared; entries left by a run that died become audit entries of their own (an intent without
@@ -39,10 +45,12 @@ FAILED = "FAILED"
 BULK_CREATE_JOB = "BULK_CREATE_JOB"
 #: Kind of the entry of an opt-in bulk update job (its records are audited one by one).
 BULK_UPDATE_JOB = "BULK_UPDATE_JOB"
+#: Kind of the one entry of a run's HubSpot writes (``apply_hubspot``; audited per record by commit).
+HUBSPOT_WRITES = "HUBSPOT_WRITES"
 
 
 class WriteJournal:
-    """Intents and outcomes of one catalog's Partner Central writes (see the module doc).
+    """Intents and outcomes of one catalog's Partner Central and HubSpot writes (see the module doc).
 
     Args:
         dynamodb_client: a boto3 DynamoDB client.

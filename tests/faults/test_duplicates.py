@@ -16,7 +16,15 @@ from typing import Any
 import pytest
 import requests
 
-from tests.dags.scenarios import canonical_pc, editable, hubspot_total, set_hs, set_pc, synced_book
+from tests.dags.scenarios import (
+    canonical_hs,
+    canonical_pc,
+    editable,
+    hubspot_total,
+    set_hs,
+    set_pc,
+    synced_book,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -210,3 +218,67 @@ def test_an_interrupted_create_is_linked_next_run_even_after_the_deal_was_edited
         if summary["PartnerOpportunityIdentifier"] in deals[:2]:
             problem = canonical_pc(sync_stack, summary["Id"])["customer_business_problem"]
             assert problem.startswith("Seller edit on")
+
+
+# 4b ------------------------------------------------------------------------------------------------
+def test_hubspot_writes_of_a_run_that_died_at_commit_are_audited_once_by_the_next_run(
+    sync_stack: Any, monkeypatch: Any
+) -> None:
+    import cosell_sync.commit
+
+    ids = synced_book(sync_stack, opportunities=4)
+    oid = editable(sync_stack, ids)[0]
+    set_pc(sync_stack, oid, {"next_steps": "Edited in the console"})
+    with monkeypatch.context() as mp:
+
+        def dies(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("worker lost during commit")
+
+        mp.setattr(cosell_sync.commit, "write_commit", dies)
+        failed = sync_stack.run(expect="failed")
+    # HubSpot holds the value, and no audit entry says so yet.
+    assert canonical_hs(sync_stack, oid)["next_steps"] == "Edited in the console"
+    assert not [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
+
+    sync_stack.run()
+    entries = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
+    assert len(entries) == 1
+    (entry,) = entries
+    assert entry["success"] is True
+    assert entry["changes"]["next_steps"]["new"] == "Edited in the console"
+    assert entry["metadata"]["runId"] == failed.run_id  # under the run that wrote it
+    sync_stack.run()
+    assert len([e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]) == 1
+
+
+# 4c ------------------------------------------------------------------------------------------------
+def test_deals_created_by_a_load_that_died_mid_apply_are_audited_once_and_not_created_again(
+    sync_stack: Any, monkeypatch: Any
+) -> None:
+    from cosell_sync.writers.hubspot import HubSpotWriter
+
+    ids = sync_stack.pc_control("seed", {"opportunities": 3, "seed": 11, "catalog": "AWS"})["opportunity_ids"]
+    with monkeypatch.context() as mp:
+
+        def dies(*args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("worker lost after the deals were created")
+
+        # apply_hubspot dies after its creates, before it stores its results: the journal holds its intent.
+        mp.setattr(HubSpotWriter, "write_notes", dies)
+        failed = sync_stack.run(expect="failed")
+    assert hubspot_total(sync_stack, "deals") == 3
+    assert not [e for oid in ids for e in sync_stack.audit(oid) if e["action"] == "CREATE_DEAL"]
+
+    second = sync_stack.run()
+    assert hubspot_total(sync_stack, "deals") == 3
+    for oid in ids:
+        creates = [e for e in sync_stack.audit(oid) if e["action"] == "CREATE_DEAL"]
+        assert len(creates) == 1, oid
+        (entry,) = creates
+        assert entry["success"] is True
+        assert entry["metadata"]["dealId"] == sync_stack.deal_by_opportunity(oid)["id"]
+        assert entry["metadata"]["runId"] == failed.run_id
+        assert entry["metadata"]["journalStatus"] == "INTENT"
+        assert entry["metadata"]["auditedByRun"] == second.run_id
+    sync_stack.run()
+    assert sum(len([e for e in sync_stack.audit(oid) if e["action"] == "CREATE_DEAL"]) for oid in ids) == 3
