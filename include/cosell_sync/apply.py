@@ -841,21 +841,30 @@ def announcement(conflict: dict[str, Any]) -> dict[str, Any]:
 def _announce(env: SyncEnv, run_id: str) -> int:
     """Publish each conflict this run opened and not yet announced, once (``conflicts.sns_topic_arn``).
 
-    Only conflicts *opened* by this run are announced (a refreshed one keeps its first run): a retried
-    task finds the ones an earlier attempt opened but did not announce, and skips the announced ones.
-    A failed publish is logged (conflict id only) and does not fail the run: the announcement is
-    optional, the conflict and its HubSpot task are not; a retry of the same task announces it then.
+    Conflicts *opened* by this run are announced (a refreshed one keeps its first run): a retried task
+    finds the ones an earlier attempt opened but did not announce, and skips the announced ones. A failed
+    publish is logged (conflict id only) and does not fail the run (the conflict and its HubSpot task are
+    stored): it is marked on the conflict (``announce_failed_at``), and every later run tries again while
+    the conflict is pending, until the topic takes it. Conflicts opened before a topic was configured
+    are not announced.
     """
     if env.announce is None:
         return 0
     sent = 0
     for conflict in env.conflicts.pending():
-        if conflict.get("run_id") != run_id or conflict.get("announced_at"):
+        if conflict.get("announced_at"):
+            continue
+        if conflict.get("run_id") != run_id and not conflict.get("announce_failed_at"):
             continue
         try:
             message_id = env.announce(announcement(conflict))
         except Exception as err:  # any publish failure: the conflict itself is stored
-            log.error("Announcing conflict %s on SNS failed: %s", conflict["conflict_id"], type(err).__name__)
+            log.error(
+                "Announcing conflict %s on SNS failed: %s; the next run tries again",
+                conflict["conflict_id"],
+                type(err).__name__,
+            )
+            env.conflicts.mark_announce_failed(conflict["conflict_id"], type(err).__name__)
             continue
         env.conflicts.mark_announced(conflict["conflict_id"], message_id)
         sent += 1

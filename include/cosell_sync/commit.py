@@ -762,19 +762,30 @@ def hubspot_journal_entries(
             continue
         finished = item.get("status") == APPLIED
         results_key = (item.get("outcome") or {}).get("results_key") if finished else None
+        # A run description journaled by a task run by hand may lack what only the scheduler sets.
+        run = {"dag_id": ci.run["dag_id"], "run_type": "unknown", **item["run"]}
+        run["started_at"] = run.get("started_at") or item.get("run_started_at") or item.get("started_at")
         try:
             dead = load_inputs(
                 env,
-                item["run"],
+                run,
                 load_plan(env, item["planned"], check=False),
                 {"key": item.get("pc_results_key")},
                 {"key": results_key},
             )
-        except NotFoundError as err:
-            # Its plan or snapshots are gone (expired): nothing left to audit from; said, not hidden.
-            log.error("HubSpot writes of dead run %s cannot be audited: %s", item.get("run_id"), err)
+            entries = audit_entries(dead)
+        except (NotFoundError, KeyError, TypeError, ValueError) as err:
+            # Its plan or snapshots are gone (expired), or the entry is unreadable: nothing left to audit
+            # from. Said, not hidden, and not raised: an entry that can never be audited would stop every
+            # later commit.
+            log.error(
+                "HubSpot writes of dead run %s cannot be audited: %s: %s",
+                item.get("run_id"),
+                type(err).__name__,
+                err,
+            )
             continue
-        for entry in audit_entries(dead):
+        for entry in entries:
             if entry.direction != Direction.TO_HUBSPOT:
                 continue  # Partner Central writes have journal entries of their own
             if not finished:

@@ -375,21 +375,30 @@ class ConflictStore:
             conflict_id: the conflict.
             message_id: the SNS message id, if the topic answered with one.
         """
+        self._set_if_current(conflict_id, {"announced_at": utc_iso(_now()), "announcement_id": message_id})
+
+    def mark_announce_failed(self, conflict_id: str, error: str) -> None:
+        """Record that announcing a conflict failed, so every later run tries again until it is sent.
+
+        Args:
+            conflict_id: the conflict.
+            error: the error's type (never a message: it could quote a value).
+        """
+        self._set_if_current(conflict_id, {"announce_failed_at": utc_iso(_now()), "announce_error": error})
+
+    def _set_if_current(self, conflict_id: str, values: dict[str, Any]) -> None:
+        """Set attributes on the conflict's item while it holds ``conflict_id`` (a replaced one: no-op)."""
         current = self.get(conflict_id)
+        names = {f"#a{i}": name for i, name in enumerate(values)}
         try:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=self._key(current["opportunity_id"], current["field"]),
-                UpdateExpression="SET #at = :at, #mid = :mid",
+                UpdateExpression="SET " + ", ".join(f"{n} = :v{n[2:]}" for n in names),
                 ConditionExpression="#cid = :cid",
-                ExpressionAttributeNames={
-                    "#at": "announced_at",
-                    "#mid": "announcement_id",
-                    "#cid": "conflict_id",
-                },
+                ExpressionAttributeNames={**names, "#cid": "conflict_id"},
                 ExpressionAttributeValues={
-                    ":at": {"S": utc_iso(_now())},
-                    ":mid": to_value(message_id),
+                    **{f":v{i}": to_value(v) for i, v in enumerate(values.values())},
                     ":cid": {"S": conflict_id},
                 },
             )

@@ -170,16 +170,31 @@ def test_a_write_is_audited_though_its_run_died_before_commit(sync_stack: Any, m
     assert not [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_OPPORTUNITY"]
 
     sync_stack.hs_control("faults", {"endpoint_faults": {}})
-    sync_stack.run()
-    entries = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_OPPORTUNITY"]
+    _audited_once_by_the_next_runs(
+        sync_stack, oid, "UPDATE_OPPORTUNITY", "Written before the run died", failed
+    )
+
+
+def _audited_once_by_the_next_runs(stack: Any, oid: str, action: str, value: str, dead: Any) -> None:
+    """The next run audits the dead run's write of ``value`` (``action``) under its id; a third: nothing."""
+    stack.run()
+    entries = [e for e in stack.audit(oid) if e["action"] == action]
     assert len(entries) == 1
     (entry,) = entries
     assert entry["success"] is True
-    assert entry["changes"]["next_steps"]["new"] == "Written before the run died"
-    assert entry["metadata"]["runId"] == failed.run_id  # audited under the run that wrote it
-    # and once: a third run adds nothing
-    sync_stack.run()
-    assert len([e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_OPPORTUNITY"]) == 1
+    assert entry["changes"]["next_steps"]["new"] == value
+    assert entry["metadata"]["runId"] == dead.run_id  # audited under the run that wrote it
+    stack.run()
+    assert len([e for e in stack.audit(oid) if e["action"] == action]) == 1
+
+
+def _dies(message: str) -> Any:
+    """A replacement for a step's function that raises: the worker lost at that point."""
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(message)
+
+    return dies
 
 
 # 7 -------------------------------------------------------------------------------------------------
@@ -230,25 +245,13 @@ def test_hubspot_writes_of_a_run_that_died_at_commit_are_audited_once_by_the_nex
     oid = editable(sync_stack, ids)[0]
     set_pc(sync_stack, oid, {"next_steps": "Edited in the console"})
     with monkeypatch.context() as mp:
-
-        def dies(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError("worker lost during commit")
-
-        mp.setattr(cosell_sync.commit, "write_commit", dies)
+        mp.setattr(cosell_sync.commit, "write_commit", _dies("worker lost during commit"))
         failed = sync_stack.run(expect="failed")
     # HubSpot holds the value, and no audit entry says so yet.
     assert canonical_hs(sync_stack, oid)["next_steps"] == "Edited in the console"
     assert not [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
 
-    sync_stack.run()
-    entries = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
-    assert len(entries) == 1
-    (entry,) = entries
-    assert entry["success"] is True
-    assert entry["changes"]["next_steps"]["new"] == "Edited in the console"
-    assert entry["metadata"]["runId"] == failed.run_id  # under the run that wrote it
-    sync_stack.run()
-    assert len([e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]) == 1
+    _audited_once_by_the_next_runs(sync_stack, oid, "UPDATE_DEAL", "Edited in the console", failed)
 
 
 # 4c ------------------------------------------------------------------------------------------------
@@ -259,12 +262,8 @@ def test_deals_created_by_a_load_that_died_mid_apply_are_audited_once_and_not_cr
 
     ids = sync_stack.pc_control("seed", {"opportunities": 3, "seed": 11, "catalog": "AWS"})["opportunity_ids"]
     with monkeypatch.context() as mp:
-
-        def dies(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError("worker lost after the deals were created")
-
         # apply_hubspot dies after its creates, before it stores its results: the journal holds its intent.
-        mp.setattr(HubSpotWriter, "write_notes", dies)
+        mp.setattr(HubSpotWriter, "write_notes", _dies("worker lost after the deals were created"))
         failed = sync_stack.run(expect="failed")
     assert hubspot_total(sync_stack, "deals") == 3
     assert not [e for oid in ids for e in sync_stack.audit(oid) if e["action"] == "CREATE_DEAL"]

@@ -137,3 +137,34 @@ def test_task_body_names_both_values_and_times_and_the_announcement_none() -> No
     assert message["conflictType"] == "REJECTED_VALUE"
     assert "<b>x</b>" not in str(message)
     assert "Partner Central text" not in str(message)
+
+
+def test_an_announcement_that_failed_is_sent_by_the_next_run_once(store: ConflictStore) -> None:
+    from types import SimpleNamespace
+
+    from cosell_sync.apply import _announce
+
+    [failed] = store.open([conflict()], run_id="run-1")
+    # A conflict opened before the topic existed (another run, never tried): not announced later.
+    store.open([conflict(opportunity_id="O0", deal_id="0")], run_id="run-0")
+    sent: list[str] = []
+
+    def down(message: dict[str, Any]) -> str:
+        raise ConnectionError("topic unreachable")
+
+    def up(message: dict[str, Any]) -> str:
+        sent.append(message["conflictId"])
+        return f"m-{len(sent)}"
+
+    assert _announce(SimpleNamespace(announce=down, conflicts=store), "run-1") == 0
+    item = store.get(failed["conflict_id"])
+    assert item["announce_error"] == "ConnectionError"
+    assert not item.get("announced_at")
+
+    # The next run opened nothing: it still sends the one that failed, and only that one.
+    assert _announce(SimpleNamespace(announce=up, conflicts=store), "run-2") == 1
+    assert sent == [failed["conflict_id"]]
+    assert store.get(failed["conflict_id"])["announcement_id"] == "m-1"
+    # and once
+    assert _announce(SimpleNamespace(announce=up, conflicts=store), "run-3") == 0
+    assert sent == [failed["conflict_id"]]
