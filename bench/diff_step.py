@@ -102,8 +102,20 @@ def _rss_mib() -> float:
 
 
 def _peak_mib() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak RSS (MiB): ``VmHWM`` of ``/proc/self/status``.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries the parent's high-water mark across ``fork``/``exec``
+    into it, so a step started from the bench (about 0.7-0.9 GiB by then) reported the bench's size, not
+    its own (every step showed the same figure). ``VmHWM`` belongs to the process's own address space.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux; no /proc elsewhere
 
 
 def prepare(n: int, workdir: Path) -> dict[str, Any]:

@@ -324,8 +324,20 @@ def apply_hubspot(
         return {"key": None, "dry_run": True, "counts": {}}
     cfg = env.config
     gw = HubSpotGateway(env.hubspot)
-    # Journaled before the first write: if the run dies before its commit, the next commit audits these
-    # writes from the plan (and from the results, once stored) under this run's id (commit.py).
+
+    def marker(name: str) -> str:
+        return run_key(run["catalog"], run["run_id"], f"{name}_done.json")
+
+    writer = HubSpotWriter(
+        cfg,
+        gw,
+        Checkpoints(env.snapshots, {"notes": marker("notes")}),
+    )
+    link = cfg.link_property
+    plan = load_plan(env, planned)
+    # Journaled before the first write, once the plan is known current (a stale task writes nothing): if
+    # the run dies before its commit, the next commit audits these writes from the plan (and from the
+    # results, once stored) under this run's id (commit.py).
     journal_key = (
         env.journal.begin(
             run["run_id"],
@@ -339,17 +351,6 @@ def apply_hubspot(
         if env.journal is not None
         else None
     )
-
-    def marker(name: str) -> str:
-        return run_key(run["catalog"], run["run_id"], f"{name}_done.json")
-
-    writer = HubSpotWriter(
-        cfg,
-        gw,
-        Checkpoints(env.snapshots, {"notes": marker("notes")}),
-    )
-    link = cfg.link_property
-    plan = load_plan(env, planned)
     pc_results = env.snapshots.get_json(pc_applied["key"]) if pc_applied.get("key") else {}
     hs = env.snapshots.get_frame(plan.sources["hubspot"]).to_dict("index")
     pc = env.snapshots.get_frame(plan.sources["partner_central"])

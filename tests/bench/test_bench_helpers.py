@@ -100,3 +100,17 @@ def test_emulator_seed_speed_is_a_bench_figure() -> None:
     assert result.goal == f"<= {GOAL_S:g}"
     assert result.value is not None
     assert result.value >= 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="Linux /proc only")
+def test_a_step_started_from_a_large_bench_reports_its_own_peak_rss() -> None:
+    """The diff step's peak RSS is the step's own, not the bench process's that started it."""
+    import subprocess
+    import sys
+
+    held = bytearray(400 * 2**20)
+    held[::4096] = b"\x01" * len(held[::4096])  # touched: resident in this (the parent) process
+    code = "from bench.diff_step import _peak_mib; print(_peak_mib())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    del held
+    assert float(out.stdout.strip()) < 200  # a bare interpreter with pandas' import cost, not the 400 MiB
