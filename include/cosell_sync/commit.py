@@ -741,9 +741,9 @@ def hubspot_journal_entries(
     The run's ``HUBSPOT_WRITES`` journal entry names its plan and, once ``apply_hubspot`` finished, its
     results: the entries are then exactly those the dead run's commit would have written (same keys, same
     content: a commit that died half-way through its audit adds no copy). An ``apply_hubspot`` that died
-    during its writes left no results: each deal update and create of its plan is judged against HubSpot
-    as this run read it (every planned value there: applied; else failed with ``OUTCOME_UNKNOWN``, and
-    the record is diffed again like any other).
+    during its writes left no results: each deal update and create of its plan that HubSpot shows, as
+    this run read it, is audited as applied (every planned value there); the others were not made as far
+    as HubSpot shows, and this run diffs those records again like any other.
 
     Args:
         env: clients and stores (the dead run's plan, snapshots and results are read from S3).
@@ -797,33 +797,25 @@ def hubspot_journal_entries(
 
 
 def _judged_by_hubspot(entry: AuditEntry, ci: CommitInputs, item: dict[str, Any]) -> AuditEntry | None:
-    """A dead ``apply_hubspot``'s planned write, judged against HubSpot as this run read it."""
+    """A dead ``apply_hubspot``'s planned write, if HubSpot (as this run read it) shows it was made.
+
+    A planned write HubSpot does not show was not made as far as anyone can tell (the run may have died
+    before it): no entry, since this run diffs the record again and audits its own write of it.
+    """
     oid = entry.opportunity_id
     now = ci.hs.get(oid) if oid else None
+    if now is None:
+        return None
     if entry.action == AuditAction.CREATE_DEAL:
-        success = now is not None  # the deal the upsert made is linked to the opportunity
-        deal_id = ci.deal_of(oid) if oid else None
-    elif entry.action == AuditAction.UPDATE_DEAL:
-        success = now is not None and all(clean(now.get(f)) == c.new for f, c in entry.changes.items())
+        deal_id = ci.deal_of(oid) if oid else None  # the deal the upsert made, linked to the opportunity
+    elif entry.action == AuditAction.UPDATE_DEAL and all(
+        clean(now.get(f)) == c.new for f, c in entry.changes.items()
+    ):
         deal_id = entry.deal_id
     else:
-        return None  # other HubSpot writes are only known from the results the run did not store
-    error = (
-        None
-        if success
-        else {
-            "code": "OUTCOME_UNKNOWN",
-            "message": "the run died during its HubSpot writes; the record is compared again by the next run",
-        }
-    )
-    metadata = {
-        **entry.metadata,
-        "journalStatus": item.get("status"),
-        "auditedByRun": ci.run["run_id"],
-    }
-    return entry.model_copy(
-        update={"success": success, "error": error, "deal_id": deal_id, "metadata": metadata}
-    )
+        return None  # not shown, or a write only the results the run did not store could tell
+    metadata = {**entry.metadata, "journalStatus": item.get("status"), "auditedByRun": ci.run["run_id"]}
+    return entry.model_copy(update={"success": True, "error": None, "deal_id": deal_id, "metadata": metadata})
 
 
 # ---------------------------------------------------------------------------------------------------
