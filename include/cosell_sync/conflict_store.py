@@ -389,16 +389,19 @@ class ConflictStore:
     def _set_if_current(self, conflict_id: str, values: dict[str, Any]) -> None:
         """Set attributes on the conflict's item while it holds ``conflict_id`` (a replaced one: no-op)."""
         current = self.get(conflict_id)
-        names = {f"#a{i}": name for i, name in enumerate(values)}
+        numbered = list(enumerate(values.items()))
         try:
             self.ddb.update_item(
                 TableName=self.table,
                 Key=self._key(current["opportunity_id"], current["field"]),
-                UpdateExpression="SET " + ", ".join(f"{n} = :v{n[2:]}" for n in names),
+                UpdateExpression="SET " + ", ".join(f"#a{i} = :v{i}" for i, _ in numbered),
                 ConditionExpression="#cid = :cid",
-                ExpressionAttributeNames={**names, "#cid": "conflict_id"},
+                ExpressionAttributeNames={
+                    **{f"#a{i}": name for i, (name, _) in numbered},
+                    "#cid": "conflict_id",
+                },
                 ExpressionAttributeValues={
-                    **{f":v{i}": to_value(v) for i, v in enumerate(values.values())},
+                    **{f":v{i}": to_value(value) for i, (_, value) in numbered},
                     ":cid": {"S": conflict_id},
                 },
             )
