@@ -166,6 +166,15 @@ class SyncStack:
             opportunity_id, limit=500
         )
 
+    def retry_items(self) -> list[dict[str, Any]]:
+        """The items of the catalog's retry queue (``opportunity_id`` None: a deal not yet linked)."""
+        from cosell_sync.config import load_config
+        from cosell_sync.state import RetryQueue
+
+        cfg = load_config()
+        queue = RetryQueue(self.aws("dynamodb"), cfg.storage.state_table, self.catalog)
+        return queue.list()
+
     # -- HubSpot helpers ----------------------------------------------------------------------------
     def deal_by_opportunity(self, opportunity_id: str, properties: list[str] | None = None) -> dict[str, Any]:
         r = requests.post(

@@ -37,15 +37,6 @@ def _assign_entries(stack: Any, oid: str) -> list[dict[str, Any]]:
     return [e for e in stack.audit(oid) if e["action"] == "ASSIGN_OPPORTUNITY"]
 
 
-def _retry_items(stack: Any) -> dict[str, dict[str, Any]]:
-    from cosell_sync.config import load_config
-    from cosell_sync.state import RetryQueue
-
-    cfg = load_config()
-    queue = RetryQueue(stack.aws("dynamodb"), cfg.storage.state_table, "AWS")
-    return {str(i.get("opportunity_id")): i for i in queue.list()}
-
-
 def test_an_owner_change_reaches_partner_central_once_and_a_bad_email_fails_only_its_deal(
     sync_stack: Any,
 ) -> None:
@@ -82,7 +73,8 @@ def test_an_owner_change_reaches_partner_central_once_and_a_bad_email_fails_only
     assert not bad.get("aws_assigned_partner_user")
     [failed] = _assign_entries(sync_stack, bad_oid)
     assert failed["success"] is False
-    assert _retry_items(sync_stack)[bad_oid]["reason"] == "ASSIGN_FAILED"
+    [queued] = [i for i in sync_stack.retry_items() if i.get("opportunity_id") == bad_oid]
+    assert queued["reason"] == "ASSIGN_FAILED"
     # Untouched deals are not assigned; one AssignOpportunity in all, owners read once.
     assert _owner_of(sync_stack, other_oid) == untouched
     pc_calls, hs_calls = sync_stack.calls()

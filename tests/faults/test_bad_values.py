@@ -69,14 +69,6 @@ def _set_raw(stack: Any, oid: str, obj: str, props: dict[str, str]) -> None:
     assert r.status_code == 200, r.text[:300]
 
 
-def _retry_items(stack: Any) -> list[dict[str, Any]]:
-    from cosell_sync.config import load_config
-    from cosell_sync.state import RetryQueue
-
-    cfg = load_config()
-    return RetryQueue(stack.aws("dynamodb"), cfg.storage.state_table, "AWS").list()
-
-
 def _leaks(value: str, text: str) -> bool:
     """Whether ``value`` (or, for a long one, its first 40 characters) stands in ``text`` as a token.
 
@@ -123,7 +115,7 @@ def test_bad_values_are_per_record_errors_and_never_leak(
     report = sync_stack.report(run)
     captured = capfd.readouterr()
     logs = "\n".join([caplog.text, captured.out, captured.err])
-    retry = _retry_items(sync_stack)
+    retry = sync_stack.retry_items()
     retry_by_oid = {str(i.get("opportunity_id")): i for i in retry}
 
     sync_errors: dict[str, str] = {}

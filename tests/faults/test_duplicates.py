@@ -158,9 +158,9 @@ def test_new_deals_get_one_company_each_though_the_create_answered_5xx_and_the_t
 def test_a_write_is_audited_though_its_run_died_before_commit(sync_stack: Any, monkeypatch: Any) -> None:
     _no_hubspot_retries(monkeypatch)
     ids = synced_book(sync_stack, opportunities=4)
-    oid = editable(sync_stack, ids)[0]
+    oid, other = editable(sync_stack, ids)[:2]
     set_hs(sync_stack, oid, {"next_steps": "Written before the run died"})
-    set_pc(sync_stack, editable(sync_stack, ids)[1], {"next_steps": "Makes apply_hubspot write"})
+    set_pc(sync_stack, other, {"next_steps": "Makes apply_hubspot write"})
     # apply_hubspot dies after the Partner Central write (HubSpot is down for the whole task).
     sync_stack.hs_control(
         "faults", {"endpoint_faults": {"POST /crm/v3/objects/deals/batch/update": {"times": 5}}}
@@ -173,6 +173,10 @@ def test_a_write_is_audited_though_its_run_died_before_commit(sync_stack: Any, m
     _audited_once_by_the_next_runs(
         sync_stack, oid, "UPDATE_OPPORTUNITY", "Written before the run died", failed
     )
+    # The write the dead run could not make is not lost: a later run made it, once, and audited it.
+    assert canonical_hs(sync_stack, other)["next_steps"] == "Makes apply_hubspot write"
+    assert len([e for e in sync_stack.audit(other) if e["action"] == "UPDATE_DEAL"]) == 1
+    assert not [i for i in sync_stack.retry_items() if i.get("opportunity_id") == other]
 
 
 def _audited_once_by_the_next_runs(stack: Any, oid: str, action: str, value: str, dead: Any) -> None:
@@ -184,6 +188,8 @@ def _audited_once_by_the_next_runs(stack: Any, oid: str, action: str, value: str
     assert entry["success"] is True
     assert entry["changes"]["next_steps"]["new"] == value
     assert entry["metadata"]["runId"] == dead.run_id  # audited under the run that wrote it
+    # Settled: nothing of the record waits for a retry (the dead run's commit queued nothing either).
+    assert not [i for i in stack.retry_items() if i.get("opportunity_id") == oid]
     stack.run()
     assert len([e for e in stack.audit(oid) if e["action"] == action]) == 1
 
@@ -279,5 +285,6 @@ def test_deals_created_by_a_load_that_died_mid_apply_are_audited_once_and_not_cr
         assert entry["metadata"]["runId"] == failed.run_id
         assert entry["metadata"]["journalStatus"] == "INTENT"
         assert entry["metadata"]["auditedByRun"] == second.run_id
+    assert not [i for i in sync_stack.retry_items() if i.get("opportunity_id") in ids]
     sync_stack.run()
     assert sum(len([e for e in sync_stack.audit(oid) if e["action"] == "CREATE_DEAL"]) for oid in ids) == 3
