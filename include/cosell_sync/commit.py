@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.common import AuditAction, Direction, Side, clean, parse_ts, ts_key
+from cosell_sync.common import CONTACT, AuditAction, Direction, Side, clean, parse_ts, ts_key
 from cosell_sync.conflicts import conflict_id
 from cosell_sync.deal_contacts import AGREED_COLUMN, member_of_field
 from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, HUBSPOT_WRITES, INTENT
@@ -793,7 +793,64 @@ def hubspot_journal_entries(
                 if entry is None:
                     continue
             out.append(entry)
+        if not finished and dead.plan.contacts_to_hubspot:
+            out += _other_contacts_judged_by_hubspot(env, dead, ci, item)
     return out
+
+
+def _other_contacts_judged_by_hubspot(
+    env: SyncEnv, dead: CommitInputs, ci: CommitInputs, item: dict[str, Any]
+) -> list[AuditEntry]:
+    """``UPDATE_CONTACT`` entries of a dead ``apply_hubspot``: the other contacts HubSpot shows written.
+
+    Which other contacts the dead run wrote is known only from the results it never stored, and this
+    run's extract does not read other contacts' values: they are read here (by e-mail, 100 per call, only
+    when a dead run had planned such writes). A contact holding every value the dead plan meant for it
+    was written; the entries are those the dead commit would have written for these contacts.
+    """
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.mapping import changes_to_hubspot
+
+    planned = dead.plan.contacts_to_hubspot
+    props: dict[tuple[str, str], dict[str, str]] = {}
+    for oid, per_email in planned.items():
+        for email, changes in per_email.items():
+            try:
+                props[(oid, email)] = changes_to_hubspot(changes, ci.cfg).get(CONTACT.name, {})
+            except (KeyError, ValueError) as err:  # a field no longer mapped, or no longer a HubSpot one
+                # The error's type only: a transform error may quote the value.
+                log.warning(
+                    "HubSpot writes of dead run %s, opportunity %s: a planned contact write cannot be "
+                    "judged (%s); not audited",
+                    item.get("run_id"),
+                    oid,
+                    type(err).__name__,
+                )
+    names = sorted({p for values in props.values() for p in values} | {"email"})
+    emails = sorted({email for _, email in props})
+    found, _ = HubSpotGateway(env.hubspot).batch_read(CONTACT.plural, emails, names, id_property="email")
+    current = {
+        str(o["properties"]["email"]).casefold(): o for o in found if (o.get("properties") or {}).get("email")
+    }
+    written: dict[str, list[str]] = {}
+    contact_ids: dict[str, dict[str, str]] = {}
+    for (oid, email), values in props.items():
+        contact = current.get(email)
+        now = (contact or {}).get("properties") or {}
+        if contact is None or not values or any(clean(now.get(p)) != clean(v) for p, v in values.items()):
+            continue  # not shown: not written as far as anyone can tell; this run diffs it again
+        written.setdefault(oid, []).append(email)
+        position = str(dead.plan.contact_positions.get(oid, {}).get(email))
+        contact_ids.setdefault(oid, {})[f"contact {position}"] = str(contact["id"])
+    if not written:
+        return []
+    shown = replace(dead, hs_res={"other_contacts_written": written, "other_contact_ids": contact_ids})
+    metadata = {"journalStatus": item.get("status"), "auditedByRun": ci.run["run_id"]}
+    return [
+        e.model_copy(update={"metadata": {**e.metadata, **metadata}})
+        for e in audit_entries(shown)
+        if e.action == AuditAction.UPDATE_CONTACT and e.opportunity_id in written
+    ]
 
 
 def _judged_by_hubspot(entry: AuditEntry, ci: CommitInputs, item: dict[str, Any]) -> AuditEntry | None:

@@ -241,3 +241,50 @@ def test_a_rollback_of_that_run_restores_the_hubspot_contact_and_the_opportunity
     # Rolled back again: nothing left to restore (the contact no longer holds the run's value).
     again = sync_stack.run("cosell_rollback", conf={"run_id": undone.run_id})
     assert xcom(again, "rollback")["other_contacts"][oid]["restore"] == []
+
+
+def test_an_other_contact_written_by_a_run_that_died_mid_apply_is_audited_once(
+    sync_stack: Any, monkeypatch: Any
+) -> None:
+    """``apply_hubspot`` dies after writing Olga's contact and before it stores its results.
+
+    The dead run's commit never ran and its results are gone; the next run finds the contact holding the
+    values the dead plan meant for it and audits the write under the dead run's id, once.
+    """
+    from cosell_sync.writers.hubspot import HubSpotWriter
+
+    def dies(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("worker lost after the contact writes")
+
+    deal_id, ids = deal_with_three_contacts(sync_stack)
+    sync_stack.run()
+    listed = sync_stack.pc.list_opportunities(Catalog="AWS", MaxResults=100)["OpportunitySummaries"]
+    oid = next(s["Id"] for s in listed if s.get("PartnerOpportunityIdentifier") == deal_id)
+    _console_edit(
+        sync_stack,
+        oid,
+        "olga.oldest@customer.example",
+        {"BusinessTitle": "Head of Data", "Phone": "+14155550123"},
+    )
+    with monkeypatch.context() as mp:
+        mp.setattr(HubSpotWriter, "write_notes", dies)
+        dead = sync_stack.run(expect="failed")
+    written = _hs_contact(sync_stack, ids["oldest"])
+    assert (written["jobtitle"], written["phone"]) == ("Head of Data", "+14155550123")
+    assert not [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_CONTACT"]
+
+    sync_stack.reset_calls()
+    second = sync_stack.run()
+    [entry] = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_CONTACT"]
+    assert entry["success"]
+    assert entry["metadata"]["runId"] == dead.run_id
+    assert entry["metadata"]["journalStatus"] == "INTENT"
+    assert entry["metadata"]["auditedByRun"] == second.run_id
+    assert entry["changes"]["contact_job_title (contact 2)"] == {"old": "Buyer", "new": "Head of Data"}
+    assert entry["changes"]["contact_phone (contact 2)"]["new"] == "+14155550123"
+    assert entry["metadata"]["contactIds"] == {"contact 2": ids["oldest"]}
+    assert writes(sync_stack) == ({}, [])  # judged from one read: nothing written again
+    assert not [i for i in sync_stack.retry_items() if i.get("opportunity_id") == oid]
+
+    sync_stack.run()
+    assert len([e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_CONTACT"]) == 1
