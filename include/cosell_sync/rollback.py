@@ -33,9 +33,10 @@ its value over to the other side like a person's edit (review-state gating and c
 apply; a field that also changed on the other side meanwhile is a conflict). A field the sync never
 carries that way (a one-way field owned by the other side) is skipped, since the next run would undo it.
 
-A run rollback also restores the HubSpot contacts the run wrote from other contacts edited in Partner
-Central (``UPDATE_CONTACT`` entries; :func:`_restore_other_contacts`), unless ``systems`` is
-``partner_central``; the opportunity follows at the next reconcile.
+Both also restore the HubSpot contacts the sync wrote from other contacts edited in Partner Central
+(``UPDATE_CONTACT`` entries; :func:`_restore_other_contacts`): a run rollback the values before that run,
+a rollback to a point in time the values before the sync's first write of each contact field after it.
+Not when ``systems`` is ``partner_central``; the opportunity follows at the next reconcile.
 
 A dry run writes nothing and returns the plan. Otherwise Partner Central is written first (one merged
 UpdateOpportunity under the optimistic lock, re-gated on the fresh read), then HubSpot (one batch per
@@ -57,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 from cosell_sync.audit import ValueNotKept
 from cosell_sync.common import COMPANY, CONTACT, DEAL, AuditAction, Direction, Side, clean, ts_key
 from cosell_sync.errors import NotFoundError, ParamError, SyncError
+from cosell_sync.storage import utc_iso
 
 if TYPE_CHECKING:
     from cosell_sync.config import SyncConfig
@@ -629,9 +631,14 @@ def rollback(
         meta={"targetTimestamp": target_key},
     )
     _commit_rows(env, [row], run_id)
+    contacts = (
+        _restore_other_contacts(env, call, set(names), opportunity_id=opportunity_id, target=when)
+        if systems != "partner_central"
+        else {}
+    )
     if errors:
         raise errors[0]
-    return {**result, "target_timestamp": target_key}
+    return {**result, "target_timestamp": target_key, "other_contacts": contacts}
 
 
 def resolve_deal(env: SyncEnv, deal_id: str) -> str:
@@ -817,7 +824,11 @@ def rollback_run(
         if errs:
             failed[oid] = errs[0].to_dict()
     _commit_rows(env, rows, run_id)
-    contacts = _restore_other_contacts(env, call, sync_run_id, wanted) if systems != "partner_central" else {}
+    contacts = (
+        _restore_other_contacts(env, call, wanted, sync_run_id=sync_run_id)
+        if systems != "partner_central"
+        else {}
+    )
     written = sum(len(r["written"][PC]) + len(r["written"][HS]) for r in records.values())
     log.info(
         "Rollback of run %s%s: %d record(s) planned, %d field write(s), %d record(s) failed, "
@@ -847,15 +858,69 @@ def rollback_run(
 _CONTACT_KEY = re.compile(r"^(?P<field>\w+) \(contact (?P<position>\d+)\)$")
 
 
-def _restore_other_contacts(
-    env: SyncEnv, call: _Call, sync_run_id: str, wanted: set[str]
-) -> dict[str, dict[str, Any]]:
-    """Undo the run's writes to other contacts' HubSpot contacts (``UPDATE_CONTACT`` entries).
+def _position_of(key: str) -> str:
+    """``contact 3`` of the audit key ``contact_job_title (contact 3)``."""
+    found = _CONTACT_KEY.match(key)
+    return f"contact {found['position']}" if found else key
 
-    Each value is restored on the HubSpot contact the entry names (``metadata.contactIds``) unless the
-    contact changed again since (``CHANGED_SINCE_RUN``). The opportunity follows at the next reconcile:
-    its deal's contacts changed in HubSpot and are sent, like a person's edit. One ``ROLLBACK_CONTACT``
-    audit entry per record.
+
+def _contact_writes(
+    env: SyncEnv,
+    oid: str,
+    wanted: set[str],
+    *,
+    run_id: str | None = None,
+    since: datetime | None = None,
+) -> list[tuple[str, str, str, str, Any, Any]]:
+    """The sync's successful writes of one record's other contacts, as what a rollback restores.
+
+    ``run_id``: that run's ``UPDATE_CONTACT`` entries. ``since``: every ``UPDATE_CONTACT`` and
+    ``ROLLBACK_CONTACT`` entry of a run after that time, folded per contact field: the value before the
+    first (the one at ``since``) and the value after the last (what the contact should still hold).
+
+    Returns:
+        ``(opportunity id, audit key, field, HubSpot contact id, value to restore, value expected now)``.
+    """
+    wanted_run = run_id.replace("#", "_") if run_id else None
+    actions = {AuditAction.UPDATE_CONTACT} if run_id else {AuditAction.UPDATE_CONTACT, "ROLLBACK_CONTACT"}
+    history = env.audit.history(oid, limit=None, start=since)
+    folded: dict[tuple[str, str], list[Any]] = {}  # (contact id, key) -> [field, first old, last new]
+    for item in reversed(history):  # oldest first
+        meta = item.get("metadata") or {}
+        if item.get("action") not in actions or not item.get("success"):
+            continue
+        if wanted_run and str(meta.get("runId") or "").replace("#", "_") != wanted_run:
+            continue
+        if since is not None and str(item.get("SK") or "").split("#", 1)[0] <= utc_iso(since):
+            continue  # a run at the target itself: its writes are part of the state at the target
+        for key, change in (item.get("changes") or {}).items():
+            found = _CONTACT_KEY.match(key)
+            contact = (meta.get("contactIds") or {}).get(_position_of(key)) if found else None
+            if not found or not contact or found["field"] not in wanted:
+                continue
+            slot = folded.setdefault((str(contact), key), [found["field"], change.get("old"), None])
+            slot[2] = change.get("new")
+    return [(oid, key, f, contact, old, new) for (contact, key), (f, old, new) in folded.items()]
+
+
+def _restore_other_contacts(
+    env: SyncEnv,
+    call: _Call,
+    wanted: set[str],
+    *,
+    sync_run_id: str | None = None,
+    opportunity_id: str | None = None,
+    target: datetime | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Restore other contacts' HubSpot contacts the sync wrote (``UPDATE_CONTACT`` entries).
+
+    For a run (``sync_run_id``): the values before that run's writes. For a record at a point in time
+    (``opportunity_id`` and ``target``): the values before the first of the sync's writes (and rollbacks)
+    of each contact field after ``target``; a field the sync did not write since is not touched (its
+    value at ``target`` is not on the audit trail). Each value is restored on the HubSpot contact the
+    entry names (``metadata.contactIds``) unless the contact changed again since the sync's last write
+    (``CHANGED_SINCE_RUN``). The opportunity follows at the next reconcile: its deal's contacts changed in
+    HubSpot and are sent, like a person's edit. One ``ROLLBACK_CONTACT`` audit entry per record.
 
     Returns:
         Opportunity id -> ``{"restore": [keys], "skipped": {key: reason}}`` (``restore``: restored, or
@@ -866,28 +931,20 @@ def _restore_other_contacts(
     from cosell_sync.mapping import changes_to_hubspot
     from cosell_sync.transforms import TransformError, converters_for
 
-    frame = RunReport(env.snapshots, env.catalog, sync_run_id).read_changes()
-    if frame.empty or "action" not in frame.columns:
-        return {}
-    oids = sorted(
-        {str(o) for o in frame.loc[frame["action"] == AuditAction.UPDATE_CONTACT, "opportunity_id"]}
-    )
-    wanted_run = sync_run_id.replace("#", "_")
-    todo: list[tuple[str, str, str, str, Any, Any]] = []  # oid, key, field, contact id, old, new
-    for oid in oids:
-        for item in env.audit.history(oid, limit=None):
-            meta = item.get("metadata") or {}
-            if (
-                item.get("action") != AuditAction.UPDATE_CONTACT
-                or not item.get("success")
-                or str(meta.get("runId") or "").replace("#", "_") != wanted_run
-            ):
-                continue
-            for key, change in (item.get("changes") or {}).items():
-                found = _CONTACT_KEY.match(key)
-                target = (meta.get("contactIds") or {}).get(f"contact {found['position']}") if found else None
-                if found and target and found["field"] in wanted:
-                    todo.append((oid, key, found["field"], str(target), change.get("old"), change.get("new")))
+    if sync_run_id is not None:
+        frame = RunReport(env.snapshots, env.catalog, sync_run_id).read_changes()
+        if frame.empty or "action" not in frame.columns:
+            return {}
+        oids = sorted(
+            {str(o) for o in frame.loc[frame["action"] == AuditAction.UPDATE_CONTACT, "opportunity_id"]}
+        )
+        todo = [t for oid in oids for t in _contact_writes(env, oid, wanted, run_id=sync_run_id)]
+        about: dict[str, Any] = {"rolledBackRun": sync_run_id}
+    else:
+        if opportunity_id is None or target is None:
+            raise ValueError("a rollback of other contacts needs a run id, or a record and a point in time")
+        todo = _contact_writes(env, opportunity_id, wanted, since=target)
+        about = {"targetTimestamp": ts_key(target)}
     if not todo:
         return {}
     cfg = env.config
@@ -899,27 +956,31 @@ def _restore_other_contacts(
     out: dict[str, dict[str, Any]] = {}
     writes: dict[str, dict[str, str]] = {}
     audited: dict[str, dict[str, dict[str, Any]]] = {}
-    for oid, key, name, target, old, new in todo:
+    contact_ids: dict[str, dict[str, str]] = {}
+    for oid, key, name, contact, old, new in todo:
         result = out.setdefault(oid, {"restore": [], "skipped": {}})
         conv = convs[name]
         try:
-            held = conv.from_hubspot(now.get(target, {}).get(cfg.field(name).hubspot))
+            held = conv.from_hubspot(now.get(contact, {}).get(cfg.field(name).hubspot))
             restore = conv.from_partner_central(old)
         except TransformError as err:
             result["skipped"][key] = err.message
             continue
-        if target not in now:
+        if contact not in now:
             result["skipped"][key] = NO_HUBSPOT_OBJECT
+        elif held == restore:
+            continue  # already holds it (restored before): nothing to write
         elif held != clean(new):
-            result["skipped"][key] = CHANGED_SINCE_RUN  # a newer edit: not the run's value any more
+            result["skipped"][key] = CHANGED_SINCE_RUN  # a newer edit: not the sync's value any more
         else:
-            writes.setdefault(target, {}).update(changes_to_hubspot({name: restore}, cfg)[CONTACT.name])
+            writes.setdefault(contact, {}).update(changes_to_hubspot({name: restore}, cfg)[CONTACT.name])
             audited.setdefault(oid, {})[key] = {"old": held, "new": restore}
+            contact_ids.setdefault(oid, {})[_position_of(key)] = contact
             result["restore"].append(key)
     log.info(
-        "Rollback of run %s: %d other-contact value(s) to restore on HubSpot contacts%s; the opportunities "
+        "Rollback %s: %d other-contact value(s) to restore on HubSpot contacts%s; the opportunities "
         "follow at the next reconcile",
-        sync_run_id,
+        f"of run {sync_run_id}" if sync_run_id else f"of {opportunity_id} to {about['targetTimestamp']}",
         sum(len(r["restore"]) for r in out.values()),
         " (DRY RUN: nothing written)" if call.dry_run else "",
     )
@@ -930,9 +991,7 @@ def _restore_other_contacts(
         outcome = gw.batch_update(CONTACT.plural, writes)
         ok = not outcome.errors
         if not ok:
-            log.error(
-                "Rollback of run %s: HubSpot refused %d contact update(s)", sync_run_id, len(outcome.errors)
-            )
+            log.error("Rollback: HubSpot refused %d other-contact update(s)", len(outcome.errors))
     except SyncError as err:
         # Audited as failed (HubSpot may have applied it: a re-run finds the value and skips it), then raised.
         ok, error = False, err
@@ -950,7 +1009,13 @@ def _restore_other_contacts(
             success=ok,
             error=error.to_dict() if error else None,
             api_calls=["crm.objects.batch.update"],
-            metadata={"runId": call.run_id, "dagId": call.dag_id, "rolledBackRun": sync_run_id},
+            metadata={
+                "runId": call.run_id,
+                "dagId": call.dag_id,
+                **about,
+                # Where each value went, as UPDATE_CONTACT names it: a later rollback can follow this one.
+                "contactIds": contact_ids.get(oid) or {},
+            },
         )
         for oid, changes in audited.items()
     ]

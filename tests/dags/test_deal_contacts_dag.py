@@ -9,6 +9,7 @@ deal, an other contact's e-mail edited and a contact removed each reach the oppo
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -241,6 +242,44 @@ def test_a_rollback_of_that_run_restores_the_hubspot_contact_and_the_opportunity
     # Rolled back again: nothing left to restore (the contact no longer holds the run's value).
     again = sync_stack.run("cosell_rollback", conf={"run_id": undone.run_id})
     assert xcom(again, "rollback")["other_contacts"][oid]["restore"] == []
+
+
+def test_a_rollback_to_a_point_in_time_restores_the_other_contacts_the_sync_wrote_since(
+    sync_stack: Any,
+) -> None:
+    """``cosell_rollback`` by opportunity and time undoes the sync's later writes to an other contact."""
+    _, ids, oid, _ = _olga_edited_in_the_console(sync_stack)
+    [written] = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_CONTACT"]
+    # Just before the run that wrote Olga's contact (and after the one that created the opportunity).
+    written_at = datetime.fromisoformat(written["SK"].split("#", 1)[0])
+    target = (written_at - timedelta(milliseconds=1)).isoformat(timespec="milliseconds")
+    conf = {"opportunity_id": oid, "target_timestamp": target}
+
+    sync_stack.reset_calls()
+    dry = sync_stack.run("cosell_rollback", conf=conf)
+    assert writes(sync_stack) == ({}, [])
+    planned = xcom(dry, "rollback")["other_contacts"][oid]
+    assert sorted(planned["restore"]) == ["contact_job_title (contact 2)", "contact_phone (contact 2)"]
+
+    sync_stack.run("cosell_rollback", conf={**conf, "dry_run": False})
+    restored = _hs_contact(sync_stack, ids["oldest"])
+    assert (restored["jobtitle"], restored.get("phone") or None) == ("Buyer", None)
+    assert _hs_contact(sync_stack, ids["middle"])["jobtitle"] == "Buyer"  # not written by the sync: untouched
+    [entry] = [e for e in sync_stack.audit(oid) if e["action"] == "ROLLBACK_CONTACT"]
+    assert entry["changes"]["contact_job_title (contact 2)"] == {"old": "Head of Data", "new": "Buyer"}
+    assert entry["metadata"]["targetTimestamp"].startswith(target[:23])
+    assert entry["metadata"]["contactIds"] == {"contact 2": ids["oldest"]}
+
+    # The opportunity follows at the next reconcile; the same rollback again finds nothing to restore.
+    sync_stack.run()
+    contacts = sync_stack.pc.get_opportunity(Catalog="AWS", Identifier=oid)["Customer"]["Contacts"]
+    olga = next(c for c in contacts if c["Email"] == "olga.oldest@customer.example")
+    assert (olga.get("BusinessTitle"), olga.get("Phone")) == ("Buyer", None)
+    sync_stack.reset_calls()
+    again = sync_stack.run("cosell_rollback", conf={**conf, "dry_run": False})
+    assert writes(sync_stack) == ({}, [])
+    assert xcom(again, "rollback")["other_contacts"][oid]["restore"] == []
+    assert len([e for e in sync_stack.audit(oid) if e["action"] == "ROLLBACK_CONTACT"]) == 1
 
 
 def test_an_other_contact_written_by_a_run_that_died_mid_apply_is_audited_once(
