@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from cosell_sync.common import CONTACT, AuditAction, Direction, Side, clean, parse_ts, ts_key
+from cosell_sync.common import CONTACT, HUBSPOT_OBJECTS, AuditAction, Direction, Side, clean, parse_ts, ts_key
 from cosell_sync.conflicts import conflict_id
 from cosell_sync.deal_contacts import AGREED_COLUMN, member_of_field
 from cosell_sync.journal import APPLIED, BULK_CREATE_JOB, BULK_UPDATE_JOB, FAILED, HUBSPOT_WRITES, INTENT
@@ -785,17 +785,98 @@ def hubspot_journal_entries(
                 err,
             )
             continue
+        unshown: list[AuditEntry] = []
         for entry in entries:
             if entry.direction != Direction.TO_HUBSPOT:
                 continue  # Partner Central writes have journal entries of their own
             if not finished:
-                entry = _judged_by_hubspot(entry, ci, item)
-                if entry is None:
+                judged = _judged_by_hubspot(entry, ci, item)
+                if judged is None:
+                    if entry.action == AuditAction.UPDATE_DEAL:
+                        unshown.append(entry)
                     continue
+                entry = judged
             out.append(entry)
+        if unshown:
+            out += _judged_by_history(env, ci, item, unshown)
         if not finished and dead.plan.contacts_to_hubspot:
             out += _other_contacts_judged_by_hubspot(env, dead, ci, item)
     return out
+
+
+def _judged_by_history(
+    env: SyncEnv, ci: CommitInputs, item: dict[str, Any], entries: list[AuditEntry]
+) -> list[AuditEntry]:
+    """Dead ``apply_hubspot`` updates HubSpot no longer shows, judged by the properties' history.
+
+    A person may have changed a value again between the dead run's write and this run's read: the
+    value HubSpot holds is then the person's, and the dead run's write shows only in the property's
+    history. An update is audited when every field it planned was set to its planned value at or after
+    the dead ``apply_hubspot`` began (the journal entry's ``started_at``); one batch read with
+    ``propertiesWithHistory`` per object type and 100 objects, only for such updates.
+    """
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.transforms import TransformError, converters_for
+
+    began = parse_ts(item.get("started_at")) if item.get("started_at") else None
+    if began is None:
+        return []
+    convs = converters_for(ci.cfg)
+    targets: list[tuple[AuditEntry, list[tuple[str, str, str, str]]]] = []
+    props: dict[str, set[str]] = {}  # object type (plural) -> HubSpot properties
+    ids: dict[str, set[str]] = {}  # object type (plural) -> object ids
+    for entry in entries:
+        oid = entry.opportunity_id or ""
+        where: list[tuple[str, str, str, str]] = []  # field, object type, object id, property
+        for name in entry.changes:
+            try:
+                mapped = ci.cfg.field(name)
+            except KeyError:
+                break  # a field no longer mapped: cannot be judged
+            obj = HUBSPOT_OBJECTS[mapped.object]
+            object_id = clean((ci.hs.get(oid) or {}).get(obj.frame_column)) or ci.base_value(
+                oid, obj.baseline_column
+            )
+            if not object_id:
+                break
+            where.append((name, obj.plural, str(object_id), mapped.hubspot))
+        else:
+            targets.append((entry, where))
+            for _, plural, object_id, prop in where:
+                props.setdefault(plural, set()).add(prop)
+                ids.setdefault(plural, set()).add(object_id)
+    gw = HubSpotGateway(env.hubspot)
+    history: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for plural, object_ids in ids.items():
+        names = sorted(props[plural])
+        found, _ = gw.batch_read(plural, object_ids, names, history=names)
+        for o in found:
+            history[(plural, str(o["id"]))] = o.get("propertiesWithHistory") or {}
+
+    def set_since(entry: AuditEntry, name: str, plural: str, object_id: str, prop: str) -> bool:
+        for past in history.get((plural, object_id), {}).get(prop) or []:
+            try:
+                at = parse_ts(past.get("timestamp"))
+                value = convs[name].from_hubspot(past.get("value"))
+            except (TransformError, TypeError, ValueError):
+                continue
+            if at is not None and at >= began and clean(value) == clean(entry.changes[name].new):
+                return True
+        return False
+
+    return [
+        _audited_as_applied(entry, ci, item, entry.deal_id)
+        for entry, where in targets
+        if where and all(set_since(entry, *w) for w in where)
+    ]
+
+
+def _audited_as_applied(
+    entry: AuditEntry, ci: CommitInputs, item: dict[str, Any], deal_id: str | None
+) -> AuditEntry:
+    """A dead run's planned write as applied, marked as judged by this run (``journalStatus``)."""
+    metadata = {**entry.metadata, "journalStatus": item.get("status"), "auditedByRun": ci.run["run_id"]}
+    return entry.model_copy(update={"success": True, "error": None, "deal_id": deal_id, "metadata": metadata})
 
 
 def _other_contacts_judged_by_hubspot(
@@ -845,9 +926,8 @@ def _other_contacts_judged_by_hubspot(
     if not written:
         return []
     shown = replace(dead, hs_res={"other_contacts_written": written, "other_contact_ids": contact_ids})
-    metadata = {"journalStatus": item.get("status"), "auditedByRun": ci.run["run_id"]}
     return [
-        e.model_copy(update={"metadata": {**e.metadata, **metadata}})
+        _audited_as_applied(e, ci, item, e.deal_id)
         for e in audit_entries(shown)
         if e.action == AuditAction.UPDATE_CONTACT and e.opportunity_id in written
     ]
@@ -871,8 +951,7 @@ def _judged_by_hubspot(entry: AuditEntry, ci: CommitInputs, item: dict[str, Any]
         deal_id = entry.deal_id
     else:
         return None  # not shown, or a write only the results the run did not store could tell
-    metadata = {**entry.metadata, "journalStatus": item.get("status"), "auditedByRun": ci.run["run_id"]}
-    return entry.model_copy(update={"success": True, "error": None, "deal_id": deal_id, "metadata": metadata})
+    return _audited_as_applied(entry, ci, item, deal_id)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -275,9 +275,17 @@ class HubSpotGateway:
         return self._raw(f"search:{object_type}", search_api.do_search, public_object_search_request=body)
 
     def batch_read(
-        self, object_type: str, ids: Iterable[str], properties: list[str], id_property: str | None = None
+        self,
+        object_type: str,
+        ids: Iterable[str],
+        properties: list[str],
+        id_property: str | None = None,
+        history: list[str] | None = None,
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Read objects by id (or by a unique ``id_property``), 100 per call; returns (found, errors)."""
+        """Read objects by id (or by a unique ``id_property``), 100 per call; returns (found, errors).
+
+        ``history`` names properties whose past values come back too (``propertiesWithHistory``).
+        """
         batch_api = self._objects(object_type).batch_api
         found: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
@@ -286,6 +294,8 @@ class HubSpotGateway:
             body: dict[str, Any] = {"inputs": [{"id": i} for i in chunk], "properties": properties}
             if id_property:
                 body["idProperty"] = id_property
+            if history:
+                body["propertiesWithHistory"] = history
             return self._raw(
                 f"batch_read:{object_type}", batch_api.read, batch_read_input_simple_public_object_id=body
             )

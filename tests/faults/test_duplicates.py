@@ -288,3 +288,36 @@ def test_deals_created_by_a_load_that_died_mid_apply_are_audited_once_and_not_cr
     assert not [i for i in sync_stack.retry_items() if i.get("opportunity_id") in ids]
     sync_stack.run()
     assert sum(len([e for e in sync_stack.audit(oid) if e["action"] == "CREATE_DEAL"]) for oid in ids) == 3
+
+
+# 4d ------------------------------------------------------------------------------------------------
+def test_a_dead_runs_deal_update_a_person_changed_again_is_audited_from_hubspots_history(
+    sync_stack: Any, monkeypatch: Any
+) -> None:
+    """``apply_hubspot`` dies after its deal updates; a person edits the same field before the next run.
+
+    HubSpot no longer holds the dead run's value, only its history does: the next run audits the dead
+    run's write from there (once), and the person's edit is handled like any edit.
+    """
+    from cosell_sync.writers.hubspot import HubSpotWriter
+
+    ids = synced_book(sync_stack, opportunities=4)
+    oid = editable(sync_stack, ids)[0]
+    set_pc(sync_stack, oid, {"next_steps": "Edited in the console"})
+    with monkeypatch.context() as mp:
+        mp.setattr(HubSpotWriter, "write_notes", _dies("worker lost after the deal updates"))
+        failed = sync_stack.run(expect="failed")
+    assert canonical_hs(sync_stack, oid)["next_steps"] == "Edited in the console"
+    set_hs(sync_stack, oid, {"next_steps": "A person's newer text"})
+
+    second = sync_stack.run()
+    updates = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
+    dead = [e for e in updates if e["metadata"]["runId"] == failed.run_id]
+    assert len(dead) == 1, updates
+    assert dead[0]["success"] is True
+    assert dead[0]["changes"]["next_steps"]["new"] == "Edited in the console"
+    assert dead[0]["metadata"]["journalStatus"] == "INTENT"
+    assert dead[0]["metadata"]["auditedByRun"] == second.run_id
+    sync_stack.run()
+    again = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
+    assert len([e for e in again if e["metadata"]["runId"] == failed.run_id]) == 1
