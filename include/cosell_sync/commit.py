@@ -811,15 +811,20 @@ def _judged_by_history(
 
     A person may have changed a value again between the dead run's write and this run's read: the
     value HubSpot holds is then the person's, and the dead run's write shows only in the property's
-    history. An update is audited when every field it planned was set to its planned value at or after
-    the dead ``apply_hubspot`` began (the journal entry's ``started_at``); one batch read with
+    history. An update is audited when every field it planned was set to its planned value after the
+    dead ``apply_hubspot`` began (the journal entry's ``started_at``) and before this run started (a
+    later setting is this run's own write, or an edit made since); one batch read with
     ``propertiesWithHistory`` per object type and 100 objects, only for such updates.
     """
     from cosell_sync.hubspot_api import HubSpotGateway
     from cosell_sync.transforms import TransformError, converters_for
 
     began = parse_ts(item.get("started_at")) if item.get("started_at") else None
-    if began is None:
+    # Up to this run's start: the dead run's writes came before it (it gave the lease up, or the lease
+    # expired, before this run took it); later history holds this run's own writes, which are not the
+    # dead run's, and edits made since.
+    until = parse_ts(ci.run["started_at"])
+    if began is None or until is None:
         return []
     convs = converters_for(ci.cfg)
     targets: list[tuple[AuditEntry, list[tuple[str, str, str, str]]]] = []
@@ -860,7 +865,7 @@ def _judged_by_history(
                 value = convs[name].from_hubspot(past.get("value"))
             except (TransformError, TypeError, ValueError):
                 continue
-            if at is not None and at >= began and clean(value) == clean(entry.changes[name].new):
+            if at is not None and began <= at < until and clean(value) == clean(entry.changes[name].new):
                 return True
         return False
 
