@@ -60,7 +60,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cosell_sync.common import AuditAction
-from cosell_sync.errors import ThrottledError
+from cosell_sync.errors import NotFoundError, ThrottledError
 from cosell_sync.storage import (
     LargeItems,
     from_item,
@@ -635,6 +635,30 @@ class RunReport:
 
         frame = changes if isinstance(changes, pd.DataFrame) else entries_to_frame(changes)
         return self.snapshots.put_frame(frame, self.changes_key)
+
+    def add_changes(self, entries: Iterable[AuditEntry]) -> str:
+        """Add entries audited for this run by a later run to its change set (created if it has none).
+
+        A run that died before its commit wrote no change set; the run that audits its writes later
+        (``journalStatus``) adds them here, so the dead run can be rolled back by its id like any other.
+        Rows already in the set are not added twice: a retried commit adds the same rows again.
+
+        Args:
+            entries: the entries written under this run's id by another run.
+
+        Returns:
+            The full S3 key.
+        """
+        import pandas as pd
+
+        frame = entries_to_frame(entries)
+        try:
+            held = self.read_changes()
+        except NotFoundError:
+            held = frame.iloc[0:0]
+        if not held.empty:
+            frame = pd.concat([held, frame], ignore_index=True) if not frame.empty else held
+        return self.snapshots.put_frame(frame.drop_duplicates(ignore_index=True), self.changes_key)
 
     def write_report(self, report: Mapping[str, Any]) -> str:
         """Write the run's summary (``catalog`` and ``run_id`` are added).

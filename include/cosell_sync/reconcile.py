@@ -175,5 +175,14 @@ def commit(
     report["audit_entries"] = done["audit_entries"]
     report["watermark_advanced"] = done["watermark_advanced"]
     report_store.write_changes(done["entries"])
+    # Writes of runs that died before their commit, audited by this one: in their own change sets too,
+    # so a rollback by the dead run's id finds them.
+    late: dict[str, list[Any]] = {}
+    for entry in done["entries"]:
+        owner = str(entry.metadata.get("runId") or "")
+        if owner and owner.replace("#", "_") != str(run["run_id"]).replace("#", "_"):
+            late.setdefault(owner, []).append(entry)
+    for owner, entries in sorted(late.items()):
+        RunReport(env.snapshots, run["catalog"], owner).add_changes(entries)
     report["report_key"] = report_store.write_report(report)
     return {"report": report}

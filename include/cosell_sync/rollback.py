@@ -708,7 +708,8 @@ def run_targets(env: SyncEnv, sync_run_id: str) -> tuple[dict[str, RunChanges], 
 
     Raises:
         NotFoundError: the run left no change set in this catalog (unknown run id, a dry run, or a
-            run that did not reach ``commit``).
+            run that did not reach ``commit``: the run that audits its writes later adds them to its
+            change set, so it can be rolled back from then on).
     """
     from cosell_sync.audit import APPLIED_ACTIONS, RunReport
 
@@ -717,7 +718,7 @@ def run_targets(env: SyncEnv, sync_run_id: str) -> tuple[dict[str, RunChanges], 
     except NotFoundError as err:
         raise NotFoundError(
             f"run {sync_run_id} left no change set in catalog {env.catalog}: not a cosell_reconcile run "
-            "id, a dry run, or a run that did not reach commit"
+            "id, a dry run, or a run that did not reach commit and whose writes no later run has audited yet"
         ) from err
     applied = frame[frame["success"].astype(bool) & frame["action"].isin([str(a) for a in APPLIED_ACTIONS])]
     created: dict[str, str] = {}

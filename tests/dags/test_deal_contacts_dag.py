@@ -288,7 +288,8 @@ def test_an_other_contact_written_by_a_run_that_died_mid_apply_is_audited_once(
     """``apply_hubspot`` dies after writing Olga's contact and before it stores its results.
 
     The dead run's commit never ran and its results are gone; the next run finds the contact holding the
-    values the dead plan meant for it and audits the write under the dead run's id, once.
+    values the dead plan meant for it and audits the write under the dead run's id, once; a rollback by
+    the dead run's id then undoes it.
     """
     from cosell_sync.writers.hubspot import HubSpotWriter
 
@@ -327,3 +328,13 @@ def test_an_other_contact_written_by_a_run_that_died_mid_apply_is_audited_once(
 
     sync_stack.run()
     assert len([e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_CONTACT"]) == 1
+
+    # The dead run can be rolled back by its id like any run: the audit entry written for it later is
+    # in its change set, so its write to Olga's contact is undone.
+    undo = sync_stack.run("cosell_rollback", conf={"run_id": dead.run_id, "dry_run": False})
+    assert sorted(xcom(undo, "rollback")["other_contacts"][oid]["restore"]) == [
+        "contact_job_title (contact 2)",
+        "contact_phone (contact 2)",
+    ]
+    restored = _hs_contact(sync_stack, ids["oldest"])
+    assert (restored["jobtitle"], restored.get("phone") or None) == ("Buyer", None)

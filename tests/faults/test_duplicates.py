@@ -24,6 +24,7 @@ from tests.dags.scenarios import (
     set_hs,
     set_pc,
     synced_book,
+    xcom,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
@@ -249,6 +250,7 @@ def test_hubspot_writes_of_a_run_that_died_at_commit_are_audited_once_by_the_nex
 
     ids = synced_book(sync_stack, opportunities=4)
     oid = editable(sync_stack, ids)[0]
+    before = canonical_hs(sync_stack, oid)["next_steps"]
     set_pc(sync_stack, oid, {"next_steps": "Edited in the console"})
     with monkeypatch.context() as mp:
         mp.setattr(cosell_sync.commit, "write_commit", _dies("worker lost during commit"))
@@ -258,6 +260,12 @@ def test_hubspot_writes_of_a_run_that_died_at_commit_are_audited_once_by_the_nex
     assert not [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
 
     _audited_once_by_the_next_runs(sync_stack, oid, "UPDATE_DEAL", "Edited in the console", failed)
+
+    # The dead run is rolled back by its id: its write, audited by a later run, is in its change set.
+    undo = sync_stack.run("cosell_rollback", conf={"run_id": failed.run_id, "dry_run": False})
+    assert list(xcom(undo, "rollback")["records"]) == [oid]
+    assert canonical_hs(sync_stack, oid)["next_steps"] == before
+    assert canonical_pc(sync_stack, oid)["next_steps"] == before
 
 
 # 4c ------------------------------------------------------------------------------------------------

@@ -203,5 +203,18 @@ class TestRunReport:
             "api_calls": 2,
         }
 
+    def test_entries_audited_later_are_added_once_to_a_dead_runs_change_set(self, clients):
+        """A run that died before its commit gets a change set from the run that audits its writes."""
+        report = RunReport(SnapshotStore(clients[0], BUCKET, "cosell"), "AWS", "scheduled__dead")
+        first = [entry(1, opportunity_id="O1")]
+        report.add_changes(first)  # no change set yet: created
+        report.add_changes(first)  # the auditing commit retried: nothing added twice
+        report.add_changes([entry(1, opportunity_id="O2", changes={"stage": {"old": "s0", "new": "s2"}})])
+        changes = report.read_changes()
+        assert changes[["opportunity_id", "field", "new"]].values.tolist() == [
+            ["O1", "stage", "s1"],
+            ["O2", "stage", "s2"],
+        ]
+
     def test_entries_to_frame_empty(self):
         assert list(entries_to_frame([]).columns)[:2] == ["opportunity_id", "deal_id"]
