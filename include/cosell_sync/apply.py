@@ -565,15 +565,8 @@ def _contacts_note(plan: Plan, oid: str, emails: list[str]) -> str:
 
 def _other_contact_targets(gw: Any, plan: Plan) -> dict[str, str]:
     """E-mail (case-folded) -> HubSpot contact id, for the other contacts Partner Central edited."""
-    emails = sorted({e for per in plan.contacts_to_hubspot.values() for e in per})
-    if not emails:
-        return {}
-    found, _ = gw.batch_read(CONTACT.plural, emails, ["email"], id_property="email")
-    return {
-        str(o["properties"]["email"]).casefold(): str(o["id"])
-        for o in found
-        if (o.get("properties") or {}).get("email")
-    }
+    emails = {e for per in plan.contacts_to_hubspot.values() for e in per}
+    return {email: str(o["id"]) for email, o in gw.contacts_by_email(emails, []).items()}
 
 
 def _close_superseded(env: SyncEnv, gw: Any, pc_results: dict[str, Any], run_id: str) -> list[str]:

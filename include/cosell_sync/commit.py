@@ -912,12 +912,8 @@ def _other_contacts_judged_by_hubspot(
                     oid,
                     type(err).__name__,
                 )
-    names = sorted({p for values in props.values() for p in values} | {"email"})
-    emails = sorted({email for _, email in props})
-    found, _ = HubSpotGateway(env.hubspot).batch_read(CONTACT.plural, emails, names, id_property="email")
-    current = {
-        str(o["properties"]["email"]).casefold(): o for o in found if (o.get("properties") or {}).get("email")
-    }
+    names = sorted({p for values in props.values() for p in values})
+    current = HubSpotGateway(env.hubspot).contacts_by_email({email for _, email in props}, names)
     written: dict[str, list[str]] = {}
     contact_ids: dict[str, dict[str, str]] = {}
     for (oid, email), values in props.items():

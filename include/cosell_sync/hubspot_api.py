@@ -305,6 +305,20 @@ class HubSpotGateway:
             errors.extend(page.get("errors", []))
         return found, errors
 
+    def contacts_by_email(self, emails: Iterable[str], properties: list[str]) -> dict[str, dict[str, Any]]:
+        """Contacts read by e-mail (100 per call), keyed by their e-mail case-folded (as the plan keys them).
+
+        ``email`` is always read; an address HubSpot has no contact for is absent from the result.
+        """
+        wanted = sorted(set(emails))
+        if not wanted:
+            return {}
+        names = sorted({*properties, "email"})
+        found, _ = self.batch_read("contacts", wanted, names, id_property="email")
+        return {
+            str(o["properties"]["email"]).casefold(): o for o in found if o.get("properties", {}).get("email")
+        }
+
     def owners(self, email: str | None = None, page_size: int = 100) -> list[dict[str, Any]]:
         """Active HubSpot owners (``GET /crm/v3/owners``), every page; ``email`` filters on one address.
 
