@@ -160,6 +160,7 @@ def test_a_write_is_audited_though_its_run_died_before_commit(sync_stack: Any, m
     _no_hubspot_retries(monkeypatch)
     ids = synced_book(sync_stack, opportunities=4)
     oid, other = editable(sync_stack, ids)[:2]
+    before = canonical_pc(sync_stack, oid)["next_steps"]
     set_hs(sync_stack, oid, {"next_steps": "Written before the run died"})
     set_pc(sync_stack, other, {"next_steps": "Makes apply_hubspot write"})
     # apply_hubspot dies after the Partner Central write (HubSpot is down for the whole task).
@@ -178,6 +179,12 @@ def test_a_write_is_audited_though_its_run_died_before_commit(sync_stack: Any, m
     assert canonical_hs(sync_stack, other)["next_steps"] == "Makes apply_hubspot write"
     assert len([e for e in sync_stack.audit(other) if e["action"] == "UPDATE_DEAL"]) == 1
     assert not [i for i in sync_stack.retry_items() if i.get("opportunity_id") == other]
+
+    # A rollback by the dead run's id undoes its Partner Central write (audited later, under its id).
+    undo = sync_stack.run("cosell_rollback", conf={"run_id": failed.run_id, "dry_run": False})
+    assert list(xcom(undo, "rollback")["records"]) == [oid]
+    assert canonical_pc(sync_stack, oid)["next_steps"] == before
+    assert canonical_hs(sync_stack, oid)["next_steps"] == before
 
 
 def _audited_once_by_the_next_runs(stack: Any, oid: str, action: str, value: str, dead: Any) -> None:
