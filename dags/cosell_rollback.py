@@ -8,7 +8,9 @@ Say what to roll back with **exactly one** of:
 - `run_id` — a `cosell_reconcile` run id: every record that run changed is put back, each field to the
   value it had just before that run (the `old` value of the run's own audit entries). No
   `target_timestamp`. A field changed again since that run is skipped (`CHANGED_SINCE_RUN`): undoing the
-  run must not overwrite a newer edit. Records the run *created* are listed, not deleted.
+  run must not overwrite a newer edit. Records the run *created* are listed, not deleted. A run that
+  failed before its `commit` can be named too, once a later run has audited its writes (the next
+  successful `cosell_reconcile` does).
 
 None, or more than one, fails the run at once (no retries) with the reason; so do a missing
 `target_timestamp` (with `opportunity_id`/`deal_id`) and a `target_timestamp` given with `run_id`.
@@ -96,7 +98,8 @@ DEFAULT_ARGS = {
             type=["null", "string"],
             title="Sync run id to undo",
             description="A cosell_reconcile run id: every record it changed goes back to its values just "
-            "before that run. No target time needed.",
+            "before that run. No target time needed. A failed run's writes can be undone once the next "
+            "successful run has audited them.",
         ),
         "target_timestamp": Param(
             None,
