@@ -315,9 +315,12 @@ class HubSpotGateway:
             return {}
         names = sorted({*properties, "email"})
         found, _ = self.batch_read("contacts", wanted, names, id_property="email")
-        return {
-            str(o["properties"]["email"]).casefold(): o for o in found if o.get("properties", {}).get("email")
-        }
+        by_email: dict[str, dict[str, Any]] = {}
+        for contact in found:
+            email = (contact.get("properties") or {}).get("email")
+            if email:
+                by_email[str(email).casefold()] = contact
+        return by_email
 
     def owners(self, email: str | None = None, page_size: int = 100) -> list[dict[str, Any]]:
         """Active HubSpot owners (``GET /crm/v3/owners``), every page; ``email`` filters on one address.

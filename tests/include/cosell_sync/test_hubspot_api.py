@@ -141,6 +141,28 @@ def test_batch_read_chunks_by_100_and_reports_missing_ids(portal: Portal) -> Non
     assert portal.calls()["POST /crm/v3/objects/deals/batch/read"] == 3
 
 
+def test_contacts_by_email_keys_each_found_contact_by_its_email_in_one_read(portal: Portal) -> None:
+    gw = portal.gateway()
+    made = gw.batch_create(
+        "contacts",
+        [
+            {"properties": {"email": "ann.lee@customer.example", "jobtitle": "CTO"}},
+            {"properties": {"email": "bo.chen@customer.example", "jobtitle": "Buyer"}},
+        ],
+    )
+    assert len(made.results) == 2
+    found = gw.contacts_by_email(
+        ["bo.chen@customer.example", "ann.lee@customer.example", "nobody@customer.example"], ["jobtitle"]
+    )
+    assert {e: c["properties"]["jobtitle"] for e, c in found.items()} == {
+        "ann.lee@customer.example": "CTO",
+        "bo.chen@customer.example": "Buyer",
+    }  # an address with no contact is absent, not an error
+    assert gw.calls["batch_read:contacts"] == 1
+    assert gw.contacts_by_email([], ["jobtitle"]) == {}
+    assert gw.calls["batch_read:contacts"] == 1  # nothing to read: no call
+
+
 def test_associations_map_each_deal_to_its_company(portal: Portal) -> None:
     gw = portal.gateway()
     owners = gw.associations("deals", "companies", portal.deals[:120])
