@@ -82,9 +82,10 @@ def measure_initial_load_real_airflow(records: int, keep: bool = False) -> dict[
     Returns:
         ``seconds``, ``floor``, ``ratio``, ``tasks`` (task id -> seconds), ``calls`` and ``handoffs``.
     """
+    from bench.event_latency import _ts
     from bench.quota_math import floor_seconds
-    from bench.run import _calls_summary
-    from bench.stack import CATALOG, connections, hs_search, pc_writes, required_list_pages, scaled_config
+    from bench.run import _calls_summary, load_calls
+    from bench.stack import CATALOG, connections, scaled_config
 
     workdir = Path(tempfile.mkdtemp(prefix="cosell-bench-load-real-"))
     # This process's import path and stand-in AWS credentials (the components get their own environment).
@@ -121,13 +122,15 @@ def measure_initial_load_real_airflow(records: int, keep: bool = False) -> dict[
             raise RuntimeError(f"the load ended {done['state']}; logs in {airflow.workdir}")
         pc, hs = stack.calls()
         started, ended = _ts(done["start_date"]), _ts(done["end_date"])
+        if started is None or ended is None:
+            raise RuntimeError(f"the load's run has no start or end date: {done}")
         tasks: dict[str, float] = {}
         spans: list[tuple[float, float]] = []
         for ti in sorted(
             airflow.task_timings("cosell_reconcile", run["dag_run_id"]), key=lambda t: t["start_date"] or ""
         ):
-            if ti.get("start_date") and ti.get("end_date"):
-                a, b = _ts(ti["start_date"]), _ts(ti["end_date"])
+            a, b = _ts(ti.get("start_date")), _ts(ti.get("end_date"))
+            if a is not None and b is not None:
                 tasks[ti["task_id"]] = tasks.get(ti["task_id"], 0.0) + b - a
                 spans.append((a, b))
         busy, reach = 0.0, started
@@ -135,13 +138,7 @@ def measure_initial_load_real_airflow(records: int, keep: bool = False) -> dict[
             if b > reach:
                 busy += b - max(a, reach)
                 reach = b
-        calls = {
-            "partner_central_reads": required_list_pages(records) + records,
-            "partner_central_writes": pc_writes(pc),
-            "hubspot_requests": hs["total"],
-            "hubspot_search": hs_search(hs),
-        }
-        floor, _ = floor_seconds(calls, LOAD_SCALE)
+        floor, _ = floor_seconds(load_calls(records, pc, hs), LOAD_SCALE)
         seconds = ended - started
         return {
             "seconds": seconds,
@@ -158,13 +155,6 @@ def measure_initial_load_real_airflow(records: int, keep: bool = False) -> dict[
             _say(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _ts(value: str) -> float:
-    """Seconds since the epoch of an API timestamp (ISO 8601)."""
-    from datetime import datetime
-
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
 def main(argv: list[str] | None = None) -> int:
