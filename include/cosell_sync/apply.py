@@ -503,10 +503,7 @@ def apply_hubspot(
         results.setdefault("related", {}).update(_complete_deals(cfg, writer, plan, pc, hs))
     # 4. one note per deal summarising what the sync changed (checkpointed: never twice per run)
     notes: dict[str, str] = {}
-    locked: dict[str, set[str]] = {}
-    for item in plan.blocked:
-        if item.get("reason") == LOCKED:
-            locked.setdefault(item["opportunity_id"], set()).add(item["field"])
+    locked = locked_fields(plan)
     for oid, changes in plan.hubspot_updates.items():
         deal_id = object_id(oid, DEAL.name)
         if deal_id and oid in reverted:
@@ -516,7 +513,7 @@ def apply_hubspot(
     for oid, emails in (results.get("other_contacts_written") or {}).items():
         deal_id = object_id(oid, DEAL.name)
         if deal_id and oid not in results["failed"]:
-            notes[deal_id] = notes.get(deal_id, "") + _contacts_note(plan, oid, emails)
+            notes[deal_id] = notes.get(deal_id, "") + contacts_note(plan, oid, emails)
     for deal_id, opp_id in results["linked"].items():
         notes[deal_id] = f"<p>Linked to AWS Partner Central opportunity {opp_id}.</p>"
     results["notes"] = writer.write_notes(notes, ref=run["run_id"])
@@ -553,8 +550,26 @@ def apply_hubspot(
     return {"key": key, "counts": counts}
 
 
-def _contacts_note(plan: Plan, oid: str, emails: list[str]) -> str:
-    """The deal note's line for other contacts edited in Partner Central (positions and fields)."""
+def locked_fields(plan: Plan) -> dict[str, set[str]]:
+    """Opportunity id -> the fields its plan wrote back to HubSpot because Partner Central locks them."""
+    locked: dict[str, set[str]] = {}
+    for item in plan.blocked:
+        if item.get("reason") == LOCKED:
+            locked.setdefault(item["opportunity_id"], set()).add(item["field"])
+    return locked
+
+
+def contacts_note(plan: Plan, oid: str, emails: list[str]) -> str:
+    """The deal note's line for other contacts edited in Partner Central (positions and fields).
+
+    Args:
+        plan: the plan that wrote them.
+        oid: the opportunity.
+        emails: the contacts written (their e-mails go nowhere: the note names positions and fields).
+
+    Returns:
+        The line's HTML.
+    """
     positions = plan.contact_positions.get(oid, {})
     parts = [
         f"contact {positions.get(e, '?')} ({', '.join(sorted(plan.contacts_to_hubspot[oid][e]))})"

@@ -734,7 +734,10 @@ def journal_audit_entries(ci: CommitInputs, journal: list[dict[str, Any]]) -> li
 
 
 def hubspot_journal_entries(
-    env: SyncEnv, ci: CommitInputs, journal: list[dict[str, Any]]
+    env: SyncEnv,
+    ci: CommitInputs,
+    journal: list[dict[str, Any]],
+    notes: dict[str, dict[str, str]] | None = None,
 ) -> list[AuditEntry]:
     """Audit entries for the HubSpot writes of runs that died before their commit.
 
@@ -749,6 +752,8 @@ def hubspot_journal_entries(
         env: clients and stores (the dead run's plan, snapshots and results are read from S3).
         ci: this run's commit inputs.
         journal: the journal entries of other runs.
+        notes: filled, when given, with the deal notes a dead ``apply_hubspot`` owed for the writes judged
+            made here (``dead_run_notes``): dead run id -> deal id -> note body.
 
     Returns:
         The entries, keyed by the dead runs' ids.
@@ -785,6 +790,7 @@ def hubspot_journal_entries(
                 err,
             )
             continue
+        first = len(out)
         unshown: list[AuditEntry] = []
         for entry in entries:
             if entry.direction != Direction.TO_HUBSPOT:
@@ -801,7 +807,86 @@ def hubspot_journal_entries(
             out += _judged_by_history(env, ci, item, unshown)
         if not finished and dead.plan.contacts_to_hubspot:
             out += _other_contacts_judged_by_hubspot(env, dead, ci, item)
+        if notes is not None and not finished:
+            # A finished apply_hubspot wrote its notes (they come before its results are stored).
+            owed = dead_run_notes(ci.cfg, dead.plan, out[first:])
+            if owed:
+                notes[str(item.get("run_id"))] = owed
     return out
+
+
+def dead_run_notes(cfg: SyncConfig, plan: Plan, entries: list[AuditEntry]) -> dict[str, str]:
+    """The deal notes a dead ``apply_hubspot`` owed for its writes judged made: deal id -> note body.
+
+    The same notes its step 4 writes (``apply.update_note``, ``apply.contacts_note``) for the deal updates
+    and other contacts HubSpot shows written; a deal the run created gets no note there, nor here.
+
+    Args:
+        cfg: the sync configuration.
+        plan: the dead run's plan.
+        entries: the dead run's HubSpot writes judged made (``hubspot_journal_entries``).
+
+    Returns:
+        Deal id -> HTML body.
+    """
+    from cosell_sync.apply import contacts_note, locked_fields, update_note
+
+    locked = locked_fields(plan)
+    notes: dict[str, str] = {}
+    for entry in entries:
+        oid = entry.opportunity_id or ""
+        if entry.action == AuditAction.UPDATE_DEAL and entry.deal_id:
+            notes[entry.deal_id] = update_note(cfg, dict(entry.changes), locked.get(oid, set()))
+    for entry in entries:
+        oid = entry.opportunity_id or ""
+        if entry.action != AuditAction.UPDATE_CONTACT or not entry.deal_id:
+            continue
+        positions = {str(p) for p in (entry.metadata.get("contactIds") or {})}
+        emails = [e for e, p in plan.contact_positions.get(oid, {}).items() if f"contact {p}" in positions]
+        if emails:
+            notes[entry.deal_id] = notes.get(entry.deal_id, "") + contacts_note(plan, oid, emails)
+    return notes
+
+
+def write_dead_run_notes(env: SyncEnv, owed: dict[str, dict[str, str]]) -> set[str]:
+    """Write the notes dead runs owed (``hubspot_journal_entries``), each under its dead run's reference.
+
+    Each run's notes go through the dead ``apply_hubspot``'s own checkpoint and reference: notes it wrote
+    before it died are found by their reference and not made again, and a retried commit writes none
+    twice (``HubSpotWriter.write_notes``).
+
+    Args:
+        env: clients and stores.
+        owed: dead run id -> deal id -> note body.
+
+    Returns:
+        The dead runs whose notes could not be written (HubSpot refused or did not answer): their journal
+        entries are kept, so the next commit tries again.
+    """
+    from cosell_sync.errors import SyncError
+    from cosell_sync.hubspot_api import HubSpotGateway
+    from cosell_sync.storage import run_key
+    from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
+
+    failed: set[str] = set()
+    gw = HubSpotGateway(env.hubspot)
+    for run_id, notes in sorted(owed.items()):
+        marker = run_key(env.catalog, run_id, "notes_done.json")
+        writer = HubSpotWriter(env.config, gw, Checkpoints(env.snapshots, {"notes": marker}))
+        try:
+            count = writer.write_notes(notes, ref=run_id)
+        except SyncError as err:
+            failed.add(run_id)
+            log.error(
+                "the %d deal notes dead run %s owed were not written (%s %s); the next run tries again",
+                len(notes),
+                run_id,
+                type(err).__name__,
+                err.code or "",
+            )
+            continue
+        log.info("dead run %s: %d deal notes it owed are on their deals", run_id, count)
+    return failed
 
 
 def _judged_by_history(
@@ -975,15 +1060,24 @@ def write_commit(env: SyncEnv, ci: CommitInputs) -> dict[str, Any]:
     # Writes of runs that died before their commit: audited now, under their own run id.
     others = [e for e in journal if e.get("run_id") != run["run_id"]]
     entries += journal_audit_entries(ci, others)
-    entries += hubspot_journal_entries(env, ci, others)
+    owed: dict[str, dict[str, str]] = {}
+    entries += hubspot_journal_entries(env, ci, others, notes=owed)
     rows = next_baseline(ci)
     retry, done = retry_set(ci)
     written = env.audit.write(entries)
+    # After the audit: a note says what the audit holds. A run whose notes HubSpot refused keeps its
+    # journal entry, so the next commit judges its writes again and writes what is still owed.
+    unnoted = write_dead_run_notes(env, owed) if owed else set()
     if env.journal is not None and journal:
         # The audit holds every journaled write now (this run's through its results). A create whose
         # deal did not get its link keeps its entry: the next run resends it and links the same record.
         keep = unlinked_creates(ci)
-        env.journal.clear(e["SK"] for e in journal if not _keep_journal_entry(e, keep))
+        env.journal.clear(
+            e["SK"]
+            for e in journal
+            if not _keep_journal_entry(e, keep)
+            and not (e.get("kind") == HUBSPOT_WRITES and e.get("run_id") in unnoted)
+        )
         for e in journal:
             if e.get("kind") == BULK_CREATE_JOB and _keep_journal_entry(e, keep):
                 # Only the deals still without their link are applied again (audited once each).

@@ -12,7 +12,7 @@ HubSpot writes are journaled once per run (``HUBSPOT_WRITES``): ``apply_hubspot`
 (the run, its plan's key and the Partner Central results it works from) before its first write and the
 key of its results after its last. A later commit audits a dead run's HubSpot writes from them: from the
 results when ``apply_hubspot`` finished, else from the plan, each write judged against HubSpot as that
-commit's run read it.
+commit's run read it; it then writes the deal notes the dead run owed for the writes judged made.
 
 ``commit`` turns the journal into audit entries: its own run's entries are covered by the apply results
 and are cleared; entries left by a run that died become audit entries of their own (an intent without

@@ -257,6 +257,23 @@ def hs_call(stack: Any, method: str, path: str, body: Any = None) -> Any:
     return r.json() if r.content else None
 
 
+def run_notes(stack: Any, deal_id: str, run_id: str) -> list[str]:
+    """The bodies of the deal's notes that carry run ``run_id``'s reference (each note names its run)."""
+    from cosell_sync.writers.hubspot import NOTE_REF_PREFIX
+
+    linked = hs_call(stack, "GET", f"/crm/v4/objects/deals/{deal_id}/associations/notes")["results"]
+    bodies = [
+        str(
+            hs_call(stack, "GET", f"/crm/v3/objects/notes/{n['toObjectId']}?properties=hs_note_body")[
+                "properties"
+            ].get("hs_note_body")
+            or ""
+        )
+        for n in linked
+    ]
+    return [b for b in bodies if f"{NOTE_REF_PREFIX}{run_id}" in b]
+
+
 def new_contact(stack: Any, email: str, first: str, last: str) -> str:
     """A new HubSpot contact (job title ``Buyer``): its id."""
     made = hs_call(

@@ -13,7 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from scenarios import deal_with_three_contacts, hs_call, new_contact, pc_contact_emails, writes, xcom
+from scenarios import (
+    deal_with_three_contacts,
+    hs_call,
+    new_contact,
+    pc_contact_emails,
+    run_notes,
+    writes,
+    xcom,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dags")]
 
@@ -323,11 +331,16 @@ def test_an_other_contact_written_by_a_run_that_died_mid_apply_is_audited_once(
     assert entry["changes"]["contact_job_title (contact 2)"] == {"old": "Buyer", "new": "Head of Data"}
     assert entry["changes"]["contact_phone (contact 2)"]["new"] == "+14155550123"
     assert entry["metadata"]["contactIds"] == {"contact 2": ids["oldest"]}
-    assert writes(sync_stack) == ({}, [])  # judged from one read: nothing written again
+    # Judged from one read: nothing written again, only the deal note the dead run owed for the contact.
+    assert writes(sync_stack) == ({}, ["POST /crm/v3/objects/notes/batch/create"])
+    (note,) = run_notes(sync_stack, deal_id, dead.run_id)
+    assert "contact 2 (contact_job_title, contact_phone)" in note
+    assert "Head of Data" not in note  # values never go in a note
     assert not [i for i in sync_stack.retry_items() if i.get("opportunity_id") == oid]
 
     sync_stack.run()
     assert len([e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_CONTACT"]) == 1
+    assert len(run_notes(sync_stack, deal_id, dead.run_id)) == 1
 
     # The dead run can be rolled back by its id like any run: the audit entry written for it later is
     # in its change set, so its write to Olga's contact is undone.

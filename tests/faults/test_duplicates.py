@@ -21,6 +21,7 @@ from tests.dags.scenarios import (
     canonical_pc,
     editable,
     hubspot_total,
+    run_notes,
     set_hs,
     set_pc,
     synced_book,
@@ -336,3 +337,45 @@ def test_a_dead_runs_deal_update_a_person_changed_again_is_audited_from_hubspots
     sync_stack.run()
     again = [e for e in sync_stack.audit(oid) if e["action"] == "UPDATE_DEAL"]
     assert len([e for e in again if e["metadata"]["runId"] == failed.run_id]) == 1
+
+
+# 4e ------------------------------------------------------------------------------------------------
+def test_the_note_a_dead_run_owed_is_written_once_by_the_next_run(sync_stack: Any, monkeypatch: Any) -> None:
+    """``apply_hubspot`` dies after its deal update, before the deal's note.
+
+    The next run audits the update under the dead run and owes the note: HubSpot refuses it, and that
+    run still succeeds. The run after writes it, under the dead run's reference (judging the dead write
+    from HubSpot's history, since it no longer reads the record); a fourth run writes no second one.
+    """
+    from cosell_sync.config import load_config
+    from cosell_sync.writers.hubspot import HubSpotWriter
+
+    _no_hubspot_retries(monkeypatch)
+    ids = synced_book(sync_stack, opportunities=4)
+    oid = editable(sync_stack, ids)[0]
+    deal_id = str(sync_stack.deal_by_opportunity(oid)["id"])
+    set_pc(sync_stack, oid, {"next_steps": "Edited in the console"})
+    with monkeypatch.context() as mp:
+        mp.setattr(HubSpotWriter, "write_notes", _dies("worker lost after the deal updates"))
+        failed = sync_stack.run(expect="failed")
+    assert canonical_hs(sync_stack, oid)["next_steps"] == "Edited in the console"
+    assert run_notes(sync_stack, deal_id, failed.run_id) == []
+
+    notes_before = hubspot_total(sync_stack, "notes")
+    refused = {"times": 10, "status": 500}
+    sync_stack.hs_control("faults", {"endpoint_faults": {"POST /crm/v3/objects/notes/batch/create": refused}})
+    sync_stack.run()  # succeeds: a refused note does not fail the commit
+    assert run_notes(sync_stack, deal_id, failed.run_id) == []
+    assert len([e for e in sync_stack.audit(oid) if e["metadata"]["runId"] == failed.run_id]) == 1
+
+    sync_stack.hs_control("faults", {"endpoint_faults": {}})
+    sync_stack.run()
+    (note,) = run_notes(sync_stack, deal_id, failed.run_id)
+    assert load_config().field("next_steps").hubspot in note  # the property the dead run wrote
+    assert "Edited in the console" not in note  # values never go in a note
+    # Only the owed note: the record converged, so the later runs wrote nothing of their own to it.
+    assert hubspot_total(sync_stack, "notes") - notes_before == 1
+    assert len([e for e in sync_stack.audit(oid) if e["metadata"]["runId"] == failed.run_id]) == 1
+    sync_stack.run()
+    assert len(run_notes(sync_stack, deal_id, failed.run_id)) == 1
+    assert hubspot_total(sync_stack, "notes") - notes_before == 1
