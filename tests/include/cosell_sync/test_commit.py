@@ -574,3 +574,65 @@ def test_a_deal_created_by_the_sync_is_baselined_with_its_one_contact(cfg: SyncC
     }
     baseline = next_baseline(inputs(cfg, plan, pc=pc, hs_res=hs_res))
     assert (baseline["O5"]["contact_count"], baseline["O6"]["contact_count"]) == ("1", "0")
+
+
+def test_a_dead_runs_owed_notes_name_the_written_properties_and_contacts_never_values(
+    cfg: SyncConfig,
+) -> None:
+    """The notes the next commit writes for a dead ``apply_hubspot``: the ones its step 4 would have."""
+    from cosell_sync.apply import LOCKED_NOTE
+    from cosell_sync.audit import AuditEntry
+    from cosell_sync.commit import dead_run_notes
+    from cosell_sync.gating import LOCKED
+
+    email = "olga@customer.example"
+    plan = Plan(
+        blocked=[{"opportunity_id": "O1", "field": "stage", "reason": LOCKED, "value": "Committed"}],
+        contacts_to_hubspot={"O2": {email: {"contact_job_title": "Head of Data"}}},
+        contact_positions={"O2": {email: 2}},
+    )
+
+    def judged(oid: str, deal: str, action: AuditAction, changes: dict[str, Any], **metadata: Any) -> Any:
+        return AuditEntry(
+            opportunity_id=oid,
+            deal_id=deal,
+            run_id="scheduled__dead",
+            run_timestamp=datetime(2026, 2, 18, 9, tzinfo=UTC),
+            direction=Direction.TO_HUBSPOT,
+            action=action,
+            source="PARTNER_CENTRAL",
+            changes=changes,
+            metadata={"journalStatus": "INTENT", **metadata},
+        )
+
+    notes = dead_run_notes(
+        cfg,
+        plan,
+        [
+            judged(
+                "O1",
+                "D1",
+                AuditAction.UPDATE_DEAL,
+                {
+                    "stage": {"old": "Qualified", "new": "Committed"},
+                    "next_steps": {"old": "Call", "new": "Demo"},
+                },
+            ),
+            judged(
+                "O2",
+                "D2",
+                AuditAction.UPDATE_CONTACT,
+                {"contact_job_title (contact 2)": {"old": "Buyer", "new": "Head of Data"}},
+                contactIds={"contact 2": "C9"},
+            ),
+            judged("O3", "D3", AuditAction.CREATE_DEAL, {"stage": {"old": None, "new": "Prospect"}}),
+        ],
+    )
+
+    assert sorted(notes) == ["D1", "D2"]  # a created deal gets no note, as in apply_hubspot
+    stage, next_steps = cfg.field("stage").hubspot, cfg.field("next_steps").hubspot
+    assert f"<li>{stage} ({LOCKED_NOTE})</li>" in notes["D1"]
+    assert f"<li>{next_steps}</li>" in notes["D1"]
+    assert "contact 2 (contact_job_title)" in notes["D2"]
+    for body in notes.values():
+        assert not any(v in body for v in ("Committed", "Demo", "Head of Data", email))
