@@ -832,17 +832,26 @@ def dead_run_notes(cfg: SyncConfig, plan: Plan, entries: list[AuditEntry]) -> di
     from cosell_sync.apply import contacts_note, locked_fields, update_note
 
     locked = locked_fields(plan)
+    # A field unmapped since the dead run planned it (a config change) is left out of its note: the note
+    # names HubSpot properties, and raising here would stop this commit and every later one.
+    mapped = set(cfg.field_names())
     notes: dict[str, str] = {}
     for entry in entries:
         oid = entry.opportunity_id or ""
-        if entry.action == AuditAction.UPDATE_DEAL and entry.deal_id:
-            notes[entry.deal_id] = update_note(cfg, dict(entry.changes), locked.get(oid, set()))
+        fields = {f: c for f, c in entry.changes.items() if f in mapped}
+        if entry.action == AuditAction.UPDATE_DEAL and entry.deal_id and fields:
+            notes[entry.deal_id] = update_note(cfg, fields, locked.get(oid, set()))
     for entry in entries:
         oid = entry.opportunity_id or ""
         if entry.action != AuditAction.UPDATE_CONTACT or not entry.deal_id:
             continue
         positions = {str(p) for p in (entry.metadata.get("contactIds") or {})}
-        emails = [e for e, p in plan.contact_positions.get(oid, {}).items() if f"contact {p}" in positions]
+        edited = plan.contacts_to_hubspot.get(oid) or {}
+        emails = [
+            e
+            for e, p in plan.contact_positions.get(oid, {}).items()
+            if f"contact {p}" in positions and e in edited
+        ]
         if emails:
             notes[entry.deal_id] = notes.get(entry.deal_id, "") + contacts_note(plan, oid, emails)
     return notes

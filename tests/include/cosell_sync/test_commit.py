@@ -626,6 +626,8 @@ def test_a_dead_runs_owed_notes_name_the_written_properties_and_contacts_never_v
                 contactIds={"contact 2": "C9"},
             ),
             judged("O3", "D3", AuditAction.CREATE_DEAL, {"stage": {"old": None, "new": "Prospect"}}),
+            # Planned by the dead run for a field the config no longer maps: no note, and no error.
+            judged("O4", "D4", AuditAction.UPDATE_DEAL, {"unmapped_since": {"old": "a", "new": "b"}}),
         ],
     )
 
