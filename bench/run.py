@@ -177,8 +177,8 @@ def phase_initial_load(stack: BenchStack, book: int, results: list[Result]) -> d
     created = report["partner_central_to_hubspot"]["created"]
     task_times = stack.task_seconds(run)
     tasks = ", ".join(f"{k} {v:.0f} s" for k, v in task_times.items())
-    required_reads = required_list_pages(book) + book
     calls = load_calls(book, pc, hs)
+    required_reads = calls["partner_central_reads"]
     floor, binding = floor_seconds(calls, LOAD_SCALE)
     measured_floor, _ = floor_seconds({**calls, "partner_central_reads": pc_reads(pc)}, LOAD_SCALE)
     ratio = seconds / floor if floor else None

@@ -325,14 +325,7 @@ def apply_hubspot(
     cfg = env.config
     gw = HubSpotGateway(env.hubspot)
 
-    def marker(name: str) -> str:
-        return run_key(run["catalog"], run["run_id"], f"{name}_done.json")
-
-    writer = HubSpotWriter(
-        cfg,
-        gw,
-        Checkpoints(env.snapshots, {"notes": marker("notes")}),
-    )
+    writer = HubSpotWriter(cfg, gw, notes_checkpoints(env, run["catalog"], run["run_id"]))
     link = cfg.link_property
     plan = load_plan(env, planned)
     # Journaled before the first write, once the plan is known current (a stale task writes nothing): if
@@ -548,6 +541,14 @@ def apply_hubspot(
     }
     log.info("HubSpot writes: %s (%d API calls)", counts, gw.total_calls)
     return {"key": key, "counts": counts}
+
+
+def notes_checkpoints(env: SyncEnv, catalog: str, run_id: str) -> Checkpoints:
+    """The checkpoint of run ``run_id``'s deal notes: its ``apply_hubspot``'s, and a later commit's for it.
+
+    One key for both, so the commit that writes a dead run's owed notes finds what that run wrote.
+    """
+    return Checkpoints(env.snapshots, {"notes": run_key(catalog, run_id, "notes_done.json")})
 
 
 def locked_fields(plan: Plan) -> dict[str, set[str]]:

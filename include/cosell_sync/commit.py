@@ -872,16 +872,15 @@ def write_dead_run_notes(env: SyncEnv, owed: dict[str, dict[str, str]]) -> set[s
         The dead runs whose notes could not be written (HubSpot refused or did not answer): their journal
         entries are kept, so the next commit tries again.
     """
+    from cosell_sync.apply import notes_checkpoints
     from cosell_sync.errors import SyncError
     from cosell_sync.hubspot_api import HubSpotGateway
-    from cosell_sync.storage import run_key
-    from cosell_sync.writers.hubspot import Checkpoints, HubSpotWriter
+    from cosell_sync.writers.hubspot import HubSpotWriter
 
     failed: set[str] = set()
     gw = HubSpotGateway(env.hubspot)
     for run_id, notes in sorted(owed.items()):
-        marker = run_key(env.catalog, run_id, "notes_done.json")
-        writer = HubSpotWriter(env.config, gw, Checkpoints(env.snapshots, {"notes": marker}))
+        writer = HubSpotWriter(env.config, gw, notes_checkpoints(env, env.catalog, run_id))
         try:
             count = writer.write_notes(notes, ref=run_id)
         except SyncError as err:
